@@ -1,0 +1,14 @@
+"""edgemine: a small, fast deep-learning engine for data mining on edge devices.
+
+>>> import edgemine
+>>> edgemine.__version__
+'0.1.0'
+"""
+
+from edgemine._numba_env import configure as _configure_numba
+
+_configure_numba()
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,16 @@
+"""Small real data sets shipped inside the package (no download at run time).
+
+``mnist``: a 5,000-image MNIST subset (4,000 train / 1,000 test).
+``tweets``: 38,158 crowd-labelled tweets, 3 sentiment classes.
+Sources and licenses: ``edgemine/datasets/data/SOURCES.md``.
+
+Example:
+    >>> from edgemine.datasets import mnist
+    >>> (x_train, y_train), (x_test, y_test) = mnist.load_data()
+    >>> x_train.shape, x_test.shape
+    ((4000, 28, 28), (1000, 28, 28))
+"""
+
+from edgemine.datasets import mnist, tweets
+
+__all__ = ["mnist", "tweets"]

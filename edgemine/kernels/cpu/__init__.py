@@ -1,0 +1,147 @@
+"""The CPU backend: numpy arrays, Numba kernels and OpenBLAS matrix products.
+
+This module's functions are the backend interface that layers, losses and optimizers call
+(``layer.ops.<name>``). The CUDA backend (``edgemine.kernels.cuda``) provides the same names over
+device arrays, so the layers never know where they run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import activation_backward, activation_forward
+from .conv import conv2d_backward, conv2d_forward, conv_output_size
+from .losses import loss_forward, loss_gradient
+from .optim import adam_update, adam_update_sparse, rmsprop_update, sgd_update
+from .pool import pool2d_backward, pool2d_forward
+
+name = "cpu"
+
+__all__ = [
+    "activation_backward",
+    "activation_forward",
+    "adam_update",
+    "adam_update_sparse",
+    "asarray",
+    "batch_moments",
+    "batchnorm_backward",
+    "batchnorm_forward",
+    "clear_rows",
+    "conv2d_backward",
+    "conv2d_forward",
+    "conv_output_size",
+    "dense_backward",
+    "dense_forward",
+    "dropout_forward",
+    "global_pool_backward",
+    "global_pool_forward",
+    "loss_forward",
+    "loss_gradient",
+    "pool2d_backward",
+    "pool2d_forward",
+    "rmsprop_update",
+    "scatter_rows",
+    "sgd_update",
+    "to_numpy",
+    "zeros_like",
+]
+
+
+def asarray(x, dtype=None):
+    """Host array -> backend array (a contiguous numpy array here)."""
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def to_numpy(x) -> np.ndarray:
+    return np.asarray(x)
+
+
+def zeros_like(x):
+    return np.zeros_like(x)
+
+
+def dense_forward(x, kernel, bias):
+    """y = x @ kernel + bias over the last axis of x (any rank >= 2)."""
+    y = x @ kernel
+    if bias is not None:
+        y += bias
+    return y
+
+
+def dense_backward(x, kernel, dz, need_dx=True):
+    """Returns (dx or None, dkernel, dbias) for dz = dL/d(x @ kernel + bias)."""
+    x2 = x.reshape(-1, x.shape[-1])
+    dz2 = dz.reshape(-1, dz.shape[-1])
+    dkernel = x2.T @ dz2
+    dbias = dz2.sum(axis=0)
+    dx = dz @ kernel.T if need_dx else None
+    return dx, dkernel, dbias
+
+
+def global_pool_forward(mode, x):
+    """Global pooling over H and W of NHWC x. Returns (y, cache)."""
+    if mode == "avg":
+        return x.mean(axis=(1, 2)), None
+    n, h, w, c = x.shape
+    flat = x.reshape(n, h * w, c)
+    arg = flat.argmax(axis=1)
+    return np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :], arg
+
+
+def global_pool_backward(mode, x_shape, cache, dy):
+    n, h, w, c = x_shape
+    if mode == "avg":
+        return np.broadcast_to((dy / (h * w))[:, None, None, :], x_shape).copy()
+    dx = np.zeros((n, h * w, c), dtype=dy.dtype)
+    np.put_along_axis(dx, cache[:, None, :], dy[:, None, :], axis=1)
+    return dx.reshape(x_shape)
+
+
+def batchnorm_forward(x, gamma, beta, mean, var, epsilon):
+    """Normalise over every axis but the last with the given statistics.
+
+    Returns (y, xhat, inv_std); xhat and inv_std are kept for the backward pass.
+    """
+    inv_std = 1.0 / np.sqrt(var + epsilon)
+    xhat = (x - mean) * inv_std
+    y = xhat * gamma if gamma is not None else xhat.copy()
+    if beta is not None:
+        y += beta
+    return y, xhat, inv_std
+
+
+def batch_moments(x):
+    """Mean and biased variance over every axis but the last (Keras's batch statistics)."""
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes)
+    var = x.var(axis=axes)
+    return mean, var
+
+
+def batchnorm_backward(xhat, inv_std, gamma, dy, training):
+    """Returns (dx, dgamma, dbeta). In training the statistics depend on the batch."""
+    axes = tuple(range(dy.ndim - 1))
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    g = gamma if gamma is not None else 1.0
+    if not training:
+        return dy * (g * inv_std), dgamma, dbeta
+    m = dy.size // dy.shape[-1]
+    dx = (g * inv_std / m) * (m * dy - dbeta - xhat * dgamma)
+    return dx.astype(dy.dtype, copy=False), dgamma, dbeta
+
+
+def dropout_forward(x, rate, rng):
+    """Inverted dropout. Returns (y, mask) with mask already scaled by 1 / (1 - rate)."""
+    keep = rng.random(x.shape, dtype=np.float32) >= rate
+    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
+    return x * mask, mask
+
+
+def scatter_rows(dense, rows, values):
+    """dense[rows] = values (rows unique)."""
+    dense[rows] = values
+
+
+def clear_rows(dense, rows):
+    dense[rows] = 0

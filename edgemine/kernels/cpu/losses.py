@@ -1,0 +1,90 @@
+"""Loss values and their gradients. Reduction is Keras's default: mean over the batch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPSILON = 1e-7  # Keras's backend epsilon, used to clip probabilities
+
+
+def _log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def loss_forward(name, y_pred, y_true, from_logits=False):
+    """Per-sample losses, shape (batch,)."""
+    if name == "categorical_crossentropy":
+        if from_logits:
+            return -(y_true * _log_softmax(y_pred)).sum(axis=-1)
+        p = y_pred / y_pred.sum(axis=-1, keepdims=True)
+        return -(y_true * np.log(np.clip(p, EPSILON, 1 - EPSILON))).sum(axis=-1)
+    if name == "sparse_categorical_crossentropy":
+        idx = y_true.reshape(-1).astype(np.int64)
+        if from_logits:
+            logp = _log_softmax(y_pred)
+        else:
+            logp = np.log(np.clip(y_pred, EPSILON, 1 - EPSILON))
+        return -np.take_along_axis(logp, idx[:, None], axis=-1)[:, 0]
+    if name == "binary_crossentropy":
+        if from_logits:
+            z = y_pred
+            per = np.maximum(z, 0) - z * y_true + np.log1p(np.exp(-np.abs(z)))
+        else:
+            p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+            per = -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
+        return per.reshape(per.shape[0], -1).mean(axis=-1)
+    if name == "mean_squared_error":
+        d = y_pred - y_true
+        return (d * d).reshape(d.shape[0], -1).mean(axis=-1)
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def loss_gradient(name, y_pred, y_true, from_logits=False, fused_activation=None):
+    """Gradient of the batch-mean loss.
+
+    With ``fused_activation`` ('softmax' for the cross-entropies, 'sigmoid' for binary), y_pred is
+    that activation's output and the gradient returned is with respect to its INPUT: the exact,
+    well-conditioned ``(p - t) / n`` instead of a division by small probabilities.
+    With ``from_logits`` the gradient is likewise with respect to the logits y_pred.
+    """
+    n = y_pred.shape[0]
+    dt = y_pred.dtype
+    if name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+        if name == "sparse_categorical_crossentropy":
+            t = np.zeros_like(y_pred)
+            np.put_along_axis(t, y_true.reshape(-1, 1).astype(np.int64), 1, axis=-1)
+        else:
+            t = y_true.astype(dt, copy=False)
+        if from_logits:
+            return ((_softmax(y_pred) * t.sum(axis=-1, keepdims=True) - t) / n).astype(dt)
+        if fused_activation == "softmax":
+            return ((y_pred * t.sum(axis=-1, keepdims=True) - t) / n).astype(dt)
+        s = y_pred.sum(axis=-1, keepdims=True)
+        p = y_pred / s
+        inside = (p > EPSILON) & (p < 1 - EPSILON)
+        dp = np.where(inside, -t / np.clip(p, EPSILON, 1), 0)
+        # through the normalisation p = y / sum(y)
+        return ((dp - (dp * p).sum(axis=-1, keepdims=True)) / s / n).astype(dt)
+    if name == "binary_crossentropy":
+        m = y_pred[0].size
+        if from_logits or fused_activation == "sigmoid":
+            p = _sigmoid(y_pred) if from_logits else y_pred
+            return ((p - y_true) / (n * m)).astype(dt)
+        inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
+        p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+        g = np.where(inside, (p - y_true) / (p * (1 - p)), 0)
+        return (g / (n * m)).astype(dt)
+    if name == "mean_squared_error":
+        m = y_pred[0].size
+        return (2.0 * (y_pred - y_true) / (n * m)).astype(dt)
+    raise ValueError(f"unknown loss {name!r}")

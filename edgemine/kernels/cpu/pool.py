@@ -1,0 +1,118 @@
+"""Max and average 2-D pooling on NHWC tensors, with TensorFlow's 'valid'/'same' padding.
+
+Max pooling remembers the flat (row * W + col) position of each winner for the backward scatter;
+'same' average pooling divides by the number of in-bounds cells, as TensorFlow does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .conv import conv_output_size
+
+
+@njit(cache=True, parallel=True)
+def _max_fwd(x, ph, pw, sh, sw, pt, pl, y, arg):
+    n, h, w, c = x.shape
+    _, oh, ow, _ = y.shape
+    for b in prange(n):
+        best = np.empty(c, dtype=x.dtype)
+        where = np.empty(c, dtype=np.int32)
+        for i in range(oh):
+            for j in range(ow):
+                best[:] = -np.inf
+                where[:] = -1
+                for p in range(ph):
+                    yy = i * sh + p - pt
+                    if yy < 0 or yy >= h:
+                        continue
+                    for q in range(pw):
+                        xx = j * sw + q - pl
+                        if xx < 0 or xx >= w:
+                            continue
+                        for ch in range(c):
+                            v = x[b, yy, xx, ch]
+                            if v > best[ch] or where[ch] < 0:
+                                best[ch] = v
+                                where[ch] = yy * w + xx
+                for ch in range(c):
+                    y[b, i, j, ch] = best[ch]
+                    arg[b, i, j, ch] = where[ch]
+
+
+@njit(cache=True, parallel=True)
+def _max_bwd(dy, arg, dx):
+    n, oh, ow, c = dy.shape
+    w = dx.shape[2]
+    for b in prange(n):
+        dx[b] = 0.0
+        for i in range(oh):
+            for j in range(ow):
+                for ch in range(c):
+                    k = arg[b, i, j, ch]
+                    dx[b, k // w, k % w, ch] += dy[b, i, j, ch]
+
+
+@njit(cache=True, parallel=True)
+def _avg(x, ph, pw, sh, sw, pt, pl, y, backward):
+    # forward: x is the input, y the output. backward: x is dy (output-shaped), y is dx.
+    if backward:
+        n, h, w, c = y.shape
+        oh, ow = x.shape[1], x.shape[2]
+    else:
+        n, h, w, c = x.shape
+        oh, ow = y.shape[1], y.shape[2]
+    for b in prange(n):
+        if backward:
+            y[b] = 0.0
+        acc = np.empty(c, dtype=x.dtype)
+        for i in range(oh):
+            y0 = max(i * sh - pt, 0)
+            y1 = min(i * sh - pt + ph, h)
+            for j in range(ow):
+                x0 = max(j * sw - pl, 0)
+                x1 = min(j * sw - pl + pw, w)
+                inv = 1.0 / ((y1 - y0) * (x1 - x0))
+                if backward:
+                    for yy in range(y0, y1):
+                        for xx in range(x0, x1):
+                            for ch in range(c):
+                                y[b, yy, xx, ch] += x[b, i, j, ch] * inv
+                else:
+                    acc[:] = 0.0
+                    for yy in range(y0, y1):
+                        for xx in range(x0, x1):
+                            for ch in range(c):
+                                acc[ch] += x[b, yy, xx, ch]
+                    for ch in range(c):
+                        y[b, i, j, ch] = acc[ch] * inv
+
+
+def _geometry(x_shape, pool, strides, padding):
+    oh, pt = conv_output_size(x_shape[1], pool[0], strides[0], padding)
+    ow, pl = conv_output_size(x_shape[2], pool[1], strides[1], padding)
+    return oh, ow, pt, pl
+
+
+def pool2d_forward(mode, x, pool, strides, padding):
+    """Returns (y, argmax or None)."""
+    n, _, _, c = x.shape
+    oh, ow, pt, pl = _geometry(x.shape, pool, strides, padding)
+    y = np.empty((n, oh, ow, c), dtype=x.dtype)
+    if mode == "max":
+        arg = np.empty((n, oh, ow, c), dtype=np.int32)
+        _max_fwd(x, pool[0], pool[1], strides[0], strides[1], pt, pl, y, arg)
+        return y, arg
+    _avg(x, pool[0], pool[1], strides[0], strides[1], pt, pl, y, False)
+    return y, None
+
+
+def pool2d_backward(mode, x_shape, arg, dy, pool, strides, padding):
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    if mode == "max":
+        _max_bwd(np.ascontiguousarray(dy), arg, dx)
+        return dx
+    _, _, pt, pl = _geometry(x_shape, pool, strides, padding)
+    _avg(np.ascontiguousarray(dy), pool[0], pool[1], strides[0], strides[1], pt, pl, dx, True)
+    return dx

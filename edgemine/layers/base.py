@@ -1,0 +1,242 @@
+"""The Layer base class: weights in Keras layouts, an explicit forward and backward, a config.
+
+A layer owns its ``Variable``s (value + gradient), runs its math through ``self.ops`` (the
+backend module chosen at compile time: ``edgemine.kernels.cpu`` or ``edgemine.kernels.cuda``) and
+keeps in ``forward`` whatever its ``backward`` needs. A Sequential model needs no autograd tape.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import activations as activations_mod
+from .. import initializers
+from ..kernels import cpu as cpu_ops
+
+LAYER_REGISTRY: dict[str, type[Layer]] = {}
+
+_name_counts: dict[str, int] = {}
+
+
+def register(cls: type[Layer]) -> type[Layer]:
+    """Make a layer class known to model loading and export by its class name."""
+    LAYER_REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def _snake(name: str) -> str:
+    out = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return out.replace("2_d", "2d").replace("1_d", "1d")
+
+
+def reset_name_counts() -> None:
+    _name_counts.clear()
+
+
+class Variable:
+    """A weight: its value, its gradient after a backward pass, and whether it trains."""
+
+    __slots__ = ("name", "value", "grad", "trainable")
+
+    def __init__(self, name: str, value, trainable: bool = True):
+        self.name = name
+        self.value = value
+        self.grad = None
+        self.trainable = trainable
+
+    @property
+    def shape(self) -> tuple:
+        return tuple(self.value.shape)
+
+
+def normalize_tuple(value, n: int, what: str) -> tuple[int, ...]:
+    """Accept an int or an n-tuple of positive ints (Keras's convention)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (int(value),) * n
+    try:
+        value = tuple(int(v) for v in value)
+    except TypeError:
+        raise TypeError(f"{what} must be an int or a tuple of {n} ints, got {value!r}") from None
+    if len(value) != n or any(v < 1 for v in value):
+        raise ValueError(f"{what} must be {n} positive ints, got {value!r}")
+    return value
+
+
+def check_padding(padding: str) -> str:
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+    return padding.lower()
+
+
+class Layer:
+    """Base class of every layer. Subclasses implement build, compute_output_shape, forward,
+    backward and get_config."""
+
+    #: whether forward's output can be fed to backward (False for integer-input layers' dx)
+    input_dtype: str = "float"
+
+    def __init__(
+        self,
+        name: str | None = None,
+        input_shape: tuple | None = None,
+        batch_input_shape: tuple | None = None,
+        input_dim: int | None = None,
+        trainable: bool = True,
+        dtype: str | None = None,
+        **kwargs: Any,
+    ):
+        if kwargs:
+            raise TypeError(
+                f"{type(self).__name__}() got unknown argument(s): {', '.join(sorted(kwargs))}"
+            )
+        if dtype not in (None, "float32"):
+            raise ValueError(f"{type(self).__name__}: only dtype 'float32' is supported")
+        base = _snake(type(self).__name__)
+        if name is None:
+            k = _name_counts.get(base, 0)
+            _name_counts[base] = k + 1
+            name = base if k == 0 else f"{base}_{k}"
+        self.name = name
+        if batch_input_shape is not None:
+            input_shape = tuple(batch_input_shape)[1:]
+        if input_dim is not None:
+            input_shape = (int(input_dim),)
+        if input_shape is not None:
+            if isinstance(input_shape, (int, np.integer)):
+                input_shape = (int(input_shape),)
+            input_shape = tuple(None if d is None else int(d) for d in input_shape)
+            if any(d is not None and d < 1 for d in input_shape):
+                raise ValueError(f"{name}: input_shape must be positive, got {input_shape}")
+        self.input_spec_shape = input_shape
+        self.trainable = trainable
+        self.built = False
+        self.variables: list[Variable] = []
+        self.input_shape: tuple | None = None
+        self.output_shape: tuple | None = None
+        self.ops = cpu_ops
+        self.need_input_grad = True
+
+    # ----- building -----
+    def add_weight(self, name: str, shape: tuple, initializer, trainable: bool = True) -> Variable:
+        value = initializers.get(initializer)(tuple(shape), np.float32)
+        var = Variable(name, np.ascontiguousarray(value, dtype=np.float32), trainable)
+        self.variables.append(var)
+        return var
+
+    def build(self, input_shape: tuple) -> None:
+        """Create the weights for an input of ``input_shape`` (without the batch axis)."""
+        self.input_shape = tuple(input_shape)
+        self.output_shape = tuple(self.compute_output_shape(self.input_shape))
+        self.built = True
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    # ----- computation -----
+    def forward(self, x, training: bool = False):
+        raise NotImplementedError  # abstract
+
+    def backward(self, dy):
+        raise NotImplementedError  # abstract
+
+    def __call__(self, x, training: bool = False):
+        x_np = np.asarray(x)
+        if not self.built:
+            self.build(x_np.shape[1:])
+        return self.ops.to_numpy(self.forward(self.ops.asarray(x_np), training=training))
+
+    # ----- weights -----
+    @property
+    def weights(self) -> list[Variable]:
+        return self.variables
+
+    @property
+    def trainable_variables(self) -> list[Variable]:
+        return [v for v in self.variables if v.trainable and self.trainable]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [np.array(self.ops.to_numpy(v.value), copy=True) for v in self.variables]
+
+    def set_weights(self, weights: list) -> None:
+        if len(weights) != len(self.variables):
+            raise ValueError(
+                f"layer {self.name!r} expects {len(self.variables)} weight arrays, "
+                f"got {len(weights)}"
+            )
+        for var, w in zip(self.variables, weights):
+            w = np.asarray(w)
+            if tuple(w.shape) != var.shape:
+                raise ValueError(
+                    f"layer {self.name!r}, weight {var.name!r}: expected shape {var.shape}, "
+                    f"got {tuple(w.shape)}"
+                )
+            if not np.issubdtype(w.dtype, np.number):
+                raise TypeError(f"layer {self.name!r}, weight {var.name!r}: not numeric")
+            var.value = self.ops.asarray(w.astype(np.float32))
+
+    def count_params(self) -> int:
+        return int(sum(math.prod(v.shape) for v in self.variables))
+
+    def flops(self) -> int:
+        """Multiply-adds x2 of one sample's forward pass (0 for layers without arithmetic)."""
+        return 0
+
+    def to_backend(self, ops) -> None:
+        """Move this layer's weights to another backend (cpu <-> cuda)."""
+        for var in self.variables:
+            host = self.ops.to_numpy(var.value)
+            var.value = ops.asarray(host)
+            var.grad = None
+        self.ops = ops
+
+    # ----- config -----
+    def get_config(self) -> dict:
+        config: dict[str, Any] = {"name": self.name, "trainable": self.trainable}
+        if self.input_spec_shape is not None:
+            config["input_shape"] = list(self.input_spec_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> Layer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class ActivationMixin:
+    """For layers with a fused ``activation=``: backward = activation backward, then the linear
+    part's ``backward_linear``. A loss may call ``backward_linear`` directly (fused softmax + CE)."""
+
+    activation: str
+
+    def _set_activation(self, activation) -> None:
+        self.activation = activations_mod.get(activation)
+
+    def _activate(self, z):
+        self._y = self.ops.activation_forward(self.activation, z)
+        return self._y
+
+    def backward(self, dy):
+        return self.backward_linear(self.ops.activation_backward(self.activation, self._y, dy))
+
+    def backward_linear(self, dz):
+        raise NotImplementedError  # abstract
+
+
+class SparseGradient:
+    """A row-sparse gradient of a 2-D table: ``values[k]`` is the gradient of row ``rows[k]``.
+
+    ``rows`` are unique. Embedding layers produce these so that no dense vocab x dim gradient is
+    allocated per step; optimizers apply them with the dense update's result.
+    """
+
+    __slots__ = ("rows", "values", "shape")
+
+    def __init__(self, rows, values, shape: tuple):
+        self.rows = rows
+        self.values = values
+        self.shape = tuple(shape)

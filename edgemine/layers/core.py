@@ -1,0 +1,194 @@
+"""Dense, Activation, Flatten, Reshape, Dropout and the Input placeholder."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import initializers
+from ..utils import get_rng
+from .base import ActivationMixin, Layer, register
+
+
+@register
+class InputLayer(Layer):
+    """Declares the input shape, like ``keras.Input``; it computes nothing."""
+
+    def __init__(self, shape=None, input_shape=None, **kwargs):
+        super().__init__(input_shape=shape if shape is not None else input_shape, **kwargs)
+        if self.input_spec_shape is None:
+            raise ValueError("InputLayer needs shape=(...)")
+
+    def forward(self, x, training=False):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+    def get_config(self):
+        config = super().get_config()
+        config["shape"] = config.pop("input_shape")
+        return config
+
+
+def Input(shape, name: str | None = None) -> InputLayer:  # noqa: N802 (Keras's name)
+    """``keras.Input`` for Sequential models: ``model.add(Input(shape=(28, 28, 1)))``."""
+    return InputLayer(shape=shape, name=name)
+
+
+@register
+class Dense(ActivationMixin, Layer):
+    """Fully connected layer over the last axis: ``activation(x @ kernel + bias)``.
+
+    >>> Dense(3, activation="relu", input_shape=(4,)).get_config()["units"]
+    3
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"Dense units must be a positive int, got {units!r}")
+        self.units = int(units)
+        self._set_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.serialize(kernel_initializer)
+        self.bias_initializer = initializers.serialize(bias_initializer)
+
+    def build(self, input_shape):
+        if len(input_shape) < 1 or input_shape[-1] is None:
+            raise ValueError(f"{self.name}: Dense needs a known last input axis, got {input_shape}")
+        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        self.bias = (
+            self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
+        )
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def forward(self, x, training=False):
+        self._x = x
+        z = self.ops.dense_forward(x, self.kernel.value, self.bias.value if self.bias else None)
+        return self._activate(z)
+
+    def backward_linear(self, dz):
+        dx, dk, db = self.ops.dense_backward(self._x, self.kernel.value, dz, self.need_input_grad)
+        self.kernel.grad = dk
+        if self.bias is not None:
+            self.bias.grad = db
+        return dx
+
+    def flops(self):
+        rows = math.prod(self.input_shape[:-1]) if len(self.input_shape) > 1 else 1
+        return 2 * rows * self.input_shape[-1] * self.units
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+        }
+
+
+@register
+class Activation(ActivationMixin, Layer):
+    """Applies an activation by name: ``Activation('relu')``."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self._set_activation(activation)
+
+    def forward(self, x, training=False):
+        return self._activate(x)
+
+    def backward_linear(self, dz):
+        return dz
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+@register
+class Flatten(Layer):
+    """Flattens each sample to 1-D in row-major (H, W, C) order, as Keras does for NHWC."""
+
+    def compute_output_shape(self, input_shape):
+        if any(d is None for d in input_shape):
+            raise ValueError(f"{self.name}: Flatten needs a fully known input shape, got {input_shape}")
+        return (math.prod(input_shape),)
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._shape)
+
+
+@register
+class Reshape(Layer):
+    """Reshapes each sample to ``target_shape`` (one axis may be -1)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(int(d) for d in target_shape)
+        if sum(d == -1 for d in self.target_shape) > 1:
+            raise ValueError("Reshape: at most one axis of target_shape may be -1")
+
+    def compute_output_shape(self, input_shape):
+        total = math.prod(input_shape)
+        known = math.prod(d for d in self.target_shape if d != -1)
+        shape = tuple(total // known if d == -1 else d for d in self.target_shape)
+        if math.prod(shape) != total:
+            raise ValueError(
+                f"{self.name}: cannot reshape {input_shape} ({total} values) to {self.target_shape}"
+            )
+        return shape
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        return x.reshape((x.shape[0], *self.output_shape))
+
+    def backward(self, dy):
+        return dy.reshape(self._shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+@register
+class Dropout(Layer):
+    """Inverted dropout: zeroes a fraction ``rate`` of the inputs in training, identity otherwise."""
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+
+    def forward(self, x, training=False):
+        self._mask = None
+        if not training or self.rate == 0.0:
+            return x
+        y, self._mask = self.ops.dropout_forward(x, self.rate, self._rng or get_rng())
+        return y
+
+    def backward(self, dy):
+        return dy if self._mask is None else dy * self._mask
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

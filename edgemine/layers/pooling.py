@@ -1,0 +1,100 @@
+"""Max / average pooling, local and global, over NHWC images."""
+
+from __future__ import annotations
+
+from ..kernels.cpu.conv import conv_output_size
+from .base import Layer, check_padding, normalize_tuple, register
+
+
+class _Pooling2D(Layer):
+    mode = "max"
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kw):
+        super().__init__(**kw)
+        if data_format not in (None, "channels_last"):
+            raise ValueError("pooling supports data_format='channels_last' (NHWC) only")
+        self.pool_size = normalize_tuple(pool_size, 2, "pool_size")
+        self.strides = self.pool_size if strides is None else normalize_tuple(strides, 2, "strides")
+        self.padding = check_padding(padding)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self.name}: expects (height, width, channels), got {input_shape}")
+        h, w, c = input_shape
+        oh, _ = conv_output_size(h, self.pool_size[0], self.strides[0], self.padding)
+        ow, _ = conv_output_size(w, self.pool_size[1], self.strides[1], self.padding)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{self.name}: input {input_shape} is smaller than {self.pool_size}")
+        return (oh, ow, c)
+
+    def forward(self, x, training=False):
+        y, self._arg = self.ops.pool2d_forward(
+            self.mode, x, self.pool_size, self.strides, self.padding
+        )
+        self._x_shape = x.shape
+        return y
+
+    def backward(self, dy):
+        return self.ops.pool2d_backward(
+            self.mode, self._x_shape, self._arg, dy, self.pool_size, self.strides, self.padding
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+        }
+
+
+@register
+class MaxPooling2D(_Pooling2D):
+    """Max over each pool window (default 2x2, strides = pool_size)."""
+
+    mode = "max"
+
+
+@register
+class AveragePooling2D(_Pooling2D):
+    """Mean over each pool window; 'same' padding averages the in-bounds cells only."""
+
+    mode = "avg"
+
+
+class _GlobalPooling2D(Layer):
+    mode = "avg"
+
+    def __init__(self, data_format=None, keepdims: bool = False, **kw):
+        super().__init__(**kw)
+        if data_format not in (None, "channels_last"):
+            raise ValueError("pooling supports data_format='channels_last' (NHWC) only")
+        if keepdims:
+            raise ValueError(f"{type(self).__name__}: keepdims=True is not supported")
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self.name}: expects (height, width, channels), got {input_shape}")
+        return (input_shape[-1],)
+
+    def forward(self, x, training=False):
+        y, self._cache = self.ops.global_pool_forward(self.mode, x)
+        self._x_shape = x.shape
+        return y
+
+    def backward(self, dy):
+        return self.ops.global_pool_backward(self.mode, self._x_shape, self._cache, dy)
+
+
+@register
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    """Mean over height and width: (h, w, c) -> (c,)."""
+
+    mode = "avg"
+
+
+@register
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    """Max over height and width: (h, w, c) -> (c,)."""
+
+    mode = "max"

@@ -1,0 +1,597 @@
+"""The Keras-style Sequential model: build, compile, fit, evaluate, predict, save.
+
+>>> import numpy as np
+>>> from edgemine.layers import Dense
+>>> model = Sequential([Dense(4, activation="relu", input_shape=(3,)), Dense(2, activation="softmax")])
+>>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+>>> model.predict(np.zeros((5, 3), dtype="float32")).shape
+(5, 2)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Iterable
+
+import numpy as np
+
+from . import losses as losses_mod
+from . import metrics as metrics_mod
+from . import optimizers as optimizers_mod
+from .backend import get_ops
+from .callbacks import Callback, History
+from .layers.base import Layer, Variable
+from .progress import ProgressBar
+from .utils import get_rng
+
+_FUSABLE = {
+    "categorical_crossentropy": "softmax",
+    "sparse_categorical_crossentropy": "softmax",
+    "binary_crossentropy": "sigmoid",
+}
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class Sequential:
+    """A linear stack of layers with Keras's training API."""
+
+    def __init__(self, layers: Iterable[Layer] | None = None, name: str | None = None):
+        self.name = name or "sequential"
+        self.layers: list[Layer] = []
+        self.built = False
+        self.input_shape: tuple | None = None
+        self.optimizer: optimizers_mod.Optimizer | None = None
+        self.loss: losses_mod.Loss | None = None
+        self.metric_names: list[str] = []
+        self.device = "cpu"
+        self.ops = get_ops("cpu")
+        self.stop_training = False
+        self.history: History | None = None
+        self.preprocessing: dict | None = None
+        self.class_names: list[str] | None = None
+        self.epochs_trained = 0
+        for layer in layers or []:
+            self.add(layer)
+
+    # ----- structure -----
+    def add(self, layer: Layer) -> None:
+        """Append a layer; the model builds as soon as the input shape is known."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects an edgemine layer, got {type(layer).__name__}")
+        if any(existing is layer for existing in self.layers):
+            raise ValueError(f"layer {layer.name!r} is already in the model")
+        if layer.name in {existing.name for existing in self.layers}:
+            raise ValueError(f"duplicate layer name {layer.name!r}")
+        self.layers.append(layer)
+        if len(self.layers) == 1 and layer.input_spec_shape is not None:
+            self.build((None, *layer.input_spec_shape))
+        elif self.built:
+            self._build_layer(layer, self.layers[-2].output_shape)
+
+    def pop(self) -> Layer:
+        if not self.layers:
+            raise ValueError("pop from an empty model")
+        layer = self.layers.pop()
+        return layer
+
+    def _build_layer(self, layer: Layer, input_shape: tuple) -> None:
+        if layer.ops is not self.ops:
+            layer.ops = self.ops
+        if not layer.built:
+            layer.build(tuple(input_shape))
+        elif tuple(layer.input_shape) != tuple(input_shape):
+            raise ValueError(
+                f"layer {layer.name!r} was built for input {layer.input_shape}, "
+                f"but receives {tuple(input_shape)}"
+            )
+        if layer.ops is not self.ops:
+            layer.to_backend(self.ops)
+
+    def build(self, input_shape: tuple | None = None) -> None:
+        """Build every layer for ``input_shape`` (with the batch axis first, as in Keras)."""
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        if input_shape is None:
+            if self.layers[0].input_spec_shape is None:
+                raise ValueError(
+                    "the model's input shape is unknown: give the first layer input_shape=... "
+                    "or call build((None, ...))"
+                )
+            input_shape = (None, *self.layers[0].input_spec_shape)
+        shape = tuple(input_shape)[1:]
+        self.input_shape = shape
+        for i, layer in enumerate(self.layers):
+            layer.need_input_grad = i > 0
+            self._build_layer(layer, shape)
+            shape = layer.output_shape
+        self.built = True
+
+    @property
+    def output_shape(self) -> tuple:
+        self._require_built()
+        return self.layers[-1].output_shape
+
+    def _require_built(self) -> None:
+        if not self.built:
+            raise ValueError(
+                "the model is not built yet: give the first layer input_shape=..., call "
+                "build(), or call fit/predict first"
+            )
+
+    @property
+    def variables(self) -> list[Variable]:
+        return [v for layer in self.layers for v in layer.variables]
+
+    @property
+    def trainable_variables(self) -> list[Variable]:
+        return [v for layer in self.layers for v in layer.trainable_variables]
+
+    def count_params(self) -> int:
+        self._require_built()
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Every layer's weights, host copies, in Keras's order."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: list) -> None:
+        self._require_built()
+        weights = list(weights)
+        expected = sum(len(layer.variables) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"model expects {expected} weight arrays, got {len(weights)}")
+        i = 0
+        for layer in self.layers:
+            n = len(layer.variables)
+            layer.set_weights(weights[i : i + n])
+            i += n
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}")
+
+    # ----- compile -----
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, device: str = "cpu") -> None:
+        """Choose optimizer, loss, metrics and device ('cpu' or 'cuda')."""
+        if loss is None:
+            raise ValueError("compile() needs a loss, e.g. loss='categorical_crossentropy'")
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        self._requested_metrics = [str(m) if isinstance(m, str) else m for m in metrics]
+        for m in self._requested_metrics:
+            metrics_mod.resolve(m, self.loss.name, 2)  # validates the name early
+        self.metric_names = [metrics_mod.display_name(m) for m in self._requested_metrics]
+        self.set_device(device)
+        if self.built:
+            self._resolve_metrics()
+
+    def set_device(self, device: str) -> None:
+        ops = get_ops(device)
+        self.device = device.lower()
+        self.ops = ops
+        for layer in self.layers:
+            if layer.built:
+                layer.to_backend(ops)
+            else:
+                layer.ops = ops
+        if self.optimizer is not None and self.optimizer.slots:
+            state = self.optimizer.get_state()
+            self.optimizer.set_state(state, self.trainable_variables, ops)
+
+    def _resolve_metrics(self) -> None:
+        out_dim = self.output_shape[-1] if self.output_shape else 1
+        self._metrics = [
+            (display, metrics_mod.resolve(req, self.loss.name, out_dim))
+            for display, req in zip(self.metric_names, self._requested_metrics)
+        ]
+        last = self.layers[-1]
+        want = _FUSABLE.get(self.loss.name)
+        self._fused = (
+            not self.loss.from_logits
+            and want is not None
+            and getattr(last, "activation", None) == want
+            and hasattr(last, "backward_linear")
+        )
+
+    def _require_compiled(self) -> None:
+        if self.loss is None or self.optimizer is None:
+            raise RuntimeError("the model must be compiled first: call model.compile(...)")
+
+    # ----- input checking -----
+    def _check_x(self, x, what: str = "x") -> np.ndarray:
+        if x is None:
+            raise ValueError(f"{what} is None")
+        if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
+            x = x[0]
+        try:
+            arr = np.asarray(x)
+        except Exception as e:
+            raise TypeError(f"{what} could not be turned into an array: {e}") from None
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+        ):
+            raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
+        if not self.built:
+            if arr.ndim < 2:
+                raise ValueError(f"{what} must have a batch axis, got shape {arr.shape}")
+            self.build((None, *arr.shape[1:]))
+            if self.loss is not None:
+                self._resolve_metrics()
+        expected = self.input_shape
+        if arr.ndim != len(expected) + 1 or any(
+            e is not None and e != a for e, a in zip(expected, arr.shape[1:])
+        ):
+            raise ValueError(
+                f"{what} has shape {arr.shape}, but the model expects (batch, "
+                f"{', '.join('None' if e is None else str(e) for e in expected)})"
+            )
+        if arr.shape[0] == 0:
+            raise ValueError(f"{what} is empty")
+        first = self.layers[0]
+        if first.input_dtype == "int":
+            if np.issubdtype(arr.dtype, np.floating):
+                if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                    raise TypeError(
+                        f"{what} must hold integer token ids for layer {first.name!r}; "
+                        "got non-integer floats"
+                    )
+            return np.ascontiguousarray(arr, dtype=np.int32)
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{what} contains NaN or infinite values")
+        return arr
+
+    def _check_y(self, y, n: int, what: str = "y") -> np.ndarray:
+        if y is None:
+            raise ValueError(f"{what} is None: fit/evaluate need targets")
+        try:
+            arr = np.asarray(y)
+        except Exception as e:
+            raise TypeError(f"{what} could not be turned into an array: {e}") from None
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+        ):
+            raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise ValueError(
+                f"{what} has {arr.shape[0] if arr.ndim else 0} samples but x has {n}"
+            )
+        arr = arr.astype(np.float32)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{what} contains NaN or infinite labels")
+        out = self.output_shape
+        name = self.loss.name
+        if name == "sparse_categorical_crossentropy":
+            flat = arr.reshape(n, -1)
+            if flat.shape[1] != 1 or len(out) != 1:
+                raise ValueError(
+                    f"{what} for sparse_categorical_crossentropy must be one integer label per "
+                    f"sample, got shape {arr.shape}"
+                )
+            if not np.all(flat == np.round(flat)):
+                raise ValueError(f"{what} labels must be whole numbers")
+            lo, hi = flat.min(), flat.max()
+            if lo < 0 or hi >= out[-1]:
+                bad = lo if lo < 0 else hi
+                raise ValueError(
+                    f"{what} holds label {int(bad)}, out of range for {out[-1]} classes"
+                )
+            return flat.astype(np.int32)
+        if tuple(arr.shape[1:]) != tuple(out):
+            hint = ""
+            if name == "categorical_crossentropy" and arr.ndim == 1:
+                hint = " (one-hot encode it with edgemine.utils.to_categorical)"
+            raise ValueError(
+                f"{what} has shape {arr.shape}, but the model outputs (batch, "
+                f"{', '.join(map(str, out))}) for loss {name!r}{hint}"
+            )
+        if name in ("categorical_crossentropy", "binary_crossentropy") and (
+            arr.min() < 0 or arr.max() > 1
+        ):
+            raise ValueError(f"{what} for {name} must lie in [0, 1]")
+        return arr
+
+    # ----- the core steps -----
+    def _forward(self, xb, training: bool):
+        out = xb
+        for layer in self.layers:
+            out = layer.forward(out, training=training)
+        return out
+
+    def _train_step(self, xb, yb):
+        """One forward/backward/update; returns (host predictions, per-sample losses)."""
+        ops = self.ops
+        out = self._forward(xb, training=True)
+        grad = ops.loss_gradient(
+            self.loss.name, out, yb, self.loss.from_logits,
+            self.layers[-1].activation if self._fused else None,
+        )
+        layers = self.layers
+        d = layers[-1].backward_linear(grad) if self._fused else layers[-1].backward(grad)
+        for layer in reversed(layers[:-1]):
+            d = layer.backward(d)
+        self.optimizer.apply_gradients(self.trainable_variables)
+        return out
+
+    def _batch_logs(self, out, yb) -> tuple[np.ndarray, list[np.ndarray]]:
+        ops = self.ops
+        per = ops.to_numpy(ops.loss_forward(self.loss.name, out, yb, self.loss.from_logits))
+        if not self._metrics:
+            return per, []
+        host_out = ops.to_numpy(out)
+        host_y = ops.to_numpy(yb)
+        pred = host_out
+        if self.loss.from_logits:
+            from .kernels.cpu.activations import activation_forward
+
+            act = "sigmoid" if self.loss.name == "binary_crossentropy" else "softmax"
+            pred = activation_forward(act, host_out.astype(np.float32))
+        return per, [metrics_mod.batch_values(m, host_y, pred) for _, m in self._metrics]
+
+    # ----- public training API -----
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose="auto",
+        callbacks: list[Callback] | None = None,
+        validation_split: float = 0.0,
+        validation_data=None,
+        shuffle: bool = True,
+        initial_epoch: int = 0,
+    ) -> History:
+        """Train for ``epochs`` epochs (from ``initial_epoch``); returns a History."""
+        self._require_compiled()
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        epochs = int(epochs)
+        if epochs < 0 or initial_epoch < 0:
+            raise ValueError("epochs and initial_epoch must be non-negative")
+        verbose = 1 if verbose == "auto" else int(verbose)
+        x = self._check_x(x)
+        self._resolve_metrics()
+        y = self._check_y(y, len(x))
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            vx = self._check_x(validation_data[0], "validation x")
+            val = (vx, self._check_y(validation_data[1], len(vx), "validation y"))
+        elif validation_split > 0:
+            split = int(len(x) * (1.0 - validation_split))  # Keras takes the tail, unshuffled
+            if split == 0 or split == len(x):
+                raise ValueError("validation_split leaves no training or no validation samples")
+            val = (x[split:], y[split:])
+            x, y = x[:split], y[:split]
+
+        history = History()
+        cbs = [*(callbacks or []), history]
+        for cb in cbs:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"callbacks must be edgemine Callbacks, got {type(cb).__name__}")
+            cb.set_model(self)
+            cb.params = {"epochs": epochs, "steps": math.ceil(len(x) / batch_size)}
+        self.optimizer.build(self.trainable_variables, self.ops)
+        self.stop_training = False
+        n = len(x)
+        steps = math.ceil(n / batch_size)
+        ops = self.ops
+        for cb in cbs:
+            cb.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            for cb in cbs:
+                cb.on_epoch_begin(epoch)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}")
+                sys.stdout.flush()
+            bar = ProgressBar(steps, verbose)
+            order = get_rng().permutation(n) if shuffle else np.arange(n)
+            loss_sum = 0.0
+            metric_sums = [0.0] * len(self._metrics)
+            seen = 0
+            logs: dict = {}
+            for step in range(steps):
+                idx = order[step * batch_size : (step + 1) * batch_size]
+                for cb in cbs:
+                    cb.on_train_batch_begin(step)
+                xb = ops.asarray(x[idx])
+                yb = ops.asarray(y[idx])
+                out = self._train_step(xb, yb)
+                per, mvals = self._batch_logs(out, yb)
+                loss_sum += float(per.sum())
+                seen += len(idx)
+                for k, mv in enumerate(mvals):
+                    metric_sums[k] += float(mv.sum())
+                logs = {"loss": loss_sum / seen}
+                for k, (disp, _) in enumerate(self._metrics):
+                    logs[disp] = metric_sums[k] / seen
+                for cb in cbs:
+                    cb.on_train_batch_end(step, {"loss": float(per.mean())})
+                bar.update(step + 1, logs)
+                if self.stop_training:
+                    break
+            if val is not None:
+                vlogs = self._evaluate_arrays(val[0], val[1], batch_size)
+                logs.update({f"val_{k}": v for k, v in vlogs.items()})
+            bar.finish(logs)
+            self.epochs_trained = epoch + 1
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in cbs:
+            cb.on_train_end()
+        self.history = history
+        return history
+
+    def _evaluate_arrays(self, x, y, batch_size, bar: ProgressBar | None = None) -> dict:
+        ops = self.ops
+        loss_sum = 0.0
+        metric_sums = [0.0] * len(self._metrics)
+        steps = math.ceil(len(x) / batch_size)
+        logs: dict = {}
+        for step in range(steps):
+            sl = slice(step * batch_size, (step + 1) * batch_size)
+            yb = ops.asarray(y[sl])
+            out = self._forward(ops.asarray(x[sl]), training=False)
+            per, mvals = self._batch_logs(out, yb)
+            loss_sum += float(per.sum())
+            for k, mv in enumerate(mvals):
+                metric_sums[k] += float(mv.sum())
+            done = min((step + 1) * batch_size, len(x))
+            logs = {"loss": loss_sum / done}
+            for k, (disp, _) in enumerate(self._metrics):
+                logs[disp] = metric_sums[k] / done
+            if bar is not None:
+                bar.update(step + 1, logs)
+        if bar is not None:
+            bar.finish(logs)
+        return logs
+
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto",
+                 return_dict: bool = False):
+        """Loss (and metrics) on (x, y): a float, a list [loss, *metrics], or a dict."""
+        self._require_compiled()
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        verbose = 1 if verbose == "auto" else int(verbose)
+        x = self._check_x(x)
+        self._resolve_metrics()
+        y = self._check_y(y, len(x))
+        bar = ProgressBar(math.ceil(len(x) / batch_size), verbose) if verbose else None
+        logs = self._evaluate_arrays(x, y, batch_size, bar)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
+        """Model outputs for x, computed in batches (default 32)."""
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        x = self._check_x(x)
+        ops = self.ops
+        if len(x) <= batch_size:
+            return np.asarray(ops.to_numpy(self._forward(ops.asarray(x), False)))
+        steps = math.ceil(len(x) / batch_size)
+        bar = ProgressBar(steps, 1 if verbose in ("auto", 1) else int(verbose)) if verbose else None
+        outs = []
+        for step in range(steps):
+            xb = ops.asarray(x[step * batch_size : (step + 1) * batch_size])
+            outs.append(np.asarray(ops.to_numpy(self._forward(xb, False))))
+            if bar is not None:
+                bar.update(step + 1, {})
+        if bar is not None:
+            bar.finish({})
+        return np.concatenate(outs)
+
+    def __call__(self, x, training: bool = False) -> np.ndarray:
+        x = self._check_x(x)
+        return np.asarray(self.ops.to_numpy(self._forward(self.ops.asarray(x), training)))
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        x = self._check_x(x)
+        return np.asarray(self.ops.to_numpy(self._forward(self.ops.asarray(x), False)))
+
+    def train_on_batch(self, x, y, return_dict: bool = False):
+        """One gradient step on one batch; returns the loss (and metrics) of that batch."""
+        self._require_compiled()
+        x = self._check_x(x)
+        self._resolve_metrics()
+        y = self._check_y(y, len(x))
+        self.optimizer.build(self.trainable_variables, self.ops)
+        xb, yb = self.ops.asarray(x), self.ops.asarray(y)
+        out = self._train_step(xb, yb)
+        return self._single_batch_result(out, yb, return_dict)
+
+    def test_on_batch(self, x, y, return_dict: bool = False):
+        self._require_compiled()
+        x = self._check_x(x)
+        self._resolve_metrics()
+        y = self._check_y(y, len(x))
+        yb = self.ops.asarray(y)
+        out = self._forward(self.ops.asarray(x), training=False)
+        return self._single_batch_result(out, yb, return_dict)
+
+    def _single_batch_result(self, out, yb, return_dict):
+        per, mvals = self._batch_logs(out, yb)
+        logs = {"loss": float(per.mean())}
+        for (disp, _), mv in zip(self._metrics, mvals):
+            logs[disp] = float(mv.mean())
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    # ----- reporting and files -----
+    def flops(self) -> int:
+        """Forward FLOPs (2 per multiply-add) for one sample."""
+        self._require_built()
+        return int(sum(layer.flops() for layer in self.layers))
+
+    def summary(self, print_fn=print) -> None:
+        """Print a Keras-like table of layers, output shapes and parameter counts."""
+        self._require_built()
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        for layer in self.layers:
+            shape = "(None, " + ", ".join(str(d) for d in layer.output_shape) + ")"
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"))
+        w0 = max(len(r[0]) for r in rows) + 2
+        w1 = max(len(r[1]) for r in rows) + 2
+        width = w0 + w1 + 12
+        print_fn(f'Model: "{self.name}"')
+        print_fn("_" * width)
+        print_fn(f"{rows[0][0]:<{w0}}{rows[0][1]:<{w1}}{rows[0][2]:>10}")
+        print_fn("=" * width)
+        for r in rows[1:]:
+            print_fn(f"{r[0]:<{w0}}{r[1]:<{w1}}{r[2]:>10}")
+        print_fn("=" * width)
+        total = self.count_params()
+        trainable = sum(math.prod(v.shape) for v in self.trainable_variables)
+        print_fn(f"Total params: {total:,} ({total * 4 / 1024:.2f} KB)")
+        print_fn(f"Trainable params: {trainable:,}")
+        print_fn(f"Non-trainable params: {total - trainable:,}")
+        print_fn(f"Forward FLOPs per sample: {self.flops():,}")
+        print_fn("_" * width)
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "layers": [
+                {"class_name": type(layer).__name__, "config": layer.get_config()}
+                for layer in self.layers
+            ],
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+        }
+
+    def save(self, filepath: str | os.PathLike, epoch: int | None = None) -> None:
+        """Write a ``.edgemine`` file atomically: config, weights and optimizer state."""
+        from .saving import save_model
+
+        save_model(self, filepath, epoch=epoch)
+
+
+def load_model(filepath: str | os.PathLike, compile: bool = True) -> Sequential:  # noqa: A002
+    """Load a ``.edgemine`` file written by ``Sequential.save``."""
+    from .saving import load_model as _load
+
+    return _load(filepath, compile=compile)
+
+
+__all__ = ["Sequential", "load_model"]

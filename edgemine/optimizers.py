@@ -1,0 +1,204 @@
+"""Optimizers with Keras 3's defaults and update rules, applied by fused in-place kernels.
+
+>>> opt = get("adam")
+>>> opt.learning_rate
+0.001
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers.base import SparseGradient, Variable
+
+
+class Optimizer:
+    """Base class: keeps per-variable slots (keyed by position) and the step counter."""
+
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate: float = 0.001, name: str | None = None):
+        self.learning_rate = learning_rate
+        self.name = name or type(self).__name__.lower()
+        self.iterations = 0
+        self.slots: list[dict[str, object]] = []
+        self._scratch: dict[int, object] = {}
+
+    @property
+    def learning_rate(self) -> float:
+        return self._lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        value = float(value)
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"learning_rate must be a non-negative number, got {value}")
+        self._lr = value
+
+    # Keras 2 name
+    lr = learning_rate
+
+    def build(self, variables: list[Variable], ops) -> None:
+        self.ops = ops
+        if len(self.slots) == len(variables):
+            return
+        self.slots = [{n: ops.zeros_like(v.value) for n in self.slot_names} for v in variables]
+
+    def apply_gradients(self, variables: list[Variable]) -> None:
+        """One update of every variable from its ``.grad``."""
+        if len(self.slots) != len(variables):
+            raise RuntimeError("optimizer was built for a different set of variables")
+        self.iterations += 1
+        for i, var in enumerate(variables):
+            g = var.grad
+            if g is None:
+                continue
+            if isinstance(g, SparseGradient):
+                self._apply_sparse(i, var, g)
+            else:
+                self._apply_dense(var.value, g, self.slots[i])
+
+    def _apply_sparse(self, i: int, var: Variable, g: SparseGradient) -> None:
+        # The dense-equivalent update through a persistent scratch table (allocated once).
+        dense = self._scratch.get(i)
+        if dense is None:
+            dense = self._scratch[i] = self.ops.zeros_like(var.value)
+        self.ops.scatter_rows(dense, g.rows, g.values)
+        self._apply_dense(var.value, dense, self.slots[i])
+        self.ops.clear_rows(dense, g.rows)
+
+    def _apply_dense(self, p, g, slots) -> None:
+        raise NotImplementedError  # abstract
+
+    def get_config(self) -> dict:
+        return {"class_name": type(self).__name__, "learning_rate": self.learning_rate}
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Slots and step counter as host arrays (for checkpoints)."""
+        state = {"iterations": np.array(self.iterations, dtype=np.int64)}
+        for i, slot in enumerate(self.slots):
+            for name, arr in slot.items():
+                state[f"{i}/{name}"] = np.asarray(self.ops.to_numpy(arr))
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray], variables: list[Variable], ops) -> None:
+        self.build(variables, ops)
+        self.iterations = int(state["iterations"])
+        for i, slot in enumerate(self.slots):
+            for name in slot:
+                arr = state.get(f"{i}/{name}")
+                if arr is None or tuple(arr.shape) != tuple(variables[i].shape):
+                    raise ValueError(f"optimizer state is missing or mis-shaped for slot {i}/{name}")
+                slot[name] = ops.asarray(arr.astype(np.float32))
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional (Nesterov) momentum: v = m*v - lr*g; p += v."""
+
+    slot_names = ("velocity",)
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name=None):
+        super().__init__(learning_rate, name)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"SGD momentum must be in [0, 1], got {momentum}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _apply_dense(self, p, g, slots):
+        self.ops.sgd_update(p, g, slots["velocity"], self.learning_rate, self.momentum, self.nesterov)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) as Keras writes it: lr_t = lr*sqrt(1-b2^t)/(1-b1^t),
+    p -= lr_t * m / (sqrt(v) + epsilon)."""
+
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name=None):
+        super().__init__(learning_rate, name)
+        for what, b in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"Adam {what} must be in [0, 1), got {b}")
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def _lr_t(self):
+        t = self.iterations
+        return self.learning_rate * np.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+
+    def _apply_dense(self, p, g, slots):
+        self.ops.adam_update(
+            p, g, slots["m"], slots["v"], self._lr_t(), self.beta_1, self.beta_2, self.epsilon
+        )
+
+    def _apply_sparse(self, i, var, g):
+        s = self.slots[i]
+        self.ops.adam_update_sparse(
+            var.value, g.rows, g.values, s["m"], s["v"], self._lr_t(),
+            self.beta_1, self.beta_2, self.epsilon,
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+        }
+
+
+class RMSprop(Optimizer):
+    """RMSprop as Keras 3 writes it: ms = rho*ms + (1-rho)*g^2; p -= lr*g/sqrt(ms + eps)."""
+
+    slot_names = ("ms", "mg", "momentum")
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 name=None):
+        super().__init__(learning_rate, name)
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"RMSprop rho must be in [0, 1), got {rho}")
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.centered = bool(centered)
+
+    def _apply_dense(self, p, g, slots):
+        self.ops.rmsprop_update(
+            p, g, slots["ms"], slots["mg"], slots["momentum"], self.learning_rate, self.rho,
+            self.epsilon, self.momentum, self.centered,
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+
+
+def get(identifier) -> Optimizer:
+    """An optimizer from a name ('adam', 'sgd', 'rmsprop'), a config dict, or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = OPTIMIZERS.get(identifier.lower())
+        if cls is None:
+            raise ValueError(
+                f"unknown optimizer {identifier!r}; known: {', '.join(sorted(OPTIMIZERS))}"
+            )
+        return cls()
+    if isinstance(identifier, dict):
+        config = dict(identifier)
+        name = str(config.pop("class_name", "")).lower()
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer class {name!r}")
+        try:
+            return OPTIMIZERS[name](**config)
+        except TypeError as e:
+            raise ValueError(f"bad optimizer config: {e}") from None
+    raise TypeError(f"optimizer must be a name or an edgemine Optimizer, got {identifier!r}")
