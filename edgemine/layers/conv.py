@@ -71,12 +71,13 @@ class Conv2D(ActivationMixin, Layer):
         return (oh, ow, self.filters)
 
     def forward(self, x, training=False):
-        z, cols = self.ops.conv2d_forward(
-            x, self.kernel.value, self.bias.value if self.bias else None, self.strides, self.padding
+        self._y, cols = self.ops.conv2d_forward(
+            x, self.kernel.value, self.bias.value if self.bias else None, self.strides,
+            self.padding, self.activation,
         )
         self._x_shape = x.shape
         self._cols = cols if training else None
-        return self._activate(z)
+        return self._y
 
     def backward_linear(self, dz):
         dx, dk, db = self.ops.conv2d_backward(

@@ -77,8 +77,10 @@ class Dense(ActivationMixin, Layer):
 
     def forward(self, x, training=False):
         self._x = x
-        z = self.ops.dense_forward(x, self.kernel.value, self.bias.value if self.bias else None)
-        return self._activate(z)
+        self._y = self.ops.dense_forward(
+            x, self.kernel.value, self.bias.value if self.bias else None, self.activation
+        )
+        return self._y
 
     def backward_linear(self, dz):
         dx, dk, db = self.ops.dense_backward(self._x, self.kernel.value, dz, self.need_input_grad)

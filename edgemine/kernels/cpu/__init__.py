@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import activation_backward, activation_forward
+from .activations import activation_backward, activation_forward, bias_activation_inplace, column_sums
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .losses import loss_forward, loss_gradient
 from .optim import adam_update, adam_update_sparse, rmsprop_update, sgd_update
@@ -60,12 +60,10 @@ def zeros_like(x):
     return np.zeros_like(x)
 
 
-def dense_forward(x, kernel, bias):
-    """y = x @ kernel + bias over the last axis of x (any rank >= 2)."""
-    y = x @ kernel
-    if bias is not None:
-        y += bias
-    return y
+def dense_forward(x, kernel, bias, activation="linear"):
+    """activation(x @ kernel + bias) over the last axis of x (any rank >= 2)."""
+    y = np.ascontiguousarray(x @ kernel)
+    return bias_activation_inplace(y, bias, activation)
 
 
 def dense_backward(x, kernel, dz, need_dx=True):
@@ -73,7 +71,7 @@ def dense_backward(x, kernel, dz, need_dx=True):
     x2 = x.reshape(-1, x.shape[-1])
     dz2 = dz.reshape(-1, dz.shape[-1])
     dkernel = x2.T @ dz2
-    dbias = dz2.sum(axis=0)
+    dbias = column_sums(dz2)
     dx = dz @ kernel.T if need_dx else None
     return dx, dkernel, dbias
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .activations import bias_activation_inplace, column_sums
+
 
 def conv_output_size(size: int, k: int, stride: int, padding: str) -> tuple[int, int]:
     """Output length and leading pad along one axis, with TensorFlow's 'same'/'valid' rules."""
@@ -22,23 +24,38 @@ def conv_output_size(size: int, k: int, stride: int, padding: str) -> tuple[int,
 
 
 @njit(cache=True, parallel=True)
-def im2col(x, kh, kw, sh, sw, pt, pl, oh, ow, cols):
-    n, h, w, c = x.shape
+def _im2col(x3, c, kh, kw, sh, sw, pt, pl, oh, ow, cols):
+    # x3 is the NHWC input viewed as (n, h, w * c). For each output pixel and kernel row the
+    # kw * c inputs are one contiguous run (clipped at the left/right border).
+    n, h, wc = x3.shape
+    w = wc // c
     for b in prange(n):
         for i in range(oh):
-            for j in range(ow):
-                row = (b * oh + i) * ow + j
-                for p in range(kh):
-                    yy = i * sh + p - pt
-                    for q in range(kw):
-                        xx = j * sw + q - pl
-                        base = (p * kw + q) * c
-                        if 0 <= yy < h and 0 <= xx < w:
-                            for ch in range(c):
-                                cols[row, base + ch] = x[b, yy, xx, ch]
-                        else:
-                            for ch in range(c):
-                                cols[row, base + ch] = 0.0
+            for p in range(kh):
+                yy = i * sh + p - pt
+                for j in range(ow):
+                    row = (b * oh + i) * ow + j
+                    base = p * kw * c
+                    if yy < 0 or yy >= h:
+                        for t in range(kw * c):
+                            cols[row, base + t] = 0.0
+                        continue
+                    x0 = j * sw - pl
+                    q0 = max(0, -x0)
+                    q1 = min(kw, w - x0)
+                    for t in range(q0 * c):
+                        cols[row, base + t] = 0.0
+                    src = (x0 + q0) * c
+                    for t in range((q1 - q0) * c):
+                        cols[row, base + q0 * c + t] = x3[b, yy, src + t]
+                    for t in range(q1 * c, kw * c):
+                        cols[row, base + t] = 0.0
+
+
+def im2col(x, kh, kw, sh, sw, pt, pl, oh, ow, cols):
+    """Fill cols (n*oh*ow, kh*kw*c) with the patches of NHWC x."""
+    n, h, w, c = x.shape
+    _im2col(np.ascontiguousarray(x).reshape(n, h, w * c), c, kh, kw, sh, sw, pt, pl, oh, ow, cols)
 
 
 @njit(cache=True, parallel=True)
@@ -62,8 +79,8 @@ def col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
                             dx[b, yy, xx, ch] += dcols[row, base + ch]
 
 
-def conv2d_forward(x, kernel, bias, strides, padding):
-    """Returns (y, cols); cols is kept for the backward pass."""
+def conv2d_forward(x, kernel, bias, strides, padding, activation="linear"):
+    """Returns (activation(conv(x) + bias), cols); cols is kept for the backward pass."""
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
     oh, pt = conv_output_size(h, kh, strides[0], padding)
@@ -74,8 +91,7 @@ def conv2d_forward(x, kernel, bias, strides, padding):
         cols = np.empty((n * oh * ow, kh * kw * c), dtype=x.dtype)
         im2col(x, kh, kw, strides[0], strides[1], pt, pl, oh, ow, cols)
     y = cols @ kernel.reshape(kh * kw * c, f)
-    if bias is not None:
-        y += bias
+    bias_activation_inplace(y, bias, activation)
     return y.reshape(n, oh, ow, f), cols
 
 
@@ -87,7 +103,7 @@ def conv2d_backward(x_shape, cols, kernel, dy, strides, padding, need_dx=True):
     ow, pl = conv_output_size(w, kw, strides[1], padding)
     dy2 = dy.reshape(-1, f)
     dkernel = (cols.T @ dy2).reshape(kernel.shape)
-    dbias = dy2.sum(axis=0)
+    dbias = column_sums(dy2)
     dx = None
     if need_dx:
         dcols = dy2 @ kernel.reshape(kh * kw * c, f).T

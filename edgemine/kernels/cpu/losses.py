@@ -69,6 +69,9 @@ def loss_gradient(name, y_pred, y_true, from_logits=False, fused_activation=None
             return ((_softmax(y_pred) * t.sum(axis=-1, keepdims=True) - t) / n).astype(dt)
         if fused_activation == "softmax":
             return ((y_pred * t.sum(axis=-1, keepdims=True) - t) / n).astype(dt)
+        if name == "sparse_categorical_crossentropy":  # Keras clips but does not renormalise
+            inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
+            return (np.where(inside, -t / np.clip(y_pred, EPSILON, 1), 0) / n).astype(dt)
         s = y_pred.sum(axis=-1, keepdims=True)
         p = y_pred / s
         inside = (p > EPSILON) & (p < 1 - EPSILON)

@@ -1,0 +1,49 @@
+"""The ``edgemine`` command line: train, evaluate, inspect, export, predict, bench, quantize, bundle.
+
+Errors print one line and exit non-zero; ``edgemine --debug ...`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+
+
+class _Group(click.Group):
+    """Turns any exception from a command into a one-line error (unless --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise click.ClickException(f"{message}") from None
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="edgemine")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """edgemine: train small CNNs and LSTMs, export them to ONNX, ship them to edge devices."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+from .pipeline import pipeline  # noqa: E402
+from .train import evaluate, inspect_cmd, train  # noqa: E402
+
+main.add_command(train)
+main.add_command(evaluate)
+main.add_command(inspect_cmd)
+main.add_command(pipeline)

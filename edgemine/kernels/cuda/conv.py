@@ -1,0 +1,116 @@
+"""Conv2D on NHWC device arrays as im2col + the tiled GEMM (see gemm.py), like the CPU backend.
+
+Forward: one im2col kernel (skipped for 1x1 / stride 1) and one GEMM whose epilogue adds the bias
+and applies relu / sigmoid / tanh. Backward: dkernel = cols^T @ dy (split-K GEMM, operands read
+transposed in place), dbias = column sums of dy, dcols = dy @ kernel^T, and col2im as a GATHER:
+each input pixel sums the column entries that read it, in a fixed order, so no atomics and the
+result is reproducible.
+"""
+
+from __future__ import annotations
+
+from numba import cuda, float32
+
+from ..cpu.conv import conv_output_size
+from ._device import empty, grid1d
+from .activations import softmax_rows_inplace
+from .gemm import column_sums, gemm
+
+
+@cuda.jit(cache=True)
+def _im2col(x, kh, kw, sh, sw, pt, pl, oh, ow, cols):
+    n, h, w, c = x.shape
+    ncol = kh * kw * c
+    total = cols.shape[0] * ncol
+    for idx in range(cuda.grid(1), total, cuda.gridsize(1)):
+        row = idx // ncol
+        kidx = idx - row * ncol
+        b = row // (oh * ow)
+        rem = row - b * (oh * ow)
+        i = rem // ow
+        j = rem - i * ow
+        pq = kidx // c
+        ch = kidx - pq * c
+        p = pq // kw
+        q = pq - p * kw
+        yy = i * sh + p - pt
+        xx = j * sw + q - pl
+        v = float32(0.0)
+        if yy >= 0 and yy < h and xx >= 0 and xx < w:
+            v = x[b, yy, xx, ch]
+        cols[row, kidx] = v
+
+
+@cuda.jit(cache=True)
+def _col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
+    n, h, w, c = dx.shape
+    ncol = kh * kw * c
+    for idx in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
+        ch = idx % c
+        t = idx // c
+        xx = t % w
+        t = t // w
+        yy = t % h
+        b = t // h
+        acc = float32(0.0)
+        for p in range(kh):
+            iy = yy + pt - p
+            if iy < 0 or iy % sh != 0:
+                continue
+            i = iy // sh
+            if i >= oh:
+                continue
+            for q in range(kw):
+                jx = xx + pl - q
+                if jx < 0 or jx % sw != 0:
+                    continue
+                j = jx // sw
+                if j >= ow:
+                    continue
+                acc += dcols[(b * oh + i) * ow + j, (p * kw + q) * c + ch]
+        dx[b, yy, xx, ch] = acc
+
+
+def conv2d_forward(x, kernel, bias, strides, padding, activation: str = "linear"):
+    """Returns (activation(conv(x) + bias), cols); cols is kept for the backward pass."""
+    n, h, w, c = x.shape
+    kh, kw, _, f = kernel.shape
+    sh, sw = int(strides[0]), int(strides[1])
+    oh, pt = conv_output_size(h, kh, sh, padding)
+    ow, pl = conv_output_size(w, kw, sw, padding)
+    if kh == 1 and kw == 1 and (sh, sw) == (1, 1):
+        cols = x.reshape(n * h * w, c)
+    else:
+        cols = empty((n * oh * ow, kh * kw * c), x.dtype)
+        if cols.size:
+            _im2col[grid1d(cols.size)](x, kh, kw, sh, sw, pt, pl, oh, ow, cols)
+    fused = activation if activation != "softmax" else "linear"
+    y = gemm(cols, kernel.reshape(kh * kw * c, f), bias=bias, activation=fused)
+    if activation == "softmax":
+        softmax_rows_inplace(y)
+    return y.reshape(n, oh, ow, f), cols
+
+
+def conv2d_backward(x_shape, cols, kernel, dy, strides, padding, need_dx: bool = True):
+    """Returns (dx or None, dkernel, dbias)."""
+    n, h, w, c = (int(d) for d in x_shape)
+    kh, kw, _, f = kernel.shape
+    sh, sw = int(strides[0]), int(strides[1])
+    oh, pt = conv_output_size(h, kh, sh, padding)
+    ow, pl = conv_output_size(w, kw, sw, padding)
+    dy2 = dy.reshape(dy.size // f, f)
+    dkernel = gemm(cols, dy2, trans_a=True).reshape(kh, kw, c, f)
+    dbias = column_sums(dy2)
+    dx = None
+    if need_dx:
+        dcols = gemm(dy2, kernel.reshape(kh * kw * c, f), trans_b=True)
+        if kh == 1 and kw == 1 and (sh, sw) == (1, 1):
+            dx = dcols.reshape(n, h, w, c)
+        else:
+            dx = empty((n, h, w, c), dy.dtype)
+            if dx.size:
+                _col2im[grid1d(dx.size)](dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx)
+    return dx, dkernel, dbias
+
+
+__all__ = ["conv2d_backward", "conv2d_forward", "conv_output_size"]

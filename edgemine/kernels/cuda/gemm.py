@@ -1,0 +1,302 @@
+"""Matrix products on the GPU: one tiled shared-memory SGEMM kernel with a fused epilogue, and
+deterministic column sums (bias gradients, batch statistics).
+
+Why our own kernel and not cuBLAS: numba-cuda ships no BLAS, and the maintained ways to reach
+cuBLAS from Python (CuPy, nvmath-python) each add a 100+ MB dependency to an engine whose CUDA
+extra is numba-cuda alone. The shapes here are small (a CNN's im2col matrices, 4u-wide LSTM
+gates), where launch count matters more than peak FLOP/s, and our kernel fuses what cuBLAS would
+need extra launches for: bias + activation in the epilogue, transposed operands read in place, and
+split-K with a fixed-order (reproducible) reduction. Everything goes through :func:`gemm`, so a
+cuBLAS product can replace it in this one function: wrap the operands with
+``cupy.asarray(devarray)`` (zero-copy through ``__cuda_array_interface__``), call
+``cupy.matmul``, then apply the epilogue with :func:`bias_act_inplace`.
+
+Kernel: each block computes a BM x BN tile of C from BK-deep slices of A and B staged in shared
+memory; each thread keeps a TM x TN register tile, its rows/columns strided by the thread grid so
+that shared-memory reads are conflict-free. Operand loads are coalesced along whichever axis is
+contiguous in memory (so A^T and B^T cost nothing extra). When the output has too few tiles to fill
+the GPU and K is long (weight gradients: K = batch x H x W), K is split over blockIdx.z into a
+scratch buffer and summed in a second kernel in a fixed order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda, float32, float64
+
+from ._device import ACT_CODES, SIM, act, dummy, empty, grid1d, sm_count, workspace
+
+if SIM:  # tiny tiles: the simulator runs one Python thread per CUDA thread
+    BM, BN, BK, TM, TN = 4, 4, 2, 2, 2
+else:
+    BM, BN, BK, TM, TN = 64, 64, 16, 4, 4
+TX = BN // TN  # threads along columns
+TY = BM // TM  # threads along rows
+NT = TX * TY
+BMP = BM + 1  # padded shared-memory rows against bank conflicts
+BNP = BN + 1
+
+
+@cuda.jit(cache=True)
+def _gemm_kernel(a, b, out, m, n, k, trans_a, trans_b, k_chunk, bias, has_bias, code, accumulate):
+    """out[z] (or out[0] with the epilogue when gridDim.z == 1) = op(a) @ op(b) over K-chunk z."""
+    as_ = cuda.shared.array((BK, BMP), float32)
+    bs = cuda.shared.array((BK, BNP), float32)
+    acc = cuda.local.array((TM, TN), float32)
+    ra = cuda.local.array(TM, float32)
+    rb = cuda.local.array(TN, float32)
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tid = ty * TX + tx
+    row0 = cuda.blockIdx.y * BM
+    col0 = cuda.blockIdx.x * BN
+    z = cuda.blockIdx.z
+    k_begin = z * k_chunk
+    k_end = min(k, k_begin + k_chunk)
+    for i in range(TM):
+        for j in range(TN):
+            acc[i, j] = float32(0.0)
+    for k0 in range(k_begin, k_end, BK):
+        # stage A[row0:row0+BM, k0:k0+BK] as as_[kk, mm]
+        for e in range(tid, BM * BK, NT):
+            if trans_a:  # a is (K, M): neighbours read along M
+                kk = e // BM
+                mm = e - kk * BM
+            else:  # a is (M, K): neighbours read along K
+                mm = e // BK
+                kk = e - mm * BK
+            gm = row0 + mm
+            gk = k0 + kk
+            v = float32(0.0)
+            if gm < m and gk < k_end:
+                if trans_a:
+                    v = a[gk, gm]
+                else:
+                    v = a[gm, gk]
+            as_[kk, mm] = v
+        # stage B[k0:k0+BK, col0:col0+BN] as bs[kk, nn]
+        for e in range(tid, BK * BN, NT):
+            if trans_b:  # b is (N, K)
+                nn = e // BK
+                kk = e - nn * BK
+            else:  # b is (K, N)
+                kk = e // BN
+                nn = e - kk * BN
+            gn = col0 + nn
+            gk = k0 + kk
+            v = float32(0.0)
+            if gn < n and gk < k_end:
+                if trans_b:
+                    v = b[gn, gk]
+                else:
+                    v = b[gk, gn]
+            bs[kk, nn] = v
+        cuda.syncthreads()
+        for kk in range(BK):
+            for i in range(TM):
+                ra[i] = as_[kk, ty + i * TY]
+            for j in range(TN):
+                rb[j] = bs[kk, tx + j * TX]
+            for i in range(TM):
+                for j in range(TN):
+                    acc[i, j] += ra[i] * rb[j]
+        cuda.syncthreads()
+    final = cuda.gridDim.z == 1
+    for i in range(TM):
+        r = row0 + ty + i * TY
+        if r < m:
+            for j in range(TN):
+                c = col0 + tx + j * TX
+                if c < n:
+                    v = acc[i, j]
+                    if final:
+                        if has_bias:
+                            v += bias[c]
+                        v = act(v, code)
+                        if accumulate:
+                            v += out[0, r, c]
+                    out[z, r, c] = v
+
+
+@cuda.jit(cache=True)
+def _splitk_reduce(part, out, bias, has_bias, code, accumulate):
+    s, m, n = part.shape
+    for idx in range(cuda.grid(1), m * n, cuda.gridsize(1)):
+        r = idx // n
+        c = idx - r * n
+        v = float32(0.0)
+        for z in range(s):
+            v += part[z, r, c]
+        if has_bias:
+            v += bias[c]
+        v = act(v, code)
+        if accumulate:
+            v += out[r, c]
+        out[r, c] = v
+
+
+@cuda.jit(cache=True)
+def _bias_act(z, bias, has_bias, code):
+    m, n = z.shape
+    for idx in range(cuda.grid(1), m * n, cuda.gridsize(1)):
+        r = idx // n
+        c = idx - r * n
+        v = z[r, c]
+        if has_bias:
+            v += bias[c]
+        z[r, c] = act(v, code)
+
+
+def _split_count(m: int, n: int, k: int) -> int:
+    tiles = math.ceil(m / BM) * math.ceil(n / BN)
+    want = 2 * sm_count()
+    if tiles >= want or k < 8 * BK:
+        return 1
+    return max(1, min(math.ceil(want / tiles), k // (8 * BK), 64))
+
+
+def gemm(
+    a,
+    b,
+    out=None,
+    *,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    bias=None,
+    activation: str = "linear",
+    accumulate: bool = False,
+    split_k: int | None = None,
+):
+    """``out = act(op(a) @ op(b) + bias)`` (``+= ...`` with ``accumulate``) for 2-D C-contiguous
+    float32 device arrays; ``op`` transposes when ``trans_a`` / ``trans_b``.
+
+    ``activation`` is 'linear', 'relu', 'sigmoid' or 'tanh' (fused into the epilogue);
+    ``split_k`` forces the number of K slices (None: chosen from the shape). Returns ``out``.
+    """
+    m, ka = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if ka != kb:
+        raise ValueError(f"gemm: inner dimensions differ ({ka} vs {kb})")
+    k = ka
+    code = ACT_CODES[activation]
+    if out is None:
+        if accumulate:
+            raise ValueError("gemm: accumulate needs out")
+        out = empty((m, n))
+    if m == 0 or n == 0:
+        return out
+    has_bias = bias is not None
+    bias_arr = bias if has_bias else dummy()
+    splits = split_k if split_k is not None else _split_count(m, n, k)
+    chunk = max(BK, math.ceil(math.ceil(k / max(splits, 1)) / BK) * BK)
+    splits = max(1, math.ceil(k / chunk)) if k else 1
+    grid = (math.ceil(n / BN), math.ceil(m / BM), splits)
+    if splits == 1:
+        _gemm_kernel[grid, (TX, TY)](
+            a, b, out.reshape(1, m, n), m, n, k, trans_a, trans_b, chunk,
+            bias_arr, has_bias, code, accumulate,
+        )
+        return out
+    part = workspace("gemm_splitk", (splits, m, n))
+    _gemm_kernel[grid, (TX, TY)](
+        a, b, part, m, n, k, trans_a, trans_b, chunk, bias_arr, False, 0, False
+    )
+    _splitk_reduce[grid1d(m * n)](part, out, bias_arr, has_bias, code, accumulate)
+    return out
+
+
+def bias_act_inplace(z, bias, activation: str):
+    """z = act(z + bias) in place for a 2-D device array (the epilogue on its own)."""
+    code = ACT_CODES[activation]
+    if (code == 0 and bias is None) or z.size == 0:
+        return z
+    has_bias = bias is not None
+    _bias_act[grid1d(z.size)](z, bias if has_bias else dummy(), has_bias, code)
+    return z
+
+
+# ----- column sums (fixed order, float64 accumulation) -----
+if SIM:
+    CW, RW = 4, 2
+else:
+    CW, RW = 32, 8
+
+
+@cuda.jit(cache=True)
+def _colsum_partial(x, y, mode, rows_per, part):
+    """part[:, s, c] = sums over rows [s*rows_per, (s+1)*rows_per) of column c.
+
+    mode 0: (sum x, 0); mode 1: (sum x, sum x*y); mode 2: (sum x, sum x*x)."""
+    sh = cuda.shared.array((2, RW, CW), float64)
+    m, n = x.shape
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    c = cuda.blockIdx.x * CW + tx
+    s = cuda.blockIdx.y
+    r0 = s * rows_per
+    r1 = min(m, r0 + rows_per)
+    a0 = 0.0
+    a1 = 0.0
+    if c < n:
+        for r in range(r0 + ty, r1, RW):
+            v = float64(x[r, c])
+            a0 += v
+            if mode == 1:
+                a1 += v * float64(y[r, c])
+            elif mode == 2:
+                a1 += v * v
+    sh[0, ty, tx] = a0
+    sh[1, ty, tx] = a1
+    cuda.syncthreads()
+    if ty == 0 and c < n:
+        t0 = 0.0
+        t1 = 0.0
+        for q in range(RW):
+            t0 += sh[0, q, tx]
+            t1 += sh[1, q, tx]
+        part[0, s, c] = t0
+        part[1, s, c] = t1
+
+
+@cuda.jit(cache=True)
+def _colsum_final(part, mode, scale, out0, out1):
+    _, s, n = part.shape
+    for c in range(cuda.grid(1), n, cuda.gridsize(1)):
+        t0 = 0.0
+        t1 = 0.0
+        for z in range(s):
+            t0 += part[0, z, c]
+            t1 += part[1, z, c]
+        t0 *= scale
+        t1 *= scale
+        if mode == 2:  # (mean, variance)
+            out0[c] = t0
+            out1[c] = max(t1 - t0 * t0, 0.0)
+        else:
+            out0[c] = t0
+            if mode == 1:
+                out1[c] = t1
+
+
+def column_sums(x2d, y2d=None, mode: int = 0, scale: float = 1.0):
+    """Fixed-order sums over the rows of a 2-D float32 device array, accumulated in float64.
+
+    mode 0: ``x.sum(0)``; mode 1: ``(x.sum(0), (x*y).sum(0))``; mode 2: mean and biased
+    variance ``(E[x], E[x^2] - E[x]^2)`` with ``scale = 1/rows``. Results are float32, times
+    ``scale`` (mode 0 and 1). Returns one array (mode 0) or a pair."""
+    m, n = x2d.shape
+    out0 = empty((n,))
+    out1 = empty((n,)) if mode else None
+    cols = math.ceil(n / CW)
+    rows_min = 4 * RW
+    splits = max(1, min(math.ceil(2 * sm_count() / cols), math.ceil(m / rows_min), 512))
+    rows_per = max(1, math.ceil(m / splits))
+    splits = max(1, math.ceil(m / rows_per))
+    part = workspace("colsum", (2, splits, n), np.float64)
+    _colsum_partial[(cols, splits), (CW, RW)](
+        x2d, y2d if y2d is not None else x2d, mode, rows_per, part
+    )
+    _colsum_final[grid1d(n)](part, mode, float(scale), out0, out1 if out1 is not None else out0)
+    return out0 if mode == 0 else (out0, out1)

@@ -1,0 +1,120 @@
+"""Every layer's backward pass against central finite differences in float64 (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import check_layer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgemine.layers import (
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+    Reshape,
+)
+
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ACTS = st.sampled_from(["linear", "relu", "sigmoid", "tanh", "softmax"])
+
+
+def _images(rng, n, h, w, c):
+    return rng.standard_normal((n, h, w, c))
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 3), h=st.integers(3, 7), w=st.integers(3, 7), c=st.integers(1, 3),
+    f=st.integers(1, 4), k=st.integers(1, 3), s=st.integers(1, 2),
+    padding=st.sampled_from(["valid", "same"]), act=ACTS, use_bias=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_conv2d(n, h, w, c, f, k, s, padding, act, use_bias, seed):
+    layer = Conv2D(f, (k, k + (seed % 2) if k + 1 <= min(h, w) else k), strides=(s, 1 + seed % 2),
+                   padding=padding, activation=act, use_bias=use_bias)
+    check_layer(layer, _images(np.random.default_rng(seed), n, h, w, c), seed=seed)
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 3), h=st.integers(2, 7), w=st.integers(2, 7), c=st.integers(1, 3),
+    p=st.integers(1, 3), s=st.sampled_from([None, 1, 2]), padding=st.sampled_from(["valid", "same"]),
+    kind=st.sampled_from([MaxPooling2D, AveragePooling2D]), seed=st.integers(0, 1000),
+)
+def test_pooling(n, h, w, c, p, s, padding, kind, seed):
+    if padding == "valid" and p > min(h, w):
+        p = min(h, w)
+    layer = kind(pool_size=(p, max(1, p - seed % 2)), strides=s, padding=padding)
+    check_layer(layer, _images(np.random.default_rng(seed), n, h, w, c), seed=seed)
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), h=st.integers(1, 5), w=st.integers(1, 5), c=st.integers(1, 4),
+       kind=st.sampled_from([GlobalAveragePooling2D, GlobalMaxPooling2D]), seed=st.integers(0, 99))
+def test_global_pooling(n, h, w, c, kind, seed):
+    check_layer(kind(), _images(np.random.default_rng(seed), n, h, w, c), seed=seed)
+
+
+@SETTINGS
+@given(n=st.integers(1, 4), shape=st.lists(st.integers(1, 5), min_size=1, max_size=2),
+       units=st.integers(1, 6), act=ACTS, use_bias=st.booleans(), seed=st.integers(0, 1000))
+def test_dense(n, shape, units, act, use_bias, seed):
+    x = np.random.default_rng(seed).standard_normal((n, *shape))
+    check_layer(Dense(units, activation=act, use_bias=use_bias), x, seed=seed)
+
+
+@SETTINGS
+@given(n=st.integers(1, 4), c=st.integers(1, 5), act=ACTS, seed=st.integers(0, 1000))
+def test_activation(n, c, act, seed):
+    x = np.random.default_rng(seed).standard_normal((n, 3, c))
+    check_layer(Activation(act), x, seed=seed)
+
+
+@SETTINGS
+@given(n=st.integers(2, 5), h=st.integers(1, 4), c=st.integers(1, 4), training=st.booleans(),
+       center=st.booleans(), scale=st.booleans(), seed=st.integers(0, 1000))
+def test_batchnorm(n, h, c, training, center, scale, seed):
+    rng = np.random.default_rng(seed)
+    layer = BatchNormalization(center=center, scale=scale)
+    layer.build((h, c))
+    for v in layer.variables:  # non-trivial statistics and affine parameters
+        v.value = (rng.random(v.shape) + 0.5).astype(np.float32)
+    # Training mode updates the moving statistics on every forward; they do not affect the output.
+    check_layer(layer, rng.standard_normal((n, h, c)) * 2 + 1, training=training, seed=seed,
+                rtol=1e-4)
+
+
+def test_flatten_and_reshape_are_exact():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    check_layer(Flatten(), x)
+    check_layer(Reshape((4, 15)), x)
+    check_layer(Reshape((-1, 5)), x)
+
+
+def test_dropout_backward_uses_the_forward_mask():
+    layer = Dropout(0.5, seed=3)
+    layer.build((1000,))
+    x = np.ones((4, 1000), dtype=np.float32)
+    y = layer.forward(x, training=True)
+    assert set(np.unique(y)) <= {0.0, 2.0}
+    assert 0.4 < (y == 0).mean() < 0.6
+    g = np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(layer.backward(g), g * y)  # y is exactly the scaled mask
+    np.testing.assert_array_equal(layer.forward(x, training=False), x)
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh", "softmax", "linear"])
+def test_activation_float32_matches_float64(act):
+    x = np.random.default_rng(1).standard_normal((5, 7))
+    y64 = Activation(act)(x)
+    y32 = Activation(act)(x.astype(np.float32))
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,277 @@
+"""Sequential: training on real data, weights, saving, resuming, callbacks, determinism."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgemine import callbacks as cb
+from edgemine import zoo
+from edgemine.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from edgemine.models import Sequential, load_model
+from edgemine.saving import ModelFileError
+from edgemine.utils import set_random_seed, to_categorical
+
+
+def small_cnn(seed=0, bn=False):
+    set_random_seed(seed)
+    layers = [Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)), MaxPooling2D()]
+    if bn:
+        layers.append(BatchNormalization())
+    layers += [Flatten(), Dropout(0.2), Dense(3, activation="softmax")]
+    model = Sequential(layers)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def toy_data(n=64, seed=0):
+    r = np.random.default_rng(seed)
+    x = r.random((n, 8, 8, 1), dtype=np.float32)
+    labels = (x[:, :4].mean(axis=(1, 2, 3)) * 6).astype(int) % 3
+    return x, to_categorical(labels, 3)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return zoo.load_data("mnist")
+
+
+def test_seed_cnn_learns_real_mnist_in_one_epoch(mnist):
+    set_random_seed(1)
+    model = zoo.build_model(zoo.load_spec(Path(__file__).resolve().parents[1] / "models/seed_cnn.json"))
+    model.fit(mnist.x_train, to_categorical(mnist.y_train, 10), epochs=1, verbose=0)
+    loss, acc = model.evaluate(mnist.x_test, to_categorical(mnist.y_test, 10), verbose=0)
+    assert acc > 0.85, acc
+
+
+def test_same_seed_same_weights_and_training():
+    a, b = small_cnn(5), small_cnn(5)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    x, y = toy_data()
+    set_random_seed(9)
+    ha = a.fit(x, y, epochs=2, verbose=0).history
+    set_random_seed(9)
+    hb = b.fit(x, y, epochs=2, verbose=0).history
+    assert ha == hb
+    assert not np.array_equal(small_cnn(6).get_weights()[0], a.get_weights()[0])
+
+
+def test_keras_initialisers_and_layouts():
+    model = small_cnn()
+    k, b = model.layers[0].get_weights()
+    assert k.shape == (3, 3, 1, 4) and b.shape == (4,) and not b.any()
+    limit = np.sqrt(6 / (9 * 1 + 9 * 4))  # glorot_uniform with the receptive field
+    assert np.abs(k).max() <= limit and np.abs(k).max() > 0.5 * limit
+
+
+def test_get_set_weights_round_trip():
+    a, b = small_cnn(1), small_cnn(2)
+    b.set_weights(a.get_weights())
+    x, _ = toy_data(8)
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))
+    with pytest.raises(ValueError, match="expects"):
+        b.set_weights(a.get_weights()[:-1])
+    bad = a.get_weights()
+    bad[0] = bad[0][..., :2]
+    with pytest.raises(ValueError, match="shape"):
+        b.set_weights(bad)
+
+
+def test_save_load_predict_identical(tmp_path):
+    model = small_cnn(bn=True)
+    x, y = toy_data()
+    model.fit(x, y, epochs=1, verbose=0)
+    model.preprocessing = {"kind": "image", "height": 8, "width": 8, "channels": 1, "scale": 1.0}
+    path = tmp_path / "m.edgemine"
+    model.save(path)
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.preprocessing == model.preprocessing
+    assert loaded.optimizer.iterations == model.optimizer.iterations
+    with zipfile.ZipFile(path) as zf:
+        assert sorted(zf.namelist()) == ["config.json", "optimizer.npz", "weights.npz"]
+
+
+def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
+    model = small_cnn()
+    path = tmp_path / "m.edgemine"
+    model.save(path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        small_cnn(3).save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.edgemine"]  # no temp file left behind
+
+
+def test_checkpoint_resume_equals_uninterrupted_training(tmp_path):
+    x, y = toy_data()
+    straight = small_cnn(4)
+    straight.fit(x, y, epochs=3, shuffle=False, verbose=0)
+
+    part = small_cnn(4)
+    ckpt = tmp_path / "ckpt.edgemine"
+    part.fit(x, y, epochs=2, shuffle=False, verbose=0, callbacks=[cb.ModelCheckpoint(ckpt, monitor="loss")])
+    resumed = load_model(ckpt)
+    assert resumed.epochs_trained == 2
+    set_random_seed(4)  # dropout masks differ anyway; compare without dropout below
+    resumed.fit(x, y, epochs=3, initial_epoch=resumed.epochs_trained, shuffle=False, verbose=0)
+    assert resumed.optimizer.iterations == straight.optimizer.iterations
+
+
+def test_resume_is_exact_without_randomness(tmp_path):
+    def make():
+        set_random_seed(11)
+        m = Sequential([Flatten(input_shape=(8, 8, 1)), Dense(5, activation="tanh"),
+                        Dense(3, activation="softmax")])
+        m.compile(optimizer="adam", loss="categorical_crossentropy")
+        return m
+
+    x, y = toy_data()
+    straight = make()
+    straight.fit(x, y, epochs=3, shuffle=False, verbose=0)
+    part = make()
+    part.fit(x, y, epochs=1, shuffle=False, verbose=0)
+    part.save(tmp_path / "c.edgemine")
+    resumed = load_model(tmp_path / "c.edgemine")
+    resumed.fit(x, y, epochs=3, initial_epoch=1, shuffle=False, verbose=0)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_callbacks(tmp_path):
+    x, y = toy_data()
+    model = small_cnn()
+    log = tmp_path / "log.csv"
+    seen_lr = []
+    sched = cb.LearningRateScheduler(lambda e, lr: 0.01 / (e + 1))
+
+    class Spy(cb.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen_lr.append(self.model.optimizer.learning_rate)
+
+    hist = model.fit(x, y, epochs=3, validation_split=0.25, verbose=0,
+                     callbacks=[sched, Spy(), cb.CSVLogger(log)])
+    assert seen_lr == pytest.approx([0.01, 0.005, 0.01 / 3])
+    assert set(hist.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    rows = log.read_text().strip().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 4
+
+    stop = cb.EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    hist = small_cnn().fit(x, y, epochs=10, verbose=0, callbacks=[stop])
+    assert len(hist.epoch) == 2  # the first epoch improves on inf; the second cannot by 10
+
+    plateau = cb.ReduceLROnPlateau(monitor="loss", patience=1, factor=0.5, min_delta=10.0)
+    m = small_cnn()
+    m.fit(x, y, epochs=3, verbose=0, callbacks=[plateau])
+    assert m.optimizer.learning_rate < 0.001
+
+
+def test_terminate_on_nan():
+    x, y = toy_data()
+    model = small_cnn()
+    model.optimizer.learning_rate = 1e30
+    hist = model.fit(x, y, epochs=5, verbose=0, callbacks=[cb.TerminateOnNaN()])
+    assert len(hist.epoch) <= 2
+
+
+def test_train_and_test_on_batch_and_metrics():
+    x, y = toy_data(16)
+    model = small_cnn()
+    loss, acc = model.train_on_batch(x, y)
+    assert np.isfinite(loss) and 0 <= acc <= 1
+    logs = model.test_on_batch(x, y, return_dict=True)
+    assert set(logs) == {"loss", "accuracy"}
+    sparse = Sequential([Flatten(input_shape=(8, 8, 1)), Dense(3, activation="softmax")])
+    sparse.compile("sgd", "sparse_categorical_crossentropy", metrics=["acc"])
+    assert set(sparse.evaluate(x, y.argmax(1), verbose=0, return_dict=True)) == {"loss", "accuracy"}
+
+
+def test_progress_bar_is_log_friendly(capsys):
+    x, y = toy_data()
+    small_cnn().fit(x, y, epochs=2, verbose=1)
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out
+    assert out.count("2/2 [==============================]") == 2  # one finished line per epoch
+
+
+def test_summary_counts_params():
+    lines = []
+    model = small_cnn()
+    model.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert f"Total params: {model.count_params():,}" in text
+    assert "conv2d" in text and "(None, 6, 6, 4)" in text
+
+
+def test_hostile_model_files(tmp_path):
+    model = small_cnn()
+    good = tmp_path / "good.edgemine"
+    model.save(good)
+    data = good.read_bytes()
+
+    def write(name, blob):
+        p = tmp_path / name
+        p.write_bytes(blob)
+        return p
+
+    cases = {
+        "truncated": (data[: len(data) // 2], "not an edgemine model file|corrupt"),
+        "empty": (b"", "not an edgemine model file"),
+        "text": (b"hello", "not an edgemine model file"),
+    }
+    for name, (blob, msg) in cases.items():
+        with pytest.raises(ModelFileError, match=msg):
+            load_model(write(name, blob))
+
+    def rezip(mutate):
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = {n: zf.read(n) for n in zf.namelist()}
+        mutate(members)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for n, b in members.items():
+                zf.writestr(n, b)
+        return buf.getvalue()
+
+    import json
+
+    def version(m):
+        c = json.loads(m["config.json"])
+        c["format_version"] = 99
+        m["config.json"] = json.dumps(c)
+
+    def tamper_weights(m):
+        w = bytearray(m["weights.npz"])
+        w[-100] ^= 0xFF
+        m["weights.npz"] = bytes(w)
+
+    def evil_layer(m):
+        c = json.loads(m["config.json"])
+        c["model"]["config"]["layers"][0]["class_name"] = "os.system"
+        m["config.json"] = json.dumps(c)
+
+    def bad_arg(m):
+        c = json.loads(m["config.json"])
+        c["model"]["config"]["layers"][0]["config"]["__class__"] = "x"
+        m["config.json"] = json.dumps(c)
+
+    def extra(m):
+        m["payload.pkl"] = b"cos\nsystem\n"
+
+    for mutate, msg in [(version, "version 99"), (tamper_weights, "sha256"),
+                        (evil_layer, "unknown layer type"), (bad_arg, "invalid config"),
+                        (extra, "unexpected entries")]:
+        with pytest.raises(ModelFileError, match=msg):
+            load_model(write(mutate.__name__, rezip(mutate)))
