@@ -80,8 +80,17 @@ class _Monitor(Callback):
 class EarlyStopping(_Monitor):
     """Stop when ``monitor`` has not improved for ``patience`` epochs."""
 
-    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto",
-                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        min_delta=0.0,
+        patience=0,
+        verbose=0,
+        mode="auto",
+        baseline=None,
+        restore_best_weights=False,
+        start_from_epoch=0,
+    ):
         super().__init__(monitor, mode, min_delta)
         self.patience = int(patience)
         self.verbose = verbose
@@ -125,14 +134,24 @@ class ModelCheckpoint(_Monitor):
     continues where it stopped.
     """
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
-                 save_weights_only=False, mode="auto", save_freq="epoch"):
+    def __init__(
+        self,
+        filepath,
+        monitor="val_loss",
+        verbose=0,
+        save_best_only=False,
+        save_weights_only=False,
+        mode="auto",
+        save_freq="epoch",
+    ):
         super().__init__(monitor, mode)
         if save_freq != "epoch":
             raise ValueError("ModelCheckpoint supports save_freq='epoch' only")
         if save_weights_only:
-            raise ValueError("ModelCheckpoint: save_weights_only is not supported; whole models "
-                             "are small, save them")
+            raise ValueError(
+                "ModelCheckpoint: save_weights_only is not supported; whole models "
+                "are small, save them"
+            )
         self.filepath = os.fspath(filepath)
         self.verbose = verbose
         self.save_best_only = save_best_only
@@ -153,8 +172,17 @@ class ModelCheckpoint(_Monitor):
 class ReduceLROnPlateau(_Monitor):
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
-                 min_delta=1e-4, cooldown=0, min_lr=0.0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        verbose=0,
+        mode="auto",
+        min_delta=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+    ):
         super().__init__(monitor, mode, min_delta)
         if not 0.0 < factor < 1.0:
             raise ValueError(f"ReduceLROnPlateau factor must be in (0, 1), got {factor}")

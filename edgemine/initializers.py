@@ -106,10 +106,16 @@ def get(identifier: str | Initializer) -> Initializer:
     if not isinstance(identifier, str):
         raise TypeError(f"initializer must be a name or a callable, got {identifier!r}")
     key = identifier.lower()
-    key = {"glorotuniform": "glorot_uniform", "glorotnormal": "glorot_normal",
-           "heuniform": "he_uniform", "henormal": "he_normal", "randomnormal": "random_normal",
-           "randomuniform": "random_uniform", "lecununiform": "lecun_uniform",
-           "lecunnormal": "lecun_normal"}.get(key, key)
+    key = {
+        "glorotuniform": "glorot_uniform",
+        "glorotnormal": "glorot_normal",
+        "heuniform": "he_uniform",
+        "henormal": "he_normal",
+        "randomnormal": "random_normal",
+        "randomuniform": "random_uniform",
+        "lecununiform": "lecun_uniform",
+        "lecunnormal": "lecun_normal",
+    }.get(key, key)
     if key not in INITIALIZERS:
         raise ValueError(
             f"unknown initializer {identifier!r}; known: {', '.join(sorted(INITIALIZERS))}"

@@ -73,5 +73,7 @@ def get(identifier) -> Loss:
         key = identifier.lower().replace(" ", "")
         if key in ALIASES:
             return Loss(ALIASES[key])
-        raise ValueError(f"unknown loss {identifier!r}; known: {', '.join(sorted(set(ALIASES.values())))}")
+        raise ValueError(
+            f"unknown loss {identifier!r}; known: {', '.join(sorted(set(ALIASES.values())))}"
+        )
     raise TypeError(f"loss must be a name or an edgemine Loss, got {identifier!r}")

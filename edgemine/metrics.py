@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-KNOWN = ("accuracy", "categorical_accuracy", "sparse_categorical_accuracy", "binary_accuracy", "mse", "mae")
+KNOWN = (
+    "accuracy",
+    "categorical_accuracy",
+    "sparse_categorical_accuracy",
+    "binary_accuracy",
+    "mse",
+    "mae",
+)
 
 
 def resolve(name: str, loss_name: str, output_dim: int) -> str:
@@ -31,11 +38,21 @@ def resolve(name: str, loss_name: str, output_dim: int) -> str:
 def batch_values(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     """Per-sample metric values (averaged by the caller, weighted by sample count)."""
     if metric == "categorical_accuracy":
-        return (y_true.argmax(-1) == y_pred.argmax(-1)).astype(np.float64).reshape(len(y_pred), -1).mean(-1)
+        return (
+            (y_true.argmax(-1) == y_pred.argmax(-1))
+            .astype(np.float64)
+            .reshape(len(y_pred), -1)
+            .mean(-1)
+        )
     if metric == "sparse_categorical_accuracy":
-        return (y_true.reshape(len(y_pred), -1)[:, 0] == y_pred.argmax(-1).reshape(len(y_pred), -1)[:, 0]).astype(np.float64)
+        return (
+            y_true.reshape(len(y_pred), -1)[:, 0]
+            == y_pred.argmax(-1).reshape(len(y_pred), -1)[:, 0]
+        ).astype(np.float64)
     if metric == "binary_accuracy":
-        return ((y_pred > 0.5) == (y_true > 0.5)).astype(np.float64).reshape(len(y_pred), -1).mean(-1)
+        return (
+            ((y_pred > 0.5) == (y_true > 0.5)).astype(np.float64).reshape(len(y_pred), -1).mean(-1)
+        )
     d = (y_pred - y_true).reshape(len(y_pred), -1)
     if metric == "mse":
         return (d * d).mean(-1)

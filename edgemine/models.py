@@ -268,9 +268,7 @@ class Sequential:
         ):
             raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
         if arr.ndim == 0 or arr.shape[0] != n:
-            raise ValueError(
-                f"{what} has {arr.shape[0] if arr.ndim else 0} samples but x has {n}"
-            )
+            raise ValueError(f"{what} has {arr.shape[0] if arr.ndim else 0} samples but x has {n}")
         arr = arr.astype(np.float32)
         if not np.isfinite(arr).all():
             raise ValueError(f"{what} contains NaN or infinite labels")
@@ -318,7 +316,10 @@ class Sequential:
         ops = self.ops
         out = self._forward(xb, training=True)
         grad = ops.loss_gradient(
-            self.loss.name, out, yb, self.loss.from_logits,
+            self.loss.name,
+            out,
+            yb,
+            self.loss.from_logits,
             self.layers[-1].activation if self._fused else None,
         )
         layers = self.layers
@@ -466,8 +467,14 @@ class Sequential:
             bar.finish(logs)
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose="auto",
-                 return_dict: bool = False):
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size: int | None = None,
+        verbose="auto",
+        return_dict: bool = False,
+    ):
         """Loss (and metrics) on (x, y): a float, a list [loss, *metrics], or a dict."""
         self._require_compiled()
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
@@ -551,7 +558,9 @@ class Sequential:
         rows = [("Layer (type)", "Output Shape", "Param #")]
         for layer in self.layers:
             shape = "(None, " + ", ".join(str(d) for d in layer.output_shape) + ")"
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"))
+            rows.append(
+                (f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}")
+            )
         w0 = max(len(r[0]) for r in rows) + 2
         w1 = max(len(r[1]) for r in rows) + 2
         width = w0 + w1 + 12

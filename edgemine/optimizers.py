@@ -88,7 +88,9 @@ class Optimizer:
             for name in slot:
                 arr = state.get(f"{i}/{name}")
                 if arr is None or tuple(arr.shape) != tuple(variables[i].shape):
-                    raise ValueError(f"optimizer state is missing or mis-shaped for slot {i}/{name}")
+                    raise ValueError(
+                        f"optimizer state is missing or mis-shaped for slot {i}/{name}"
+                    )
                 slot[name] = ops.asarray(arr.astype(np.float32))
 
 
@@ -105,7 +107,9 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def _apply_dense(self, p, g, slots):
-        self.ops.sgd_update(p, g, slots["velocity"], self.learning_rate, self.momentum, self.nesterov)
+        self.ops.sgd_update(
+            p, g, slots["velocity"], self.learning_rate, self.momentum, self.nesterov
+        )
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -136,8 +140,15 @@ class Adam(Optimizer):
     def _apply_sparse(self, i, var, g):
         s = self.slots[i]
         self.ops.adam_update_sparse(
-            var.value, g.rows, g.values, s["m"], s["v"], self._lr_t(),
-            self.beta_1, self.beta_2, self.epsilon,
+            var.value,
+            g.rows,
+            g.values,
+            s["m"],
+            s["v"],
+            self._lr_t(),
+            self.beta_1,
+            self.beta_2,
+            self.epsilon,
         )
 
     def get_config(self):
@@ -154,8 +165,9 @@ class RMSprop(Optimizer):
 
     slot_names = ("ms", "mg", "momentum")
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 name=None):
+    def __init__(
+        self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, name=None
+    ):
         super().__init__(learning_rate, name)
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"RMSprop rho must be in [0, 1), got {rho}")
@@ -164,8 +176,16 @@ class RMSprop(Optimizer):
 
     def _apply_dense(self, p, g, slots):
         self.ops.rmsprop_update(
-            p, g, slots["ms"], slots["mg"], slots["momentum"], self.learning_rate, self.rho,
-            self.epsilon, self.momentum, self.centered,
+            p,
+            g,
+            slots["ms"],
+            slots["mg"],
+            slots["momentum"],
+            self.learning_rate,
+            self.rho,
+            self.epsilon,
+            self.momentum,
+            self.centered,
         )
 
     def get_config(self):

@@ -149,7 +149,9 @@ def _load_npz(path, name: str, data: bytes) -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except Exception as e:
-        raise _fail(path, f"{name} is not a valid array archive ({type(e).__name__}: {e})") from None
+        raise _fail(
+            path, f"{name} is not a valid array archive ({type(e).__name__}: {e})"
+        ) from None
 
 
 def load_model(filepath: str | os.PathLike, compile: bool = True):  # noqa: A002
@@ -189,7 +191,11 @@ def load_model(filepath: str | os.PathLike, compile: bool = True):  # noqa: A002
         "model.class_name must be 'Sequential'",
     )
     mc = model_cfg.get("config")
-    _expect(isinstance(mc, dict) and isinstance(mc.get("layers"), list), path, "model.config.layers missing")
+    _expect(
+        isinstance(mc, dict) and isinstance(mc.get("layers"), list),
+        path,
+        "model.config.layers missing",
+    )
     _expect(len(mc["layers"]) > 0, path, "the model has no layers")
     layers = []
     for i, entry in enumerate(mc["layers"]):
@@ -225,7 +231,9 @@ def load_model(filepath: str | os.PathLike, compile: bool = True):  # noqa: A002
 
     weights = _load_npz(path, "weights.npz", members["weights.npz"])
     expected = {
-        _weight_key(i, v.name): v.shape for i, layer in enumerate(model.layers) for v in layer.variables
+        _weight_key(i, v.name): v.shape
+        for i, layer in enumerate(model.layers)
+        for v in layer.variables
     }
     _expect(
         set(weights) == set(expected),
@@ -235,20 +243,29 @@ def load_model(filepath: str | os.PathLike, compile: bool = True):  # noqa: A002
     for key, shape in expected.items():
         w = weights[key]
         _expect(w.dtype == np.float32, path, f"weight {key} has dtype {w.dtype}, expected float32")
-        _expect(tuple(w.shape) == tuple(shape), path, f"weight {key} has shape {w.shape}, expected {shape}")
+        _expect(
+            tuple(w.shape) == tuple(shape),
+            path,
+            f"weight {key} has shape {w.shape}, expected {shape}",
+        )
         _expect(bool(np.isfinite(w).all()), path, f"weight {key} holds NaN or infinite values")
     for i, layer in enumerate(model.layers):
         layer.set_weights([weights[_weight_key(i, v.name)] for v in layer.variables])
 
     for key in ("preprocessing", "class_names"):
         value = config.get(key)
-        _expect(value is None or isinstance(value, (dict if key == "preprocessing" else list)),
-                path, f"{key} has the wrong type")
+        _expect(
+            value is None or isinstance(value, (dict if key == "preprocessing" else list)),
+            path,
+            f"{key} has the wrong type",
+        )
     model.preprocessing = config.get("preprocessing")
     model.class_names = config.get("class_names")
     training = config.get("training") or {}
     epoch = training.get("epoch", 0)
-    _expect(isinstance(epoch, int) and epoch >= 0, path, "training.epoch must be a non-negative int")
+    _expect(
+        isinstance(epoch, int) and epoch >= 0, path, "training.epoch must be a non-negative int"
+    )
     model.epochs_trained = epoch
 
     cc = config.get("compile")

@@ -25,7 +25,7 @@ def set_random_seed(seed: int) -> None:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     _rng = np.random.default_rng(int(seed))
     random.seed(int(seed))
-    np.random.seed(int(seed) % 2**32)
+    np.random.seed(int(seed) % 2**32)  # noqa: NPY002 (as Keras does, for user code)
 
 
 def get_rng() -> np.random.Generator:

@@ -113,8 +113,14 @@ def _prepare_tweets(num_words: int = 10000, maxlen: int = 100) -> Data:
         "padding": "pre",
         "truncating": "pre",
     }
-    return Data(x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), pre,
-                ["negative", "neutral", "positive"])
+    return Data(
+        x_train,
+        y_train.astype(np.int64),
+        x_test,
+        y_test.astype(np.int64),
+        pre,
+        ["negative", "neutral", "positive"],
+    )
 
 
 def _load_npz(path: str | os.PathLike) -> Data:
@@ -126,7 +132,9 @@ def _load_npz(path: str | os.PathLike) -> Data:
     except Exception as e:
         raise SpecError(f"{path}: not a readable .npz file ({e})") from None
     if "x_train" in arrays and "y_train" in arrays:
-        return Data(arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"))
+        return Data(
+            arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test")
+        )
     if "x" in arrays and "y" in arrays:
         return Data(arrays["x"], arrays["y"], None, None)
     raise SpecError(f"{path}: needs arrays x_train/y_train (and x_test/y_test) or x/y")

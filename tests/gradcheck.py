@@ -24,8 +24,16 @@ def numeric_grad(f, arr: np.ndarray, indices, eps: float = 1e-6) -> np.ndarray:
     return out
 
 
-def check_layer(layer, x: np.ndarray, training: bool = True, samples: int = 25, seed: int = 0,
-                rtol: float = 1e-5, atol: float = 1e-7, check_input: bool = True) -> None:
+def check_layer(
+    layer,
+    x: np.ndarray,
+    training: bool = True,
+    samples: int = 25,
+    seed: int = 0,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    check_input: bool = True,
+) -> None:
     """Compare layer.backward with central differences of sum(forward(x) * g)."""
     rng = np.random.default_rng(seed)
     if not layer.built:

@@ -11,8 +11,14 @@ from edgemine.utils import to_categorical
 
 
 def cnn():
-    m = Sequential([Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1)), MaxPooling2D(),
-                    Flatten(), Dense(3, activation="softmax")])
+    m = Sequential(
+        [
+            Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1)),
+            MaxPooling2D(),
+            Flatten(),
+            Dense(3, activation="softmax"),
+        ]
+    )
     m.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
     return m
 
@@ -58,9 +64,15 @@ def test_bad_labels(y, msg):
         cnn().fit(X, y, verbose=0)
 
 
-@pytest.mark.parametrize("y,msg", [([0, 1, 3, 0], "label 3, out of range for 3 classes"),
-                                   ([0, -1, 2, 0], "label -1"), ([0, 1.5, 2, 0], "whole"),
-                                   ([0, np.nan, 1, 1], "NaN")])
+@pytest.mark.parametrize(
+    "y,msg",
+    [
+        ([0, 1, 3, 0], "label 3, out of range for 3 classes"),
+        ([0, -1, 2, 0], "label -1"),
+        ([0, 1.5, 2, 0], "whole"),
+        ([0, np.nan, 1, 1], "NaN"),
+    ],
+)
 def test_bad_sparse_labels(y, msg):
     m = cnn()
     m.compile("adam", "sparse_categorical_crossentropy")

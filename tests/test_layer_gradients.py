@@ -32,22 +32,41 @@ def _images(rng, n, h, w, c):
 
 @SETTINGS
 @given(
-    n=st.integers(1, 3), h=st.integers(3, 7), w=st.integers(3, 7), c=st.integers(1, 3),
-    f=st.integers(1, 4), k=st.integers(1, 3), s=st.integers(1, 2),
-    padding=st.sampled_from(["valid", "same"]), act=ACTS, use_bias=st.booleans(),
+    n=st.integers(1, 3),
+    h=st.integers(3, 7),
+    w=st.integers(3, 7),
+    c=st.integers(1, 3),
+    f=st.integers(1, 4),
+    k=st.integers(1, 3),
+    s=st.integers(1, 2),
+    padding=st.sampled_from(["valid", "same"]),
+    act=ACTS,
+    use_bias=st.booleans(),
     seed=st.integers(0, 1000),
 )
 def test_conv2d(n, h, w, c, f, k, s, padding, act, use_bias, seed):
-    layer = Conv2D(f, (k, k + (seed % 2) if k + 1 <= min(h, w) else k), strides=(s, 1 + seed % 2),
-                   padding=padding, activation=act, use_bias=use_bias)
+    layer = Conv2D(
+        f,
+        (k, k + (seed % 2) if k + 1 <= min(h, w) else k),
+        strides=(s, 1 + seed % 2),
+        padding=padding,
+        activation=act,
+        use_bias=use_bias,
+    )
     check_layer(layer, _images(np.random.default_rng(seed), n, h, w, c), seed=seed)
 
 
 @SETTINGS
 @given(
-    n=st.integers(1, 3), h=st.integers(2, 7), w=st.integers(2, 7), c=st.integers(1, 3),
-    p=st.integers(1, 3), s=st.sampled_from([None, 1, 2]), padding=st.sampled_from(["valid", "same"]),
-    kind=st.sampled_from([MaxPooling2D, AveragePooling2D]), seed=st.integers(0, 1000),
+    n=st.integers(1, 3),
+    h=st.integers(2, 7),
+    w=st.integers(2, 7),
+    c=st.integers(1, 3),
+    p=st.integers(1, 3),
+    s=st.sampled_from([None, 1, 2]),
+    padding=st.sampled_from(["valid", "same"]),
+    kind=st.sampled_from([MaxPooling2D, AveragePooling2D]),
+    seed=st.integers(0, 1000),
 )
 def test_pooling(n, h, w, c, p, s, padding, kind, seed):
     if padding == "valid" and p > min(h, w):
@@ -57,15 +76,27 @@ def test_pooling(n, h, w, c, p, s, padding, kind, seed):
 
 
 @SETTINGS
-@given(n=st.integers(1, 3), h=st.integers(1, 5), w=st.integers(1, 5), c=st.integers(1, 4),
-       kind=st.sampled_from([GlobalAveragePooling2D, GlobalMaxPooling2D]), seed=st.integers(0, 99))
+@given(
+    n=st.integers(1, 3),
+    h=st.integers(1, 5),
+    w=st.integers(1, 5),
+    c=st.integers(1, 4),
+    kind=st.sampled_from([GlobalAveragePooling2D, GlobalMaxPooling2D]),
+    seed=st.integers(0, 99),
+)
 def test_global_pooling(n, h, w, c, kind, seed):
     check_layer(kind(), _images(np.random.default_rng(seed), n, h, w, c), seed=seed)
 
 
 @SETTINGS
-@given(n=st.integers(1, 4), shape=st.lists(st.integers(1, 5), min_size=1, max_size=2),
-       units=st.integers(1, 6), act=ACTS, use_bias=st.booleans(), seed=st.integers(0, 1000))
+@given(
+    n=st.integers(1, 4),
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=2),
+    units=st.integers(1, 6),
+    act=ACTS,
+    use_bias=st.booleans(),
+    seed=st.integers(0, 1000),
+)
 def test_dense(n, shape, units, act, use_bias, seed):
     x = np.random.default_rng(seed).standard_normal((n, *shape))
     check_layer(Dense(units, activation=act, use_bias=use_bias), x, seed=seed)
@@ -79,8 +110,15 @@ def test_activation(n, c, act, seed):
 
 
 @SETTINGS
-@given(n=st.integers(2, 5), h=st.integers(1, 4), c=st.integers(1, 4), training=st.booleans(),
-       center=st.booleans(), scale=st.booleans(), seed=st.integers(0, 1000))
+@given(
+    n=st.integers(2, 5),
+    h=st.integers(1, 4),
+    c=st.integers(1, 4),
+    training=st.booleans(),
+    center=st.booleans(),
+    scale=st.booleans(),
+    seed=st.integers(0, 1000),
+)
 def test_batchnorm(n, h, c, training, center, scale, seed):
     rng = np.random.default_rng(seed)
     layer = BatchNormalization(center=center, scale=scale)
@@ -88,8 +126,9 @@ def test_batchnorm(n, h, c, training, center, scale, seed):
     for v in layer.variables:  # non-trivial statistics and affine parameters
         v.value = (rng.random(v.shape) + 0.5).astype(np.float32)
     # Training mode updates the moving statistics on every forward; they do not affect the output.
-    check_layer(layer, rng.standard_normal((n, h, c)) * 2 + 1, training=training, seed=seed,
-                rtol=1e-4)
+    check_layer(
+        layer, rng.standard_normal((n, h, c)) * 2 + 1, training=training, seed=seed, rtol=1e-4
+    )
 
 
 def test_flatten_and_reshape_are_exact():

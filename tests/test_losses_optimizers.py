@@ -20,8 +20,16 @@ def _probs(n, k):
 
 @pytest.mark.parametrize(
     "name,from_logits",
-    [(n, f) for n in ("categorical_crossentropy", "sparse_categorical_crossentropy",
-                      "binary_crossentropy", "mean_squared_error") for f in (False, True)],
+    [
+        (n, f)
+        for n in (
+            "categorical_crossentropy",
+            "sparse_categorical_crossentropy",
+            "binary_crossentropy",
+            "mean_squared_error",
+        )
+        for f in (False, True)
+    ],
 )
 def test_loss_gradient_matches_finite_differences(name, from_logits):
     n, k = 4, 5
@@ -31,8 +39,11 @@ def test_loss_gradient_matches_finite_differences(name, from_logits):
         y = np.eye(k)[rng.integers(0, k, n)]
     else:
         y = rng.random((n, k))
-    p = rng.standard_normal((n, k)) if from_logits or name == "mean_squared_error" else (
-        _probs(n, k) if "categorical" in name else rng.random((n, k)) * 0.9 + 0.05)
+    p = (
+        rng.standard_normal((n, k))
+        if from_logits or name == "mean_squared_error"
+        else (_probs(n, k) if "categorical" in name else rng.random((n, k)) * 0.9 + 0.05)
+    )
     if name == "mean_squared_error" and from_logits:
         pytest.skip("from_logits has no meaning for MSE")
 
@@ -44,21 +55,30 @@ def test_loss_gradient_matches_finite_differences(name, from_logits):
     np.testing.assert_allclose(g.reshape(-1), numeric_grad(f, p, idx), rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize("name,act", [("categorical_crossentropy", "softmax"),
-                                      ("sparse_categorical_crossentropy", "softmax"),
-                                      ("binary_crossentropy", "sigmoid")])
+@pytest.mark.parametrize(
+    "name,act",
+    [
+        ("categorical_crossentropy", "softmax"),
+        ("sparse_categorical_crossentropy", "softmax"),
+        ("binary_crossentropy", "sigmoid"),
+    ],
+)
 def test_fused_gradient_is_the_gradient_through_the_activation(name, act):
     n, k = 3, 4
     z = rng.standard_normal((n, k))
-    y = rng.integers(0, k, (n, 1)) if name.startswith("sparse") else (
-        np.eye(k)[rng.integers(0, k, n)] if name.startswith("cat") else rng.random((n, k)))
+    y = (
+        rng.integers(0, k, (n, 1))
+        if name.startswith("sparse")
+        else (np.eye(k)[rng.integers(0, k, n)] if name.startswith("cat") else rng.random((n, k)))
+    )
 
     def f():
         return float(cpu.loss_forward(name, cpu.activation_forward(act, z), y).mean())
 
     fused = cpu.loss_gradient(name, cpu.activation_forward(act, z), y, fused_activation=act)
-    np.testing.assert_allclose(fused.reshape(-1), numeric_grad(f, z, np.arange(z.size)),
-                               rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        fused.reshape(-1), numeric_grad(f, z, np.arange(z.size)), rtol=1e-5, atol=1e-8
+    )
 
 
 def test_loss_values_match_keras_formulas():
@@ -128,8 +148,12 @@ def test_rmsprop_rule(centered, momentum):
 
 def test_keras_defaults():
     assert optimizers.get("adam").get_config() == {
-        "class_name": "Adam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999,
-        "epsilon": 1e-7}
+        "class_name": "Adam",
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+    }
     assert optimizers.get("sgd").learning_rate == 0.01
     assert optimizers.get("rmsprop").rho == 0.9
 

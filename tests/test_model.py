@@ -43,7 +43,9 @@ def mnist():
 
 def test_seed_cnn_learns_real_mnist_in_one_epoch(mnist):
     set_random_seed(1)
-    model = zoo.build_model(zoo.load_spec(Path(__file__).resolve().parents[1] / "models/seed_cnn.json"))
+    model = zoo.build_model(
+        zoo.load_spec(Path(__file__).resolve().parents[1] / "models/seed_cnn.json")
+    )
     model.fit(mnist.x_train, to_categorical(mnist.y_train, 10), epochs=1, verbose=0)
     loss, acc = model.evaluate(mnist.x_test, to_categorical(mnist.y_test, 10), verbose=0)
     assert acc > 0.85, acc
@@ -121,7 +123,14 @@ def test_checkpoint_resume_equals_uninterrupted_training(tmp_path):
 
     part = small_cnn(4)
     ckpt = tmp_path / "ckpt.edgemine"
-    part.fit(x, y, epochs=2, shuffle=False, verbose=0, callbacks=[cb.ModelCheckpoint(ckpt, monitor="loss")])
+    part.fit(
+        x,
+        y,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[cb.ModelCheckpoint(ckpt, monitor="loss")],
+    )
     resumed = load_model(ckpt)
     assert resumed.epochs_trained == 2
     set_random_seed(4)  # dropout masks differ anyway; compare without dropout below
@@ -132,8 +141,13 @@ def test_checkpoint_resume_equals_uninterrupted_training(tmp_path):
 def test_resume_is_exact_without_randomness(tmp_path):
     def make():
         set_random_seed(11)
-        m = Sequential([Flatten(input_shape=(8, 8, 1)), Dense(5, activation="tanh"),
-                        Dense(3, activation="softmax")])
+        m = Sequential(
+            [
+                Flatten(input_shape=(8, 8, 1)),
+                Dense(5, activation="tanh"),
+                Dense(3, activation="softmax"),
+            ]
+        )
         m.compile(optimizer="adam", loss="categorical_crossentropy")
         return m
 
@@ -160,8 +174,14 @@ def test_callbacks(tmp_path):
         def on_epoch_end(self, epoch, logs=None):
             seen_lr.append(self.model.optimizer.learning_rate)
 
-    hist = model.fit(x, y, epochs=3, validation_split=0.25, verbose=0,
-                     callbacks=[sched, Spy(), cb.CSVLogger(log)])
+    hist = model.fit(
+        x,
+        y,
+        epochs=3,
+        validation_split=0.25,
+        verbose=0,
+        callbacks=[sched, Spy(), cb.CSVLogger(log)],
+    )
     assert seen_lr == pytest.approx([0.01, 0.005, 0.01 / 3])
     assert set(hist.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     rows = log.read_text().strip().splitlines()
@@ -270,8 +290,12 @@ def test_hostile_model_files(tmp_path):
     def extra(m):
         m["payload.pkl"] = b"cos\nsystem\n"
 
-    for mutate, msg in [(version, "version 99"), (tamper_weights, "sha256"),
-                        (evil_layer, "unknown layer type"), (bad_arg, "invalid config"),
-                        (extra, "unexpected entries")]:
+    for mutate, msg in [
+        (version, "version 99"),
+        (tamper_weights, "sha256"),
+        (evil_layer, "unknown layer type"),
+        (bad_arg, "invalid config"),
+        (extra, "unexpected entries"),
+    ]:
         with pytest.raises(ModelFileError, match=msg):
             load_model(write(mutate.__name__, rezip(mutate)))

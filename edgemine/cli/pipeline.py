@@ -28,8 +28,12 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 @click.command()
-@click.option("--spec", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Zoo spec to train (default: models/seed_cnn.json).")
+@click.option(
+    "--spec",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Zoo spec to train (default: models/seed_cnn.json).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Default: the spec's.")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False), default="out", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -41,7 +45,9 @@ def pipeline(spec, epochs, out_dir, seed, verbose):
     set_random_seed(seed)
     spec_path = Path(spec) if spec else SEED_CNN_SPEC
     if not spec_path.exists():
-        raise click.UsageError(f"{spec_path} not found: run from the edgemine repository or pass --spec")
+        raise click.UsageError(
+            f"{spec_path} not found: run from the edgemine repository or pass --spec"
+        )
     s = zoo.load_spec(spec_path)
     model = zoo.build_model(s)
     d = zoo.load_data(s["dataset"], s.get("dataset_args"))
@@ -53,8 +59,13 @@ def pipeline(spec, epochs, out_dir, seed, verbose):
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    model.fit(d.x_train, zoo.targets_for(model, d.y_train, one_hot), epochs=epochs,
-              batch_size=fit.get("batch_size", 32), verbose=verbose)
+    model.fit(
+        d.x_train,
+        zoo.targets_for(model, d.y_train, one_hot),
+        epochs=epochs,
+        batch_size=fit.get("batch_size", 32),
+        verbose=verbose,
+    )
     fit_s = time.perf_counter() - t0
     probs = model.predict(d.x_test, batch_size=256)
     engine_acc = float((probs.argmax(-1) == d.y_test).mean())

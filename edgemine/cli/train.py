@@ -29,7 +29,10 @@ def _dataset_for(spec: dict | None, data: str | None, model) -> tuple[str, dict]
     if pre.get("kind") == "image" and pre.get("height") == 28:
         return "mnist", {}
     if pre.get("kind") == "text":
-        return "tweets", {"num_words": pre.get("num_words", 10000), "maxlen": pre.get("maxlen", 100)}
+        return "tweets", {
+            "num_words": pre.get("num_words", 10000),
+            "maxlen": pre.get("maxlen", 100),
+        }
     raise click.UsageError("no data set known for this model: pass --data mnist|tweets|FILE.npz")
 
 
@@ -40,14 +43,28 @@ def _dataset_for(spec: dict | None, data: str | None, model) -> tuple[str, dict]
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size (default: the spec's).")
 @click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True), default=0.0)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to save the model.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False),
-              help="Save a resumable checkpoint here after every epoch.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False),
+    help="Save a resumable checkpoint here after every epoch.",
+)
 @click.option("--resume", is_flag=True, help="MODEL is a checkpoint: continue from its epoch.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--seed", type=int, default=None, help="Random seed (weights, shuffling, dropout).")
 @click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True)
-def train(model_path, data, epochs, batch_size, validation_split, output, checkpoint, resume,
-          device, seed, verbose):
+def train(
+    model_path,
+    data,
+    epochs,
+    batch_size,
+    validation_split,
+    output,
+    checkpoint,
+    resume,
+    device,
+    seed,
+    verbose,
+):
     """Train MODEL (a zoo spec from models/*.json, or a .edgemine file) and save it.
 
     \b
@@ -79,14 +96,25 @@ def train(model_path, data, epochs, batch_size, validation_split, output, checkp
         click.echo(f"{model_path} already has {initial_epoch} epochs (asked for {epochs}).")
     callbacks = [ModelCheckpoint(checkpoint, monitor="loss")] if checkpoint else []
     t0 = time.perf_counter()
-    model.fit(d.x_train, y_train, epochs=epochs, batch_size=batch_size, verbose=verbose,
-              validation_split=validation_split, callbacks=callbacks, initial_epoch=initial_epoch)
+    model.fit(
+        d.x_train,
+        y_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=verbose,
+        validation_split=validation_split,
+        callbacks=callbacks,
+        initial_epoch=initial_epoch,
+    )
     fit_s = time.perf_counter() - t0
-    lines = [f"trained {model.name} for {epochs - initial_epoch} epoch(s) in {fit_s:.1f} s "
-             f"({len(d.x_train) * max(epochs - initial_epoch, 0) / max(fit_s, 1e-9):,.0f} samples/s)"]
+    lines = [
+        f"trained {model.name} for {epochs - initial_epoch} epoch(s) in {fit_s:.1f} s "
+        f"({len(d.x_train) * max(epochs - initial_epoch, 0) / max(fit_s, 1e-9):,.0f} samples/s)"
+    ]
     if d.x_test is not None and d.y_test is not None:
-        result = model.evaluate(d.x_test, zoo.targets_for(model, d.y_test, one_hot),
-                                verbose=0, return_dict=True)
+        result = model.evaluate(
+            d.x_test, zoo.targets_for(model, d.y_test, one_hot), verbose=0, return_dict=True
+        )
         lines.append("test " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
     out = output or str(Path(model_path).with_suffix(".edgemine").name)
     if out.endswith(".json"):
@@ -97,7 +125,9 @@ def train(model_path, data, epochs, batch_size, validation_split, output, checkp
 
 
 @click.command()
-@click.argument("model_path", metavar="MODEL.edgemine", type=click.Path(exists=True, dir_okay=False))
+@click.argument(
+    "model_path", metavar="MODEL.edgemine", type=click.Path(exists=True, dir_okay=False)
+)
 @click.option("--data", help="'mnist', 'tweets' or a .npz file (default: the model's data set).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 def evaluate(model_path, data, batch_size):
@@ -110,8 +140,9 @@ def evaluate(model_path, data, batch_size):
     name, args = _dataset_for(None, data, model)
     d = zoo.load_data(name, args)
     x, y = (d.x_test, d.y_test) if d.x_test is not None else (d.x_train, d.y_train)
-    result = model.evaluate(x, zoo.targets_for(model, y), batch_size=batch_size, verbose=0,
-                            return_dict=True)
+    result = model.evaluate(
+        x, zoo.targets_for(model, y), batch_size=batch_size, verbose=0, return_dict=True
+    )
     click.echo(f"{len(x)} samples: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
 
 
@@ -128,8 +159,10 @@ def inspect_cmd(model_path):
     lines: list[str] = []
     model.summary(print_fn=lines.append)
     if model.loss is not None:
-        lines.append(f"Compiled: optimizer={model.optimizer.name}, loss={model.loss.name}, "
-                     f"metrics={model.metric_names}")
+        lines.append(
+            f"Compiled: optimizer={model.optimizer.name}, loss={model.loss.name}, "
+            f"metrics={model.metric_names}"
+        )
     if model.epochs_trained:
         lines.append(f"Trained epochs: {model.epochs_trained}")
     if model.preprocessing:

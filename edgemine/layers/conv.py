@@ -52,7 +52,9 @@ class Conv2D(ActivationMixin, Layer):
             "kernel", (*self.kernel_size, cin, self.filters), self.kernel_initializer
         )
         self.bias = (
-            self.add_weight("bias", (self.filters,), self.bias_initializer) if self.use_bias else None
+            self.add_weight("bias", (self.filters,), self.bias_initializer)
+            if self.use_bias
+            else None
         )
         super().build(input_shape)
 
@@ -72,8 +74,12 @@ class Conv2D(ActivationMixin, Layer):
 
     def forward(self, x, training=False):
         self._y, cols = self.ops.conv2d_forward(
-            x, self.kernel.value, self.bias.value if self.bias else None, self.strides,
-            self.padding, self.activation,
+            x,
+            self.kernel.value,
+            self.bias.value if self.bias else None,
+            self.strides,
+            self.padding,
+            self.activation,
         )
         self._x_shape = x.shape
         self._cols = cols if training else None
@@ -81,7 +87,12 @@ class Conv2D(ActivationMixin, Layer):
 
     def backward_linear(self, dz):
         dx, dk, db = self.ops.conv2d_backward(
-            self._x_shape, self._cols, self.kernel.value, dz, self.strides, self.padding,
+            self._x_shape,
+            self._cols,
+            self.kernel.value,
+            dz,
+            self.strides,
+            self.padding,
             self.need_input_grad,
         )
         self.kernel.grad = dk

@@ -66,7 +66,9 @@ class Dense(ActivationMixin, Layer):
     def build(self, input_shape):
         if len(input_shape) < 1 or input_shape[-1] is None:
             raise ValueError(f"{self.name}: Dense needs a known last input axis, got {input_shape}")
-        self.kernel = self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        self.kernel = self.add_weight(
+            "kernel", (input_shape[-1], self.units), self.kernel_initializer
+        )
         self.bias = (
             self.add_weight("bias", (self.units,), self.bias_initializer) if self.use_bias else None
         )
@@ -128,7 +130,9 @@ class Flatten(Layer):
 
     def compute_output_shape(self, input_shape):
         if any(d is None for d in input_shape):
-            raise ValueError(f"{self.name}: Flatten needs a fully known input shape, got {input_shape}")
+            raise ValueError(
+                f"{self.name}: Flatten needs a fully known input shape, got {input_shape}"
+            )
         return (math.prod(input_shape),)
 
     def forward(self, x, training=False):

@@ -70,7 +70,9 @@ class BatchNormalization(Layer):
             self.moving_variance.value = self.moving_variance.value * m + var * (1 - m)
         else:
             mean, var = self.moving_mean.value, self.moving_variance.value
-        y, self._xhat, self._inv_std = ops.batchnorm_forward(x, gamma, beta, mean, var, self.epsilon)
+        y, self._xhat, self._inv_std = ops.batchnorm_forward(
+            x, gamma, beta, mean, var, self.epsilon
+        )
         return y
 
     def backward(self, dy):

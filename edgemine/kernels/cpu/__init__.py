@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import activation_backward, activation_forward, bias_activation_inplace, column_sums
+from .activations import (
+    activation_backward,
+    activation_forward,
+    bias_activation_inplace,
+    column_sums,
+)
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .losses import loss_forward, loss_gradient
 from .optim import adam_update, adam_update_sparse, rmsprop_update, sgd_update

@@ -8,12 +8,14 @@ on these sizes); the bias add of Dense and Conv2D is fused into the same pass.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._jit import dual
 
 _CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
 
-@njit(cache=True, parallel=True)
+@dual
 def _bias_act(z, bias, has_bias, code):
     rows, cols = z.shape
     for r in prange(rows):
@@ -34,7 +36,7 @@ def _bias_act(z, bias, has_bias, code):
             z[r, c] = v
 
 
-@njit(cache=True, parallel=True)
+@dual
 def _act_grad(y, dy, out, code):
     rows, cols = y.shape
     for r in prange(rows):
@@ -66,7 +68,7 @@ def bias_activation_inplace(z, bias, name: str):
     if code == 0 and bias is None:
         return z
     has_bias = bias is not None
-    _bias_act(_as2d(z), bias if has_bias else z.reshape(-1)[:1], has_bias, code)
+    _bias_act(z.size, _as2d(z), bias if has_bias else z.reshape(-1)[:1], has_bias, code)
     return z
 
 
@@ -96,7 +98,7 @@ def activation_backward(name: str, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
     y = np.ascontiguousarray(y)
     dy = np.ascontiguousarray(dy)
     out = np.empty_like(dy)
-    _act_grad(_as2d(y), _as2d(dy), _as2d(out), code)
+    _act_grad(y.size, _as2d(y), _as2d(dy), _as2d(out), code)
     return out
 
 

@@ -9,8 +9,9 @@ would need SciPy (shared/notes/numba-performance.md).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._jit import dual
 from .activations import bias_activation_inplace, column_sums
 
 
@@ -23,7 +24,7 @@ def conv_output_size(size: int, k: int, stride: int, padding: str) -> tuple[int,
     return out, total // 2
 
 
-@njit(cache=True, parallel=True)
+@dual
 def _im2col(x3, c, kh, kw, sh, sw, pt, pl, oh, ow, cols):
     # x3 is the NHWC input viewed as (n, h, w * c). For each output pixel and kernel row the
     # kw * c inputs are one contiguous run (clipped at the left/right border).
@@ -55,11 +56,24 @@ def _im2col(x3, c, kh, kw, sh, sw, pt, pl, oh, ow, cols):
 def im2col(x, kh, kw, sh, sw, pt, pl, oh, ow, cols):
     """Fill cols (n*oh*ow, kh*kw*c) with the patches of NHWC x."""
     n, h, w, c = x.shape
-    _im2col(np.ascontiguousarray(x).reshape(n, h, w * c), c, kh, kw, sh, sw, pt, pl, oh, ow, cols)
+    _im2col(
+        cols.size,
+        np.ascontiguousarray(x).reshape(n, h, w * c),
+        c,
+        kh,
+        kw,
+        sh,
+        sw,
+        pt,
+        pl,
+        oh,
+        ow,
+        cols,
+    )
 
 
-@njit(cache=True, parallel=True)
-def col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
+@dual
+def _col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
     n, h, w, c = dx.shape
     for b in prange(n):
         dx[b] = 0.0
@@ -111,5 +125,5 @@ def conv2d_backward(x_shape, cols, kernel, dy, strides, padding, need_dx=True):
             dx = dcols.reshape(x_shape)
         else:
             dx = np.empty(x_shape, dtype=dy.dtype)
-            col2im(dcols, kh, kw, strides[0], strides[1], pt, pl, oh, ow, dx)
+            _col2im(dcols.size, dcols, kh, kw, strides[0], strides[1], pt, pl, oh, ow, dx)
     return dx, dkernel, dbias

@@ -56,7 +56,13 @@ def adam_update_sparse(p, rows, g, m, v, lr_t, beta1, beta2, eps):
 @njit(cache=True)
 def rmsprop_update(p, g, ms, mg, mom, lr, rho, eps, momentum, centered):
     """Keras 3's RMSprop: step = lr * g / sqrt(ms - mg^2 + eps) (mg only when centered)."""
-    p1, g1, s1, c1, o1 = p.reshape(-1), g.reshape(-1), ms.reshape(-1), mg.reshape(-1), mom.reshape(-1)
+    p1, g1, s1, c1, o1 = (
+        p.reshape(-1),
+        g.reshape(-1),
+        ms.reshape(-1),
+        mg.reshape(-1),
+        mom.reshape(-1),
+    )
     for i in range(p1.size):
         gi = g1[i]
         s = rho * s1[i] + (1.0 - rho) * gi * gi

@@ -7,12 +7,13 @@ Max pooling remembers the flat (row * W + col) position of each winner for the b
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from ._jit import dual
 from .conv import conv_output_size
 
 
-@njit(cache=True, parallel=True)
+@dual
 def _max_fwd(x, ph, pw, sh, sw, pt, pl, y, arg):
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
@@ -41,7 +42,7 @@ def _max_fwd(x, ph, pw, sh, sw, pt, pl, y, arg):
                     arg[b, i, j, ch] = where[ch]
 
 
-@njit(cache=True, parallel=True)
+@dual
 def _max_bwd(dy, arg, dx):
     n, oh, ow, c = dy.shape
     w = dx.shape[2]
@@ -54,7 +55,7 @@ def _max_bwd(dy, arg, dx):
                     dx[b, k // w, k % w, ch] += dy[b, i, j, ch]
 
 
-@njit(cache=True, parallel=True)
+@dual
 def _avg(x, ph, pw, sh, sw, pt, pl, y, backward):
     # forward: x is the input, y the output. backward: x is dy (output-shaped), y is dx.
     if backward:
@@ -102,17 +103,28 @@ def pool2d_forward(mode, x, pool, strides, padding):
     y = np.empty((n, oh, ow, c), dtype=x.dtype)
     if mode == "max":
         arg = np.empty((n, oh, ow, c), dtype=np.int32)
-        _max_fwd(x, pool[0], pool[1], strides[0], strides[1], pt, pl, y, arg)
+        _max_fwd(x.size, x, pool[0], pool[1], strides[0], strides[1], pt, pl, y, arg)
         return y, arg
-    _avg(x, pool[0], pool[1], strides[0], strides[1], pt, pl, y, False)
+    _avg(x.size, x, pool[0], pool[1], strides[0], strides[1], pt, pl, y, False)
     return y, None
 
 
 def pool2d_backward(mode, x_shape, arg, dy, pool, strides, padding):
     dx = np.empty(x_shape, dtype=dy.dtype)
     if mode == "max":
-        _max_bwd(np.ascontiguousarray(dy), arg, dx)
+        _max_bwd(dx.size, np.ascontiguousarray(dy), arg, dx)
         return dx
     _, _, pt, pl = _geometry(x_shape, pool, strides, padding)
-    _avg(np.ascontiguousarray(dy), pool[0], pool[1], strides[0], strides[1], pt, pl, dx, True)
+    _avg(
+        dx.size,
+        np.ascontiguousarray(dy),
+        pool[0],
+        pool[1],
+        strides[0],
+        strides[1],
+        pt,
+        pl,
+        dx,
+        True,
+    )
     return dx

@@ -1,0 +1,31 @@
+"""Compile a loop kernel twice: a parallel version for batches and a serial one for single
+samples, where waking the worker threads costs more than the work (batch-1 latency)."""
+
+from __future__ import annotations
+
+import types
+
+from numba import njit
+
+SERIAL_BELOW = 65_536  # elements of work under which a kernel runs on the calling thread
+
+
+class DualKernel:
+    def __init__(self, fn):
+        serial = types.FunctionType(
+            fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__
+        )
+        # a distinct qualname gives the serial twin its own entry in Numba's on-disk cache
+        serial.__qualname__ = fn.__qualname__ + "_serial"
+        serial.__module__ = fn.__module__
+        self.parallel = njit(cache=True, parallel=True)(fn)
+        self.serial = njit(cache=True)(serial)
+        self.__doc__ = fn.__doc__
+
+    def __call__(self, work: int, *args):
+        """Run with ``work`` (a size estimate) deciding serial or parallel."""
+        return (self.serial if work < SERIAL_BELOW else self.parallel)(*args)
+
+
+def dual(fn) -> DualKernel:
+    return DualKernel(fn)

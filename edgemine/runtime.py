@@ -1,0 +1,289 @@
+"""onnxruntime sessions with edgemine's ``predict`` interface and sensible defaults.
+
+``Session(path)`` opens an exported model with one intra-op thread per physical core, sequential
+execution (one inter-op thread: a Sequential graph is a chain) and the best provider available
+(TensorRT, then CUDA, then CPU). ``predict`` takes what ``model.predict`` takes and checks it
+the same way, with one-line errors; int32 (and whole-number float) token ids are cast to the
+graph's int64.
+
+Example:
+    >>> import numpy as np
+    >>> from edgemine.models import Sequential
+    >>> from edgemine.layers import Dense
+    >>> from edgemine.onnx import export
+    >>> model = Sequential([Dense(2, activation="softmax", input_shape=(3,))])
+    >>> sess = Session(export(model, "/tmp/doc_runtime.onnx"))
+    >>> sess.predict(np.zeros((4, 3), np.float32)).shape
+    (4, 2)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+}
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads counted once).
+
+    Reads Linux's CPU topology for the CPUs in the affinity mask; elsewhere falls back to the
+    logical CPU count.
+
+    Example:
+        >>> physical_cores() >= 1
+        True
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+    cores = set()
+    for cpu in cpus:
+        base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        try:
+            with open(f"{base}/core_id") as f:
+                core = f.read().strip()
+            with open(f"{base}/physical_package_id") as f:
+                package = f.read().strip()
+        except OSError:
+            return max(1, len(cpus))
+        cores.add((package, core))
+    return max(1, len(cores) or len(cpus))
+
+
+def default_providers() -> list[str]:
+    """TensorRT and CUDA when this onnxruntime build has them, then CPU.
+
+    Example:
+        >>> default_providers()[-1]
+        'CPUExecutionProvider'
+    """
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in _GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
+
+
+class Session:
+    """An onnxruntime session over an edgemine ONNX file, with ``predict(x, batch_size)``.
+
+    Args:
+        path: the ``.onnx`` file (or its bytes).
+        threads: intra-op threads; default: the physical cores available to this process.
+        providers: execution providers; default: :func:`default_providers`.
+
+    Attributes:
+        input_name, input_shape (None for dynamic axes), input_dtype, output_name,
+        output_shape, metadata (the model's ``metadata_props``), class_names, preprocessing.
+
+    Example:
+        >>> sess = Session("/tmp/doc_runtime.onnx", threads=1)
+        >>> sess.input_shape, sess.input_dtype
+        ((None, 3), dtype('float32'))
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | bytes,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1
+        ):
+            raise ValueError(f"threads must be a positive int, got {threads!r}")
+        if isinstance(path, (bytes, bytearray)):
+            source: Any = bytes(path)
+            self.path = None
+        else:
+            self.path = Path(path)
+            if not self.path.is_file():
+                raise FileNotFoundError(f"model file not found: {self.path}")
+            source = str(self.path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads) if threads else physical_cores()
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.threads = opts.intra_op_num_threads
+        self.providers = list(providers) if providers else default_providers()
+        try:
+            self._sess = ort.InferenceSession(source, sess_options=opts, providers=self.providers)
+        except Exception as e:  # ORT raises several types for an unreadable model
+            name = self.path if self.path else "model bytes"
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{name}: not a loadable ONNX model ({first})") from None
+        inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
+        if len(inputs) != 1:
+            raise ValueError(f"the model has {len(inputs)} inputs; edgemine models have one")
+        inp, out = inputs[0], outputs[0]
+        self.input_name = inp.name
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
+        if inp.type not in _ORT_TYPES:
+            raise ValueError(f"unsupported model input type {inp.type}")
+        self.input_dtype = np.dtype(_ORT_TYPES[inp.type])
+        self.output_name = out.name
+        self.output_shape = tuple(d if isinstance(d, int) else None for d in out.shape)
+        meta = self._sess.get_modelmeta().custom_metadata_map
+        self.metadata: dict[str, str] = dict(meta)
+        self.class_names = self._json_meta("class_names", list)
+        self.preprocessing = self._json_meta("preprocessing", dict)
+        self.vocab_size = self._find_vocab()
+
+    def _json_meta(self, key: str, kind: type) -> Any:
+        raw = self.metadata.get(key)
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, kind) else None
+
+    def _find_vocab(self) -> int | None:
+        """Rows of the Embedding table the token input indexes (for a clear range error)."""
+        if not np.issubdtype(self.input_dtype, np.integer) or self.path is None:
+            return None
+        try:
+            import onnx
+
+            proto = onnx.load(str(self.path), load_external_data=False)
+        except Exception:
+            return None
+        inits = {i.name: i for i in proto.graph.initializer}
+        for node in proto.graph.node:
+            if node.op_type == "Gather" and list(node.input[1:2]) == [self.input_name]:
+                table = inits.get(node.input[0])
+                if table is not None and len(table.dims) >= 1:
+                    return int(table.dims[0])
+        return None
+
+    # ----- input checking -----
+    def check_input(self, x: Any, what: str = "x") -> np.ndarray:
+        """``x`` as a contiguous array of the input's dtype, or a one-line ValueError/TypeError.
+
+        Example:
+            >>> Session("/tmp/doc_runtime.onnx").check_input([[1, 2, 3]]).dtype
+            dtype('float32')
+        """
+        try:
+            arr = np.asarray(x)
+        except Exception as e:
+            raise TypeError(f"{what} could not be turned into an array: {e}") from None
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
+        want = self.input_shape
+        if arr.ndim != len(want) or any(
+            w is not None and w != a for w, a in zip(want[1:], arr.shape[1:])
+        ):
+            expect = ", ".join("batch" if i == 0 else ("None" if d is None else str(d))
+                               for i, d in enumerate(want))
+            raise ValueError(f"{what} has shape {arr.shape}, but the model expects ({expect})")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{what} is empty")
+        if np.issubdtype(self.input_dtype, np.integer):
+            if np.issubdtype(arr.dtype, np.floating):
+                if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                    raise TypeError(f"{what} must hold integer token ids; got non-integer floats")
+            if arr.size:
+                lo, hi = arr.min(), arr.max()
+                if lo < 0 or (self.vocab_size is not None and hi >= self.vocab_size):
+                    bad = int(lo if lo < 0 else hi)
+                    limit = f"0..{self.vocab_size - 1}" if self.vocab_size else "0 and up"
+                    raise ValueError(f"{what} holds token id {bad}, outside the vocabulary ({limit})")
+            return np.ascontiguousarray(arr, dtype=self.input_dtype)
+        arr = np.ascontiguousarray(arr, dtype=self.input_dtype)
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{what} contains NaN or infinite values")
+        return arr
+
+    # ----- running -----
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """One unchecked batch through onnxruntime (the caller checked dtype and shape)."""
+        return self._sess.run([self.output_name], {self.input_name: x})[0]
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
+        """Model outputs for ``x``, in batches of ``batch_size`` (default 32, like the engine).
+
+        ``verbose=1`` shows a progress bar on stderr when there is more than one batch.
+
+        Example:
+            >>> Session("/tmp/doc_runtime.onnx").predict(np.ones((3, 3)), batch_size=2).shape
+            (3, 2)
+        """
+        if batch_size is None:
+            batch_size = 32
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
+            batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        x = self.check_input(x)
+        if len(x) <= batch_size:
+            return self.run(x)
+        from .progress import ProgressBar
+
+        steps = math.ceil(len(x) / batch_size)
+        bar = ProgressBar(steps, 1, stream=sys.stderr) if verbose else None
+        outs = []
+        for step in range(steps):
+            outs.append(self.run(x[step * batch_size : (step + 1) * batch_size]))
+            if bar is not None:
+                bar.update(step + 1, {})
+        if bar is not None:
+            bar.finish({})
+        return np.concatenate(outs)
+
+    def __repr__(self) -> str:
+        shape = ", ".join("batch" if d is None else str(d) for d in self.input_shape)
+        return (
+            f"<Session {self.path.name if self.path else 'bytes'}: {self.input_name} ({shape}) "
+            f"{self.input_dtype}, threads={self.threads}, providers={self.providers}>"
+        )
+
+
+def time_calls(
+    fn: Any, min_time: float = 1.0, min_runs: int = 5, max_runs: int = 10_000, warmup: int = 3
+) -> list[float]:
+    """Seconds per call of ``fn()``: ``warmup`` untimed calls, then at least ``min_runs`` timed
+    ones and more until ``min_time`` seconds have passed (at most ``max_runs``). Report the
+    median: on a shared machine the mean is at the mercy of the neighbours.
+
+    Example:
+        >>> times = time_calls(lambda: sum(range(100)), min_time=0.01)
+        >>> len(times) >= 5
+        True
+    """
+    import time
+
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < min_time):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+__all__ = ["Session", "default_providers", "physical_cores", "time_calls"]

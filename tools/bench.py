@@ -1,0 +1,288 @@
+"""edgemine against PyTorch (CPU), side by side in one run, on the seed models.
+
+    python tools/bench.py                      # seed CNN and seed LSTM, writes tools/results/bench.md
+    python tools/bench.py --models cnn --quick
+
+For each model: training samples/s at batch 32 (the real train split), predict latency at batch 1
+and throughput at batch 256, each with the ratio edgemine / PyTorch (> 1 means edgemine is
+faster). Measurements alternate between the two engines so that noise from a shared machine falls
+on both; medians are reported. For the CNN also the start-up time of a fresh process that loads a
+saved model and predicts one image, with an empty and with a warm Numba cache.
+The peer needs `pip install torch==2.13.0` (CPU build); it is never a runtime dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+THREADS = 2
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
+os.environ.setdefault("NUMBA_NUM_THREADS", str(THREADS))
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edgemine import zoo  # noqa: E402
+from edgemine.utils import set_random_seed, to_categorical  # noqa: E402
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+
+
+def median_time(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ------------------------------------------------------------------ peers
+
+
+def torch_cnn(torch):
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 64, 3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(576, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+
+
+def torch_lstm(torch):
+    nn = torch.nn
+
+    class SeedLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(10000, 64)
+            self.lstm1 = nn.LSTM(64, 64, batch_first=True)
+            self.lstm2 = nn.LSTM(64, 64, batch_first=True)
+            self.fc1 = nn.Linear(64, 64)
+            self.fc2 = nn.Linear(64, 10)
+
+        def forward(self, x):
+            h, _ = self.lstm1(self.emb(x))
+            _, (h, _) = self.lstm2(h)
+            return self.fc2(torch.relu(self.fc1(h[-1])))
+
+    return SeedLSTM()
+
+
+# ------------------------------------------------------------------ measurements
+
+
+class Case:
+    def __init__(self, name: str, spec_file: str, torch_builder, x_to_torch):
+        self.name = name
+        self.spec = zoo.load_spec(REPO / "models" / spec_file)
+        self.torch_builder = torch_builder
+        self.x_to_torch = x_to_torch
+
+
+def bench_case(case: Case, torch, epochs_steps: int, repeats: int) -> dict:
+    set_random_seed(0)
+    data = zoo.load_data(case.spec["dataset"], case.spec.get("dataset_args"))
+    x, y = data.x_train, data.y_train
+    y_hot = to_categorical(y, 10)
+    model = zoo.build_model(case.spec)
+    tmodel = case.torch_builder(torch)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+    tloss = torch.nn.CrossEntropyLoss()
+    tx = case.x_to_torch(torch, x)
+    ty = torch.from_numpy(y.astype(np.int64))
+    bs = 32
+    rng = np.random.default_rng(0)
+
+    def em_train():
+        idx = rng.permutation(len(x))[: epochs_steps * bs]
+        for s in range(epochs_steps):
+            b = idx[s * bs : (s + 1) * bs]
+            model.train_on_batch(x[b], y_hot[b])
+
+    def torch_train():
+        tmodel.train()
+        idx = torch.from_numpy(rng.permutation(len(x))[: epochs_steps * bs])
+        for s in range(epochs_steps):
+            b = idx[s * bs : (s + 1) * bs]
+            topt.zero_grad()
+            loss = tloss(tmodel(tx[b]), ty[b])
+            loss.backward()
+            topt.step()
+
+    em_train()
+    torch_train()
+    em_t, t_t = [], []
+    for _ in range(repeats):  # alternate, so both see the same machine noise
+        t0 = time.perf_counter()
+        em_train()
+        em_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        torch_train()
+        t_t.append(time.perf_counter() - t0)
+    n = epochs_steps * bs
+    train = (n / statistics.median(em_t), n / statistics.median(t_t))
+
+    tmodel.eval()
+    x1, t1 = x[:1], tx[:1]
+    x256, t256 = x[:256], tx[:256]
+    with torch.inference_mode():
+        lat = (median_time(lambda: model.predict(x1), 300), median_time(lambda: tmodel(t1), 300))
+        thr = (
+            256 / median_time(lambda: model.predict(x256, batch_size=256), 30),
+            256 / median_time(lambda: tmodel(t256), 30),
+        )
+    return {"train": train, "latency_ms": (lat[0] * 1e3, lat[1] * 1e3), "throughput": thr}
+
+
+def cold_start(torch_available: bool) -> dict:
+    """Wall time of fresh processes that load a saved seed CNN and predict one image."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        set_random_seed(0)
+        model = zoo.build_model(zoo.load_spec(REPO / "models" / "seed_cnn.json"))
+        model.save(tmp / "m.edgemine")
+        np.save(tmp / "x.npy", np.zeros((1, 28, 28, 1), np.float32))
+        code = textwrap.dedent(f"""
+            import numpy as np
+            from edgemine.models import load_model
+            load_model({str(tmp / "m.edgemine")!r}).predict(np.load({str(tmp / "x.npy")!r}))
+        """)
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp / "numba-cache"))
+
+        def run(cmd, env):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+            return time.perf_counter() - t0
+
+        out["edgemine_cold_s"] = run([sys.executable, "-c", code], env)
+        out["edgemine_warm_s"] = statistics.median(
+            run([sys.executable, "-c", code], env) for _ in range(3)
+        )
+        if torch_available:
+            import torch
+
+            torch.save(torch_cnn(torch).state_dict(), tmp / "m.pt")
+            tcode = textwrap.dedent(f"""
+                import sys, torch
+                sys.path.insert(0, {str(REPO / "tools")!r})
+                from bench import torch_cnn
+                m = torch_cnn(torch); m.load_state_dict(torch.load({str(tmp / "m.pt")!r}, weights_only=True))
+                m.eval()
+                with torch.inference_mode(): m(torch.zeros(1, 1, 28, 28))
+            """)
+            out["torch_s"] = statistics.median(
+                run([sys.executable, "-c", tcode], dict(os.environ)) for _ in range(3)
+            )
+    return out
+
+
+CASES = {
+    "cnn": (
+        "seed CNN",
+        "seed_cnn.json",
+        torch_cnn,
+        lambda torch, x: torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
+    ),
+    "lstm": (
+        "seed LSTM",
+        "seed_lstm.json",
+        torch_lstm,
+        lambda torch, x: torch.from_numpy(x.astype(np.int64)),
+    ),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--models", default="cnn,lstm")
+    ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    ap.add_argument("--out", default=str(REPO / "tools" / "results" / "bench.md"))
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(THREADS)
+    steps, repeats = (10, 2) if args.quick else (60, 5)
+    lines = [
+        "# edgemine vs PyTorch (CPU), side by side",
+        "",
+        f"- date: {datetime.date.today().isoformat()}",
+        f"- machine: {machine()}",
+        f"- threads: {THREADS}; batch 32 training on the train split, {steps} steps x {repeats} "
+        "alternating repeats (median); latency = median predict of one sample",
+        f"- versions: python {platform.python_version()}, numpy {np.__version__}, "
+        f"numba {__import__('numba').__version__}, torch {torch.__version__}",
+        "",
+        "| model | metric | edgemine | PyTorch | ratio (edgemine/PyTorch, >1 = faster) |",
+        "|---|---|---|---|---|",
+    ]
+    for key in args.models.split(","):
+        title, spec_file, builder, conv = CASES[key]
+        if not (REPO / "models" / spec_file).exists():
+            print(f"skip {key}: models/{spec_file} missing")
+            continue
+        r = bench_case(Case(title, spec_file, builder, conv), torch, steps, repeats)
+        tr, lat, thr = r["train"], r["latency_ms"], r["throughput"]
+        lines += [
+            f"| {title} | training samples/s (batch 32) | {tr[0]:,.0f} | {tr[1]:,.0f} | {tr[0] / tr[1]:.2f}x |",
+            f"| {title} | predict latency, batch 1 (ms) | {lat[0]:.3f} | {lat[1]:.3f} | {lat[1] / lat[0]:.2f}x |",
+            f"| {title} | predict samples/s, batch 256 | {thr[0]:,.0f} | {thr[1]:,.0f} | {thr[0] / thr[1]:.2f}x |",
+        ]
+        print("\n".join(lines[-3:]), flush=True)
+    if "cnn" in args.models:
+        cs = cold_start(True)
+        lines += [
+            "",
+            "Start-up: a fresh process that loads the saved seed CNN and predicts one image (wall time).",
+            "",
+            "| case | seconds |",
+            "|---|---|",
+            f"| edgemine, empty Numba cache (compiles every kernel) | {cs['edgemine_cold_s']:.2f} |",
+            f"| edgemine, warm Numba cache (median of 3) | {cs['edgemine_warm_s']:.2f} |",
+            f"| PyTorch eager (median of 3) | {cs['torch_s']:.2f} |",
+        ]
+        print("\n".join(lines[-3:]))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
