@@ -109,8 +109,15 @@ def _resolve_preprocessing(
         if np.issubdtype(spec.input_dtype, np.floating) and len(shape) == 4:
             nhwc = shape[3] in (1, 3, 4)
             h, w, c = (shape[1], shape[2], shape[3]) if nhwc else (shape[2], shape[3], shape[1])
-            pre = {"kind": "image", "height": h, "width": w, "channels": c,
-                   "scale": 1.0 / 255.0, "layout": "NHWC" if nhwc else "NCHW", **pre}
+            pre = {
+                "kind": "image",
+                "height": h,
+                "width": w,
+                "channels": c,
+                "scale": 1.0 / 255.0,
+                "layout": "NHWC" if nhwc else "NCHW",
+                **pre,
+            }
         elif np.issubdtype(spec.input_dtype, np.integer) and len(shape) == 2:
             pre = {"kind": "text", "maxlen": shape[1], **pre}
         else:
@@ -125,8 +132,13 @@ def _resolve_preprocessing(
     elif kind == "text":
         if not isinstance(pre.get("maxlen"), int):
             raise ValueError(f"text preprocessing needs an integer 'maxlen': {pre}")
-        for key, default in (("lower", True), ("filters", KERAS_FILTERS), ("split", " "),
-                             ("padding", "pre"), ("truncating", "pre")):
+        for key, default in (
+            ("lower", True),
+            ("filters", KERAS_FILTERS),
+            ("split", " "),
+            ("padding", "pre"),
+            ("truncating", "pre"),
+        ):
             pre.setdefault(key, default)
         word_index = pre.get("word_index")
         if isinstance(word_index, (str, Path)):
@@ -206,9 +218,9 @@ def _examples(kind: str, py: str) -> str:
         )
     if kind == "text":
         return (
-            f"{py} run.py --text \"what a lovely day\"\n"
+            f'{py} run.py --text "what a lovely day"\n'
             f"{py} run.py tweets.txt --json         # one text per line\n"
-            f"echo \"so tired of this\" | {py} run.py -\n"
+            f'echo "so tired of this" | {py} run.py -\n'
         )
     return f"{py} run.py inputs.npy --json\n"
 
@@ -253,8 +265,8 @@ python3 -m venv ~/edgemine-venv
 ```
 
 {_COMMON_USAGE}
-The Pi runs on onnxruntime's CPU provider. `--threads 4` uses all cores of a Pi 4/5; fewer
-threads leave room for other programs. An int8 model (`edgemine bundle --int8`) is smaller;
+The Pi runs on onnxruntime's CPU provider, on all cores by default; `--threads 1` or `2`
+leaves room for other programs. An int8 model (`edgemine bundle --int8`) is smaller;
 whether it is faster depends on the model: measure with `--bench`.
 {ort_note}
 """
@@ -306,7 +318,7 @@ so keep LSTM models in fp32 or fp16 on a Jetson.
         body = f"""\
 ## Install
 
-Any 64-bit Linux, macOS or Windows machine with Python 3.8 or newer:
+Any 64-bit Linux, macOS or Windows machine with Python 3.10 or newer:
 
 ```sh
 python3 -m venv .venv

@@ -122,9 +122,9 @@ class ModelSpec:
 
     Example::
 
-        >>> spec = model_spec("mnist_cnn.onnx")  # doctest: +SKIP
-        >>> spec.input_shape  # doctest: +SKIP
-        (None, 28, 28, 1)
+        >>> spec = ModelSpec("input", np.float32, (None, 28, 28, 1), "probabilities", (None, 10))
+        >>> spec.input_shape, spec.input_dtype
+        ((None, 28, 28, 1), dtype('float32'))
     """
 
     def __init__(
@@ -232,8 +232,10 @@ def prepare_inputs(
 
     Example::
 
-        >>> prepare_inputs(x_uint8, model_spec("cnn.onnx"), {"scale": 1 / 255}).shape  # doctest: +SKIP
-        (1000, 28, 28, 1)
+        >>> spec = ModelSpec("input", np.float32, (None, 28, 28, 1), "probabilities", (None, 10))
+        >>> x = prepare_inputs(np.full((2, 28, 28), 255, np.uint8), spec, {"scale": 1 / 255})
+        >>> x.shape, x.dtype, float(x.max())
+        ((2, 28, 28, 1), dtype('float32'), 1.0)
     """
     x = np.asarray(x)
     pre = preprocessing or {}
@@ -451,7 +453,9 @@ def quantize_int8(
             if len(x) == 0:
                 raise ValueError("the calibration set is empty")
             # everything quantizable except the softmax: its probabilities stay float
-            op_types = sorted((set(QDQRegistry) & _op_types(onnx.load(str(model_in)))) - {"Softmax"})
+            op_types = sorted(
+                (set(QDQRegistry) & _op_types(onnx.load(str(model_in)))) - {"Softmax"}
+            )
             # U8S8 (uint8 activations, int8 weights) measured faster than S8S8 on x86 here and is
             # fine on ARM64; TensorRT wants symmetric int8 activations instead.
             act = QuantType.QInt8 if symmetric else QuantType.QUInt8
@@ -479,7 +483,9 @@ def _fp16_by_hand(model: onnx.ModelProto) -> onnx.ModelProto:
     graph = model.graph
     for init in graph.initializer:
         if init.data_type == TensorProto.FLOAT:
-            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+            init.CopyFrom(
+                numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name)
+            )
     for node in graph.node:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == TensorProto.FLOAT:
@@ -554,7 +560,9 @@ def _session(path: Path):
 
 
 def _predict(sess, name: str, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    return np.concatenate([sess.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)])
+    return np.concatenate(
+        [sess.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
+    )
 
 
 def _median_ms(sess, name: str, x: np.ndarray, repeats: int, warmup: int = 2) -> float:
@@ -619,9 +627,7 @@ def compare_models(
             "path": str(path),
             "precision": read_metadata(path)["quantization"] or "fp32",
             "size_bytes": path.stat().st_size,
-            "accuracy": (
-                None if labels is None else float(np.mean(p.argmax(axis=-1) == labels))
-            ),
+            "accuracy": (None if labels is None else float(np.mean(p.argmax(axis=-1) == labels))),
             "latency_ms_batch1": _median_ms(sess, name, x[:1].copy(), repeats),
             "latency_ms_batch64": _median_ms(sess, name, _batch_of(x, 64), max(3, repeats // 3)),
         }
@@ -659,7 +665,11 @@ def format_report(report: dict[str, Any]) -> str:
 
     lines = [
         row("", left, right),
-        row("file size", _kb(ref["size_bytes"]), f"{_kb(cand['size_bytes'])} ({report['size_ratio']:.2f}x)"),
+        row(
+            "file size",
+            _kb(ref["size_bytes"]),
+            f"{_kb(cand['size_bytes'])} ({report['size_ratio']:.2f}x)",
+        ),
     ]
     if ref["accuracy"] is not None:
         lines.append(
@@ -669,7 +679,10 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{cand['accuracy'] * 100:.2f}% ({(cand['accuracy'] - ref['accuracy']) * 100:+.2f} pts)",
             )
         )
-    for key, label in (("latency_ms_batch1", "latency, batch 1"), ("latency_ms_batch64", "latency, batch 64")):
+    for key, label in (
+        ("latency_ms_batch1", "latency, batch 1"),
+        ("latency_ms_batch64", "latency, batch 64"),
+    ):
         lines.append(
             row(label, f"{ref[key]:.3f} ms", f"{cand[key]:.3f} ms ({ratio(ref[key], cand[key])})")
         )

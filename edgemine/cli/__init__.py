@@ -40,6 +40,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+from .deploy import bundle, quantize  # noqa: E402
 from .pipeline import pipeline  # noqa: E402
 from .train import evaluate, inspect_cmd, train  # noqa: E402
 
@@ -47,3 +48,5 @@ main.add_command(train)
 main.add_command(evaluate)
 main.add_command(inspect_cmd)
 main.add_command(pipeline)
+main.add_command(quantize)
+main.add_command(bundle)

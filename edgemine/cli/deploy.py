@@ -51,22 +51,50 @@ def _evaluation_data(onnx_path: Path, eval_path: Path | None, calibration):
 
 @click.command("quantize")
 @click.argument("model", metavar="MODEL", type=_MODEL)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the quantized .onnx.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the quantized .onnx.",
+)
 @click.option("--int8", "int8", is_flag=True, help="int8 with onnxruntime's quantizer.")
 @click.option("--fp16", is_flag=True, help="float16 weights and compute; float32 input/output.")
-@click.option("--method", type=click.Choice(["static", "dynamic"]),
-              help="int8 method (default: static QDQ for CNNs, dynamic for LSTM/Dense).")
-@click.option("--calibration", type=_DATA,
-              help="Calibration .npz for static int8 (x or x_train); default: the bundled data set.")
-@click.option("--samples", type=click.IntRange(min=1), default=300, show_default=True,
-              help="Calibration samples.")
-@click.option("--eval", "eval_path", type=_DATA,
-              help="Labelled .npz (x_test/y_test or x/y) for the accuracy in the report.")
+@click.option(
+    "--method",
+    type=click.Choice(["static", "dynamic"]),
+    help="int8 method (default: static QDQ for CNNs, dynamic for LSTM/Dense).",
+)
+@click.option(
+    "--calibration",
+    type=_DATA,
+    help="Calibration .npz for static int8 (x or x_train); default: the bundled data set.",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="Calibration samples.",
+)
+@click.option(
+    "--eval",
+    "eval_path",
+    type=_DATA,
+    help="Labelled .npz (x_test/y_test or x/y) for the accuracy in the report.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def quantize(model: Path, output: Path, int8: bool, fp16: bool, method: str | None,
-             calibration: Path | None, samples: int, eval_path: Path | None,
-             as_json: bool) -> None:
+def quantize(
+    model: Path,
+    output: Path,
+    int8: bool,
+    fp16: bool,
+    method: str | None,
+    calibration: Path | None,
+    samples: int,
+    eval_path: Path | None,
+    as_json: bool,
+) -> None:
     """Write an int8 or fp16 version of MODEL (.onnx or .edgemine) and compare it with fp32.
 
     The report gives file sizes, the largest output difference, latency at batch 1 and 64
@@ -116,17 +144,37 @@ def _vocab(path: Path | None) -> dict | None:
 
 @click.command("bundle")
 @click.argument("model", metavar="MODEL", type=_MODEL)
-@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The bundle folder to write.")
-@click.option("--target", type=click.Choice(["rpi", "jetson", "generic"]), default="rpi",
-              show_default=True, help="The device the bundle is for.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The bundle folder to write.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["rpi", "jetson", "generic"]),
+    default="rpi",
+    show_default=True,
+    help="The device the bundle is for.",
+)
 @click.option("--int8", "int8", is_flag=True, help="Quantize to int8 first (see quantize).")
 @click.option("--calibration", type=_DATA, help="Calibration .npz for --int8.")
 @click.option("--labels", type=_DATA, help="Class names: a JSON list or one name per line.")
-@click.option("--vocab", type=_DATA,
-              help="Tokenizer word_index (JSON) for a text model, if not the bundled corpus's.")
-def bundle(model: Path, output: Path, target: str, int8: bool, calibration: Path | None,
-           labels: Path | None, vocab: Path | None) -> None:
+@click.option(
+    "--vocab",
+    type=_DATA,
+    help="Tokenizer word_index (JSON) for a text model, if not the bundled corpus's.",
+)
+def bundle(
+    model: Path,
+    output: Path,
+    target: str,
+    int8: bool,
+    calibration: Path | None,
+    labels: Path | None,
+    vocab: Path | None,
+) -> None:
     """Write a self-contained folder that runs MODEL (.onnx or .edgemine) on a device.
 
     The folder holds model.onnx, labels.json, preprocessing.json, run.py (needs only numpy
@@ -147,8 +195,9 @@ def bundle(model: Path, output: Path, target: str, int8: bool, calibration: Path
                     calibration=_calibration(calibration, 300),
                     symmetric=(target == "jetson"),
                 )
-            out = write_bundle(src, output, target=target, labels=labels,
-                               preprocessing=_vocab(vocab))
+            out = write_bundle(
+                src, output, target=target, labels=labels, preprocessing=_vocab(vocab)
+            )
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
             raise _fail(exc) from None
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())

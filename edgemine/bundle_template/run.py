@@ -1,0 +1,594 @@
+#!/usr/bin/env python3
+"""Run the model of this edgemine bundle. Needs only numpy and onnxruntime (Python 3.6+).
+
+Inputs (any mix, in order):
+  FILE.npy   model inputs: float arrays as they enter the model, or raw uint8 images
+             (n, H, W[, C]) / integer token ids (n, maxlen); one sample may omit the batch axis
+  FILE.png   8-bit grayscale, RGB or RGBA, not interlaced, exactly the model's image size
+  FILE.txt   (or any other file) for text models: one text per line
+  -          text lines from standard input
+  --text T   one text (repeatable)
+
+Examples:
+  python run.py digit.png
+  python run.py images.npy --json
+  echo "what a great day" | python run.py -
+  python run.py --bench
+"""
+
+import argparse
+import json
+import os
+import statistics
+import struct
+import sys
+import time
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXIT_INPUT = 2
+
+
+class BundleError(Exception):
+    """A problem with an input, the model or the bundle: reported as one line, exit 2."""
+
+
+try:
+    import numpy as np
+except ImportError:  # pragma: no cover - depends on the device
+    sys.stderr.write("error: this bundle needs numpy: pip install -r requirements.txt\n")
+    sys.exit(EXIT_INPUT)
+
+
+# --------------------------------------------------------------------------------------------
+# the bundle's files
+# --------------------------------------------------------------------------------------------
+
+
+def load_json(name):
+    path = os.path.join(HERE, name)
+    if not os.path.isfile(path):
+        raise BundleError(f"{name} is missing from the bundle folder {HERE}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError as exc:
+        raise BundleError(f"{name} is not valid JSON ({exc})") from None
+
+
+def one_line(text):
+    text = " ".join(str(text).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# onnxruntime session and providers
+# --------------------------------------------------------------------------------------------
+
+PROVIDER_ORDER = {
+    "jetson": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    "rpi": ["CPUExecutionProvider"],
+    "generic": ["CPUExecutionProvider"],
+}
+
+
+def provider_options(name):
+    if name == "TensorrtExecutionProvider":
+        cache = os.environ.get("EDGEMINE_TRT_CACHE") or os.path.join(HERE, "trt_cache")
+        try:
+            os.makedirs(cache, exist_ok=True)
+        except OSError:
+            cache = os.path.join(os.path.expanduser("~"), ".cache", "edgemine-trt")
+            os.makedirs(cache, exist_ok=True)
+        return {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache}
+    return {}
+
+
+def open_session(model_path, target, requested, threads):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BundleError(
+            "this bundle needs onnxruntime: pip install -r requirements.txt"
+            + (
+                " (on a Jetson: onnxruntime-gpu from the Jetson Zoo, see README.md)"
+                if target == "jetson"
+                else ""
+            )
+        ) from None
+    if not os.path.isfile(model_path):
+        raise BundleError(f"model file not found: {model_path}")
+    available = ort.get_available_providers()
+    if requested:
+        if requested not in available:
+            raise BundleError(
+                f"provider {requested} is not in this onnxruntime build "
+                f"(available: {', '.join(available)})"
+            )
+        order = [requested]
+    else:
+        order = [p for p in PROVIDER_ORDER.get(target, ["CPUExecutionProvider"]) if p in available]
+        order = order or ["CPUExecutionProvider"]
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    last = None
+    for start in range(len(order)):  # if TensorRT fails to start, try CUDA, then the CPU
+        providers = [(p, provider_options(p)) for p in order[start:]]
+        try:
+            return ort.InferenceSession(model_path, opts, providers=providers), ort
+        except Exception as exc:
+            last = exc
+            if "protobuf" in str(exc).lower() or "invalid" in str(exc).lower():
+                break
+    raise BundleError(f"cannot load {os.path.basename(model_path)}: {one_line(last)}")
+
+
+def check_model_matches(session, spec):
+    """Refuse a model whose input or output is not the one the bundle describes."""
+    want_in, want_out = spec["input"], spec["output"]
+    inp, out = session.get_inputs()[0], session.get_outputs()[0]
+    want_type = (
+        "tensor("
+        + {"float32": "float", "float64": "double"}.get(want_in["dtype"], want_in["dtype"])
+        + ")"
+    )
+    shape = [d if isinstance(d, int) else None for d in inp.shape]
+    if (
+        inp.type != want_type
+        or len(shape) != len(want_in["shape"])
+        or any(a is not None and b is not None and a != b for a, b in zip(shape, want_in["shape"]))
+    ):
+        raise BundleError(
+            f"model.onnx takes {inp.type} {inp.shape} but the bundle describes "
+            f"{want_in['dtype']} {want_in['shape']}: the model does not belong to this bundle"
+        )
+    n_out = [d for d in out.shape[1:] if isinstance(d, int)]
+    want_n = [d for d in want_out["shape"][1:] if isinstance(d, int)]
+    if n_out and want_n and n_out != want_n:
+        raise BundleError(
+            f"model.onnx gives outputs {out.shape} but the bundle describes "
+            f"{want_out['shape']}: the model does not belong to this bundle"
+        )
+    return inp.name
+
+
+# --------------------------------------------------------------------------------------------
+# PNG (8-bit grayscale / RGB / RGBA, non-interlaced) with zlib and struct only
+# --------------------------------------------------------------------------------------------
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # color type -> samples per pixel
+
+
+def _paeth(a, b, c):
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    if pa <= pb and pa <= pc:
+        return a
+    return b if pb <= pc else c
+
+
+def _unfilter(raw, width, height, bpp):
+    stride = width * bpp
+    if len(raw) < height * (stride + 1):
+        raise ValueError("image data is shorter than the header says")
+    out = np.zeros((height, stride), dtype=np.uint8)
+    prev = np.zeros(stride, dtype=np.int64)
+    for y in range(height):
+        start = y * (stride + 1)
+        ftype = raw[start]
+        line = np.frombuffer(raw, dtype=np.uint8, count=stride, offset=start + 1).astype(np.int64)
+        if ftype == 0:
+            cur = line
+        elif ftype == 1:  # Sub: a running sum per channel
+            cur = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) & 0xFF
+        elif ftype == 2:  # Up
+            cur = (line + prev) & 0xFF
+        elif ftype in (3, 4):  # Average, Paeth: sequential along the row
+            vals, above = line.tolist(), prev.tolist()
+            row = [0] * stride
+            for i in range(stride):
+                left = row[i - bpp] if i >= bpp else 0
+                if ftype == 3:
+                    row[i] = (vals[i] + ((left + above[i]) >> 1)) & 0xFF
+                else:
+                    upleft = above[i - bpp] if i >= bpp else 0
+                    row[i] = (vals[i] + _paeth(left, above[i], upleft)) & 0xFF
+            cur = np.array(row, dtype=np.int64)
+        else:
+            raise ValueError(f"unknown PNG filter type {ftype} in row {y}")
+        out[y] = cur
+        prev = cur
+    return out
+
+
+def read_png(path):
+    """Decode a PNG into uint8 (height, width, channels) with channels 1 or 3 (alpha dropped)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    name = os.path.basename(path)
+    if data[:8] != PNG_SIGNATURE:
+        raise BundleError(f"{name} is not a PNG file")
+    pos, header, idat = 8, None, []
+    while True:
+        if pos + 12 > len(data):
+            raise BundleError(f"{name} is truncated (no IEND chunk)")
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length] or b"\0\0\0\0")
+        if len(body) != length or zlib.crc32(ctype + body) & 0xFFFFFFFF != crc:
+            raise BundleError(f"{name} is corrupt (bad {ctype.decode('latin-1')} chunk)")
+        if ctype == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif ctype == b"IDAT":
+            idat.append(body)
+        elif ctype == b"IEND":
+            break
+        pos += 12 + length
+    if header is None or not idat:
+        raise BundleError(f"{name} has no image header or no image data")
+    width, height, depth, color, _, _, interlace = header
+    if color == 3:
+        raise BundleError(f"{name} is a palette PNG: save it as 8-bit grayscale or RGB")
+    if depth != 8 or color not in PNG_CHANNELS:
+        raise BundleError(
+            f"{name} is a {depth}-bit PNG of color type {color}: "
+            "only 8-bit grayscale, RGB and RGBA are supported"
+        )
+    if interlace:
+        raise BundleError(f"{name} is interlaced (Adam7): save it without interlacing")
+    channels = PNG_CHANNELS[color]
+    try:
+        raw = zlib.decompress(b"".join(idat))
+        pixels = _unfilter(raw, width, height, channels)
+    except (zlib.error, ValueError) as exc:
+        raise BundleError(f"{name} is corrupt ({one_line(exc)})") from None
+    img = pixels.reshape(height, width, channels)
+    if channels in (2, 4):  # drop alpha
+        img = img[:, :, : channels - 1]
+    return img
+
+
+# --------------------------------------------------------------------------------------------
+# images
+# --------------------------------------------------------------------------------------------
+
+
+def image_to_input(img, pre, source):
+    """uint8 (H, W[, C]) -> float model input of shape (1, ...) in the bundle's layout."""
+    height, width, channels = pre["height"], pre["width"], pre["channels"]
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[0] != height or img.shape[1] != width:
+        raise BundleError(
+            f"{source} is {img.shape[1]}x{img.shape[0]} pixels; "
+            f"the model takes {width}x{height} (width x height)"
+        )
+    if img.shape[2] != channels:
+        if img.shape[2] == 1 and channels == 3:
+            img = np.repeat(img, 3, axis=2)
+        elif img.shape[2] == 3 and channels == 1:
+            gray = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+            img = np.clip(np.round(gray), 0, 255).astype(np.uint8)[:, :, None]
+        else:
+            raise BundleError(f"{source} has {img.shape[2]} channels; the model takes {channels}")
+    x = img.astype(np.float32) * np.float32(pre.get("scale", 1.0 / 255.0))
+    if pre.get("layout", "NHWC").upper() == "NCHW":
+        x = x.transpose(2, 0, 1)
+    return x[None]
+
+
+def npy_images(arr, pre, spec, source):
+    want = tuple(spec["input"]["shape"][1:])
+    if np.issubdtype(arr.dtype, np.floating):  # model-ready
+        if arr.shape in (want, want[:-1]):
+            arr = arr[None]
+        if arr.shape[1:] == want[:-1] and want[-1] == 1:  # NHWC with the channel left out
+            arr = arr[..., None]
+        if arr.shape[1:] != want:
+            raise BundleError(
+                f"{source} holds floats of shape {arr.shape}; the model takes (n, "
+                + ", ".join(str(d) for d in want)
+                + ")"
+            )
+        return [(f"{source}[{i}]", arr[i : i + 1].astype(np.float32)) for i in range(len(arr))]
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise BundleError(f"{source} has dtype {arr.dtype}; expected uint8 images or floats")
+    if arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+        raise BundleError(f"{source}: integer images must hold values 0..255")
+    arr = arr.astype(np.uint8)
+    one = arr.ndim == 2 or (
+        arr.ndim == 3
+        and arr.shape[-1] in (1, 3, 4)
+        and arr.shape[:2] == (pre["height"], pre["width"])
+    )
+    if one:
+        arr = arr[None]
+    if arr.ndim not in (3, 4):
+        raise BundleError(
+            f"{source} has shape {arr.shape}; expected (n, height, width[, channels])"
+        )
+    out = []
+    for i in range(len(arr)):
+        img = arr[i]
+        if img.ndim == 3 and img.shape[-1] == 4:
+            img = img[:, :, :3]
+        out.append((f"{source}[{i}]", image_to_input(img, pre, f"{source}[{i}]")))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# text (Keras Tokenizer + pad_sequences semantics)
+# --------------------------------------------------------------------------------------------
+
+
+class TextEncoder:
+    def __init__(self, pre):
+        self.pre = pre
+        self.word_index = pre.get("word_index") or {}
+        if not self.word_index:
+            raise BundleError("preprocessing.json has no word_index: this bundle cannot read text")
+        self.num_words = pre.get("num_words")
+        self.maxlen = int(pre["maxlen"])
+        filters = pre.get("filters", '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n')
+        self.split = pre.get("split", " ")
+        self.table = str.maketrans({c: self.split for c in filters})
+
+    def tokens(self, text):
+        if self.pre.get("lower", True):
+            text = text.lower()
+        words = [w for w in text.translate(self.table).split(self.split) if w]
+        ids = []
+        for w in words:
+            i = self.word_index.get(w)
+            if i is not None and (self.num_words is None or i < self.num_words):
+                ids.append(i)
+        return ids
+
+    def encode(self, text, source, truncate):
+        ids = self.tokens(text)
+        n = self.maxlen
+        if len(ids) > n:
+            if not truncate:
+                raise BundleError(
+                    f"{source} has {len(ids)} tokens; the model takes at most maxlen={n} "
+                    "(--truncate cuts it the way the model was trained)"
+                )
+            ids = ids[-n:] if self.pre.get("truncating", "pre") == "pre" else ids[:n]
+        row = np.zeros(n, dtype=np.int64)
+        if ids:
+            if self.pre.get("padding", "pre") == "pre":
+                row[n - len(ids) :] = ids
+            else:
+                row[: len(ids)] = ids
+        return row[None]
+
+
+def npy_tokens(arr, spec, pre, source):
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise BundleError(f"{source} has dtype {arr.dtype}; a text model takes integer token ids")
+    maxlen = int(pre["maxlen"])
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != maxlen:
+        raise BundleError(
+            f"{source} has shape {arr.shape}; the model takes (n, {maxlen}) token ids"
+        )
+    limit = pre.get("num_words")
+    if arr.size and (arr.min() < 0 or (limit is not None and arr.max() >= limit)):
+        raise BundleError(f"{source} holds token ids outside 0..{limit - 1 if limit else '?'}")
+    dtype = np.int32 if spec["input"]["dtype"] == "int32" else np.int64
+    return [(f"{source}[{i}]", arr[i : i + 1].astype(dtype)) for i in range(len(arr))]
+
+
+# --------------------------------------------------------------------------------------------
+# reading all inputs
+# --------------------------------------------------------------------------------------------
+
+
+def read_npy(path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise BundleError(
+            f"{os.path.basename(path)} is not a readable .npy file ({one_line(exc)})"
+        ) from None
+
+
+def gather_inputs(args, spec):
+    pre = spec  # preprocessing.json: the preprocessing keys, plus input/output/bundle
+    kind = pre.get("kind")
+    encoder = TextEncoder(pre) if kind == "text" else None
+    items = []
+
+    def texts(lines, source):
+        for i, line in enumerate(lines, 1):
+            line = line.rstrip("\r\n")
+            if line.strip():
+                items.append(
+                    (f"{source}:{i}", encoder.encode(line, f"{source}:{i}", args.truncate))
+                )
+
+    for src in args.inputs:
+        name = "stdin" if src == "-" else src
+        if src != "-" and not os.path.isfile(src):
+            raise BundleError(f"input file not found: {src}")
+        ext = os.path.splitext(src)[1].lower()
+        if ext == ".npy":
+            arr = read_npy(src)
+            if kind == "text":
+                items.extend(npy_tokens(arr, spec, pre, name))
+            elif kind == "image":
+                items.extend(npy_images(arr, pre, spec, name))
+            else:
+                items.extend(npy_raw(arr, spec, name))
+        elif ext == ".png":
+            if kind != "image":
+                raise BundleError(f"{name}: this model takes {kind or 'array'} inputs, not images")
+            items.append((name, image_to_input(read_png(src), pre, name)))
+        else:
+            if kind != "text":
+                raise BundleError(
+                    f"{name}: this model takes {kind or 'array'} inputs (.png or .npy), not text"
+                )
+            if src == "-":
+                texts(sys.stdin, "stdin")
+            else:
+                with open(src, encoding="utf-8", errors="replace") as f:
+                    texts(f, name)
+    for i, text in enumerate(args.text or []):
+        if kind != "text":
+            raise BundleError("--text: this model does not take text")
+        items.append((f"text[{i}]", encoder.encode(text, f"text[{i}]", args.truncate)))
+    return items
+
+
+def npy_raw(arr, spec, source):
+    want = tuple(spec["input"]["shape"][1:])
+    if tuple(arr.shape) == want:
+        arr = arr[None]
+    if tuple(arr.shape[1:]) != want:
+        raise BundleError(f"{source} has shape {arr.shape}; the model takes (n, {want})")
+    dtype = np.dtype(spec["input"]["dtype"])
+    return [(f"{source}[{i}]", arr[i : i + 1].astype(dtype)) for i in range(len(arr))]
+
+
+def synthetic(spec, n):
+    shape = [n] + [d if isinstance(d, int) else 1 for d in spec["input"]["shape"][1:]]
+    return np.zeros(shape, dtype=np.dtype(spec["input"]["dtype"]))
+
+
+# --------------------------------------------------------------------------------------------
+# running, reporting, benchmarking
+# --------------------------------------------------------------------------------------------
+
+
+def predict(session, name, x, batch=64):
+    outs = [session.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
+    return np.concatenate(outs)
+
+
+def as_probabilities(out):
+    out = out.reshape(len(out), -1).astype(np.float64)
+    sums = out.sum(axis=1)
+    if out.min(initial=0) >= 0 and np.allclose(sums, 1.0, atol=1e-3):
+        return out
+    e = np.exp(out - out.max(axis=1, keepdims=True))  # logits: show a softmax
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def bench(session, name, x, repeats):
+    x1 = np.ascontiguousarray(x[:1])
+    reps = -(-64 // len(x))
+    x64 = np.ascontiguousarray(np.concatenate([x] * reps)[:64])
+
+    def timed(feed, n, warmup):
+        for _ in range(warmup):
+            session.run(None, {name: feed})
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            session.run(None, {name: feed})
+            times.append(time.perf_counter() - t0)
+        return times
+
+    t1 = sorted(timed(x1, repeats, 5))
+    t64 = timed(x64, max(3, repeats // 5), 2)
+    med64 = statistics.median(t64)
+    return {
+        "latency_ms_batch1_median": statistics.median(t1) * 1000,
+        "latency_ms_batch1_p90": t1[int(0.9 * (len(t1) - 1))] * 1000,
+        "runs_batch1": len(t1),
+        "batch64_ms_median": med64 * 1000,
+        "throughput_per_s_batch64": 64 / med64,
+        "runs_batch64": len(t64),
+    }
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="Predict with this edgemine bundle (numpy + onnxruntime only).",
+        epilog="Inputs: .npy, .png, text files (one text per line) or - for stdin.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help=".npy, .png, text file or -")
+    p.add_argument("--text", action="append", metavar="TEXT", help="a text to classify")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--bench", action="store_true", help="time batch 1 and batch 64")
+    p.add_argument("--repeats", type=int, default=50, help="runs at batch 1 for --bench")
+    p.add_argument("--output", metavar="OUT.npy", help="save the raw model outputs")
+    p.add_argument("--provider", help="force one onnxruntime provider, e.g. CPUExecutionProvider")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: onnxruntime's)")
+    p.add_argument("--truncate", action="store_true", help="cut texts longer than maxlen")
+    p.add_argument("--model", default=os.path.join(HERE, "model.onnx"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    spec = load_json("preprocessing.json")
+    labels = load_json("labels.json") if os.path.isfile(os.path.join(HERE, "labels.json")) else None
+    target = spec.get("bundle", {}).get("target", "generic")
+
+    session, ort = open_session(args.model, target, args.provider, args.threads)
+    provider = session.get_providers()[0]
+    name = check_model_matches(session, spec)
+
+    items = gather_inputs(args, spec)
+    if not items and not args.bench:
+        raise BundleError("no input given (try --help)")
+    result = {
+        "model": os.path.basename(args.model),
+        "provider": provider,
+        "onnxruntime": ort.__version__,
+        "numpy": np.__version__,
+    }
+    if not args.json:
+        sys.stderr.write(f"model {result['model']} on {provider} (onnxruntime {ort.__version__})\n")
+
+    if items:
+        x = np.concatenate([arr for _, arr in items])
+        out = predict(session, name, x)
+        if args.output:
+            np.save(args.output, out)
+        probs = as_probabilities(out)
+        preds = []
+        for (source, _), row in zip(items, probs):
+            k = int(row.argmax())
+            label = labels[k] if labels and k < len(labels) else str(k)
+            preds.append(
+                {"input": source, "class": label, "index": k, "probability": float(row[k])}
+            )
+            if not args.json:
+                print(f"{source}\t{label}\t{row[k]:.4f}")
+        result["predictions"] = preds
+    else:
+        x = synthetic(spec, 1)
+
+    if args.bench:
+        b = bench(session, name, x, max(5, args.repeats))
+        result["bench"] = b
+        if not args.json:
+            print(
+                f"bench: batch 1 latency median {b['latency_ms_batch1_median']:.3f} ms "
+                f"(p90 {b['latency_ms_batch1_p90']:.3f} ms, {b['runs_batch1']} runs); "
+                f"batch 64: {b['batch64_ms_median']:.2f} ms, "
+                f"{b['throughput_per_s_batch64']:.0f} samples/s ({provider})"
+            )
+    if args.json:
+        print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BundleError as exc:
+        sys.stderr.write(f"error: {one_line(exc)}\n")
+        sys.exit(EXIT_INPUT)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # never a traceback on the device: one line, non-zero exit
+        sys.stderr.write(f"error: {exc.__class__.__name__}: {one_line(exc)}\n")
+        sys.exit(1)
