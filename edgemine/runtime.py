@@ -196,8 +196,9 @@ class Session:
         if arr.ndim != len(want) or any(
             w is not None and w != a for w, a in zip(want[1:], arr.shape[1:])
         ):
-            expect = ", ".join("batch" if i == 0 else ("None" if d is None else str(d))
-                               for i, d in enumerate(want))
+            expect = ", ".join(
+                "batch" if i == 0 else ("None" if d is None else str(d)) for i, d in enumerate(want)
+            )
             raise ValueError(f"{what} has shape {arr.shape}, but the model expects ({expect})")
         if arr.shape[0] == 0:
             raise ValueError(f"{what} is empty")
@@ -210,7 +211,9 @@ class Session:
                 if lo < 0 or (self.vocab_size is not None and hi >= self.vocab_size):
                     bad = int(lo if lo < 0 else hi)
                     limit = f"0..{self.vocab_size - 1}" if self.vocab_size else "0 and up"
-                    raise ValueError(f"{what} holds token id {bad}, outside the vocabulary ({limit})")
+                    raise ValueError(
+                        f"{what} holds token id {bad}, outside the vocabulary ({limit})"
+                    )
             return np.ascontiguousarray(arr, dtype=self.input_dtype)
         arr = np.ascontiguousarray(arr, dtype=self.input_dtype)
         if not np.isfinite(arr).all():
@@ -233,8 +236,10 @@ class Session:
         """
         if batch_size is None:
             batch_size = 32
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-            batch_size < 1
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, (int, np.integer))
+            or (batch_size < 1)
         ):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         x = self.check_input(x)
@@ -279,7 +284,9 @@ def time_calls(
         fn()
     times: list[float] = []
     start = time.perf_counter()
-    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - start < min_time):
+    while len(times) < max_runs and (
+        len(times) < min_runs or time.perf_counter() - start < min_time
+    ):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)

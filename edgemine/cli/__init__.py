@@ -15,6 +15,13 @@ from .. import __version__
 class _Group(click.Group):
     """Turns any exception from a command into a one-line error (unless --debug)."""
 
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            e.ctx = None  # one line, without the usage block
+            raise
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -41,6 +48,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 from .deploy import bundle, quantize  # noqa: E402
+from .export import bench_cmd, export_cmd, predict_cmd  # noqa: E402
 from .pipeline import pipeline  # noqa: E402
 from .train import evaluate, inspect_cmd, train  # noqa: E402
 
@@ -50,3 +58,6 @@ main.add_command(inspect_cmd)
 main.add_command(pipeline)
 main.add_command(quantize)
 main.add_command(bundle)
+main.add_command(export_cmd)
+main.add_command(predict_cmd)
+main.add_command(bench_cmd)

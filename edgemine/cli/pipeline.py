@@ -86,5 +86,29 @@ def pipeline(spec, epochs, out_dir, seed, verbose):
 
 
 def _deploy_report(model, d, probs, out: Path, name: str) -> list[str]:
-    """Export to ONNX, rerun the test set in onnxruntime, and write the bundle."""
-    return []
+    """Export to ONNX, rerun the test set in onnxruntime, quantize to int8, write the bundle."""
+    from ..bundle import write_bundle
+    from ..onnx import export
+    from ..quantize import quantize_int8
+    from ..runtime import Session
+
+    onnx_path = export(model, out / f"{name}.onnx")
+    session = Session(onnx_path)
+    ort_probs = session.predict(d.x_test, batch_size=256)
+    ort_acc = float((ort_probs.argmax(-1) == d.y_test).mean())
+    one = d.x_test[:1]
+    int8_path = quantize_int8(onnx_path, out / f"{name}_int8.onnx", calibration=d.x_train[:300])
+    int8 = Session(int8_path)
+    int8_acc = float((int8.predict(d.x_test, batch_size=256).argmax(-1) == d.y_test).mean())
+    bundle_dir = write_bundle(onnx_path, out / f"{name}_bundle_rpi", target="rpi")
+    size = onnx_path.stat().st_size
+    return [
+        f"  onnxruntime    test accuracy {ort_acc * 100:.2f}%, largest |engine - onnxruntime| "
+        f"{float(np.abs(ort_probs - probs).max()):.2e}, "
+        f"batch-1 latency {_median_ms(lambda: session.predict(one), 200):.3f} ms",
+        f"  onnx file      {onnx_path} ({size / 1024:.0f} KiB)",
+        f"  int8 (static)  test accuracy {int8_acc * 100:.2f}%, "
+        f"{int8_path.stat().st_size / 1024:.0f} KiB ({int8_path.stat().st_size / size:.0%} of fp32), "
+        f"batch-1 latency {_median_ms(lambda: int8.predict(one), 200):.3f} ms",
+        f"  bundle         {bundle_dir}/ (run: python {bundle_dir}/run.py IMAGE.png)",
+    ]

@@ -1,0 +1,682 @@
+"""``edgemine export``, ``edgemine predict`` and ``edgemine bench``.
+
+Examples::
+
+    edgemine export mnist.edgemine -o mnist.onnx --opset 17
+    edgemine predict mnist.onnx digit.png            # or .npy / .npz / .csv / a text file
+    edgemine predict tweets.edgemine tweets.txt -o predictions.csv
+    edgemine bench mnist.edgemine --threads 2
+
+Inputs for ``predict``: ``.npy`` / ``.npz`` arrays (integer images are scaled by the model's
+preprocessing ``scale``, 1/255 by default), ``.csv`` with one numeric sample per row (a header
+row is skipped), ``.png`` images (decoded here with zlib; no Pillow), and for text models any
+other file: one text per line, tokenised with the model's preprocessing metadata (``word_index``,
+``lower``, ``filters``, ``split``, ``num_words``, ``maxlen``, ``padding``, ``truncating``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import struct
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+_EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
+_LARGE = 2048  # inputs with more samples than this get a progress bar
+
+
+class _OneLineCommand(click.Command):
+    """Usage errors (unknown option, bad value) as one line, without the usage block."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            e.ctx = None
+            raise
+
+
+# --------------------------------------------------------------------------------------------
+# PNG decoding (zlib + struct)
+# --------------------------------------------------------------------------------------------
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    if pa <= pb and pa <= pc:
+        return a
+    return b if pb <= pc else c
+
+
+def _unfilter(raw: bytes, height: int, rowbytes: int, bpp: int, name: str) -> np.ndarray:
+    """Undo PNG's per-row filters; returns (height, rowbytes) uint8."""
+    data = np.frombuffer(raw, dtype=np.uint8).reshape(height, rowbytes + 1)
+    out = np.zeros((height, rowbytes), dtype=np.uint8)
+    prev = np.zeros(rowbytes, dtype=np.int64)
+    for y in range(height):
+        kind = int(data[y, 0])
+        row = data[y, 1:].astype(np.int64)
+        if kind == 0:
+            cur = row
+        elif kind == 1:
+            cur = np.cumsum(row.reshape(-1, bpp), axis=0).reshape(-1) & 255
+        elif kind == 2:
+            cur = (row + prev) & 255
+        elif kind == 3:
+            cur = row.copy()
+            for x in range(rowbytes):
+                left = cur[x - bpp] if x >= bpp else 0
+                cur[x] = (cur[x] + ((left + prev[x]) >> 1)) & 255
+        elif kind == 4:
+            cur = row.copy()
+            r, p = cur.tolist(), prev.tolist()
+            for x in range(rowbytes):
+                a = r[x - bpp] if x >= bpp else 0
+                c = p[x - bpp] if x >= bpp else 0
+                r[x] = (r[x] + _paeth(a, p[x], c)) & 255
+            cur = np.array(r, dtype=np.int64)
+        else:
+            raise ValueError(f"{name}: corrupt PNG (unknown row filter {kind})")
+        out[y] = cur
+        prev = cur
+    return out
+
+
+def read_png(path: str | Path) -> np.ndarray:
+    """Decode a PNG file to a float32 (height, width, channels) array with values 0..255.
+
+    Grey, grey+alpha, RGB, RGBA and palette images of every bit depth; alpha is dropped
+    (grey+alpha -> 1 channel, RGBA -> 3). Interlaced (Adam7) images are refused.
+
+    Example:
+        >>> read_png("digit.png").shape  # doctest: +SKIP
+        (28, 28, 1)
+    """
+    path = Path(path)
+    name = path.name
+    data = path.read_bytes()
+    if not data.startswith(_PNG_SIGNATURE):
+        raise ValueError(f"{name}: not a PNG file")
+    pos, header, palette, idat = len(_PNG_SIGNATURE), None, None, []
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        crc = data[pos + 8 + length : pos + 12 + length]
+        if len(body) != length or len(crc) != 4:
+            raise ValueError(f"{name}: truncated PNG")
+        if struct.unpack(">I", crc)[0] != zlib.crc32(kind + body) & 0xFFFFFFFF:
+            raise ValueError(f"{name}: corrupt PNG (bad checksum in {kind.decode('latin-1')})")
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"PLTE":
+            palette = np.frombuffer(body, dtype=np.uint8).reshape(-1, 3)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    if header is None or not idat:
+        raise ValueError(f"{name}: corrupt PNG (no IHDR or IDAT)")
+    width, height, depth, color, _, _, interlace = header
+    if color not in _PNG_CHANNELS or depth not in (1, 2, 4, 8, 16) or width < 1 or height < 1:
+        raise ValueError(f"{name}: unsupported PNG (color type {color}, bit depth {depth})")
+    if interlace:
+        raise ValueError(f"{name}: interlaced PNGs are not supported; save it without interlacing")
+    if width * height > 1 << 26:
+        raise ValueError(f"{name}: image too large ({width}x{height})")
+    channels = _PNG_CHANNELS[color]
+    bits = channels * depth
+    rowbytes = (width * bits + 7) // 8
+    try:
+        raw = zlib.decompress(b"".join(idat))
+    except zlib.error as e:
+        raise ValueError(f"{name}: corrupt PNG ({e})") from None
+    if len(raw) != height * (rowbytes + 1):
+        raise ValueError(f"{name}: corrupt PNG (pixel data has the wrong size)")
+    rows = _unfilter(raw, height, rowbytes, max(1, bits // 8), name)
+    if depth == 16:
+        px = rows.view(">u2").astype(np.float32).reshape(height, width, channels) * (255 / 65535)
+    elif depth == 8:
+        px = rows.reshape(height, width, channels).astype(np.float32)
+    else:
+        per_byte = 8 // depth
+        shifts = np.arange(8 - depth, -1, -depth, dtype=np.uint8)
+        vals = (rows[:, :, None] >> shifts) & ((1 << depth) - 1)
+        vals = vals.reshape(height, rowbytes * per_byte)[:, :width]
+        px = vals.astype(np.float32)[..., None]
+        if color == 0:
+            px *= 255 / ((1 << depth) - 1)
+    if color == 3:
+        if palette is None:
+            raise ValueError(f"{name}: corrupt PNG (palette image without PLTE)")
+        idx = px[..., 0].astype(np.int64)
+        if idx.max() >= len(palette):
+            raise ValueError(f"{name}: corrupt PNG (palette index out of range)")
+        px = palette[idx].astype(np.float32)
+    elif color == 4:
+        px = px[..., :1]
+    elif color == 6:
+        px = px[..., :3]
+    return px
+
+
+def _fit_channels(img: np.ndarray, channels: int, name: str) -> np.ndarray:
+    have = img.shape[-1]
+    if have == channels:
+        return img
+    if channels == 1 and have == 3:  # ITU-R 601 luma, as Pillow's "L"
+        return (img @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    if channels == 3 and have == 1:
+        return np.repeat(img, 3, axis=-1)
+    raise ValueError(f"{name} has {have} channels; the model takes {channels}")
+
+
+# --------------------------------------------------------------------------------------------
+# models: .edgemine (the engine) or .onnx (onnxruntime) behind one interface
+# --------------------------------------------------------------------------------------------
+
+
+class Predictor:
+    """A .edgemine model (engine) or a .onnx model (onnxruntime) with one interface.
+
+    Example:
+        >>> Predictor("mnist.onnx").sample_shape  # doctest: +SKIP
+        (28, 28, 1)
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        path = Path(path)
+        self.path = path
+        suffix = path.suffix.lower()
+        if suffix == ".onnx":
+            from ..runtime import Session
+
+            self.session = Session(path, threads=threads)
+            self.model = None
+            self.sample_shape = tuple(self.session.input_shape[1:])
+            self.int_input = bool(np.issubdtype(self.session.input_dtype, np.integer))
+            self.preprocessing = self.session.preprocessing or {}
+            self.class_names = self.session.class_names
+        elif suffix == ".edgemine":
+            from ..saving import load_model
+
+            self.session = None
+            self.model = load_model(path, compile=False)
+            self.sample_shape = tuple(self.model.input_shape)
+            self.int_input = getattr(self.model.layers[0], "input_dtype", "float") == "int"
+            self.preprocessing = self.model.preprocessing or {}
+            self.class_names = self.model.class_names
+        else:
+            raise ValueError(f"{path.name}: MODEL must be a .edgemine or .onnx file")
+        self.nchw = str(self.preprocessing.get("layout", "NHWC")).upper() == "NCHW"
+
+    def predict(self, x: np.ndarray, batch_size: int) -> np.ndarray:
+        if self.session is not None:
+            return self.session.predict(x, batch_size=batch_size)
+        return self.model.predict(x, batch_size=batch_size)
+
+    # ----- turning files into model inputs -----
+    def _image_hw_c(self) -> tuple[int, int, int]:
+        if self.int_input or len(self.sample_shape) != 3 or None in self.sample_shape:
+            raise ValueError(
+                f"{self.path.name} does not take images: its input is "
+                f"(batch, {', '.join(map(str, self.sample_shape))})"
+            )
+        if self.nchw:
+            c, h, w = self.sample_shape
+        else:
+            h, w, c = self.sample_shape
+        return h, w, c
+
+    def _scale(self) -> float:
+        return float(self.preprocessing.get("scale", 1.0 / 255.0))
+
+    def from_array(self, arr: np.ndarray, name: str) -> np.ndarray:
+        """Integer images scaled, a missing channel axis added, ids left as ids."""
+        arr = np.asarray(arr)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise ValueError(f"{name} holds {arr.dtype} data, not numbers")
+        want = len(self.sample_shape) + 1
+        if arr.ndim == want - 1 and not self.int_input and len(self.sample_shape) == 3:
+            arr = np.expand_dims(arr, 1 if self.nchw else arr.ndim)  # single channel left out
+        if arr.ndim == want - 1 and self.int_input:
+            arr = arr[None]  # one sequence
+        if not self.int_input and np.issubdtype(arr.dtype, np.integer):
+            arr = arr.astype(np.float32) * np.float32(self._scale())
+        return arr
+
+    def from_png(self, path: Path) -> np.ndarray:
+        h, w, c = self._image_hw_c()
+        img = read_png(path)
+        if img.shape[:2] != (h, w):
+            raise ValueError(
+                f"{path.name} is {img.shape[1]}x{img.shape[0]} pixels; the model takes {w}x{h} "
+                "(resize it first)"
+            )
+        img = _fit_channels(img, c, path.name) * np.float32(self._scale())
+        if self.nchw:
+            img = img.transpose(2, 0, 1)
+        return img[None].astype(np.float32)
+
+    def from_csv(self, path: Path) -> np.ndarray:
+        rows = []
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            for i, row in enumerate(csv.reader(f)):
+                cells = [c.strip() for c in row if c.strip()]
+                if not cells:
+                    continue
+                try:
+                    rows.append([float(c) for c in cells])
+                except ValueError:
+                    if i == 0 and not rows:
+                        continue  # a header
+                    raise ValueError(f"{path.name}, line {i + 1}: not numeric") from None
+        if not rows:
+            raise ValueError(f"{path.name}: no numeric rows")
+        if len({len(r) for r in rows}) != 1:
+            raise ValueError(f"{path.name}: rows have different lengths")
+        arr = np.array(rows, dtype=np.float64)
+        size = math.prod(d for d in self.sample_shape if d is not None)
+        if None in self.sample_shape or arr.shape[1] != size:
+            if None in self.sample_shape and len(self.sample_shape) == 1:
+                size = arr.shape[1]
+            else:
+                raise ValueError(
+                    f"{path.name} has {arr.shape[1]} values per row; the model takes {size} "
+                    f"(a flattened {'x'.join(map(str, self.sample_shape))} sample)"
+                )
+        shape = tuple(size if d is None else d for d in self.sample_shape)
+        arr = arr.reshape(len(arr), *shape)
+        whole = bool(np.all(arr == np.round(arr)))
+        if self.int_input:
+            if not whole:
+                raise ValueError(f"{path.name}: token ids must be whole numbers")
+            return arr.astype(np.int64)
+        if whole and arr.max() > 1:  # raw 0..255 pixels, like an integer .npy
+            arr = arr * self._scale()
+        return arr.astype(np.float32)
+
+    def from_text(self, path: Path) -> tuple[np.ndarray, list[str]]:
+        from ..preprocessing import pad_sequences
+        from ..preprocessing.text import DEFAULT_FILTERS, Tokenizer, tokenizer_from_json
+
+        if not self.int_input:
+            raise ValueError(
+                f"{path.name}: {self.path.name} takes numeric inputs, not text "
+                "(give a .npy, .npz, .csv or .png file)"
+            )
+        pre = self.preprocessing
+        if pre.get("tokenizer"):
+            raw = pre["tokenizer"]
+            tok = tokenizer_from_json(raw if isinstance(raw, str) else json.dumps(raw))
+        else:
+            word_index = pre.get("word_index")
+            if not isinstance(word_index, dict) or not word_index:
+                raise ValueError(
+                    f"{self.path.name} has no vocabulary (preprocessing.word_index) to tokenise "
+                    "text with; give token ids as .npy / .csv instead"
+                )
+            tok = Tokenizer(
+                num_words=pre.get("num_words"),
+                filters=pre.get("filters", DEFAULT_FILTERS),
+                lower=pre.get("lower", True),
+                split=pre.get("split", " "),
+                char_level=pre.get("char_level", False),
+                oov_token=pre.get("oov_token"),
+            )
+            tok.word_index = {str(k): int(v) for k, v in word_index.items()}
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise ValueError(f"{path.name}: cannot read it ({e.strerror})") from None
+        if b"\x00" in data[:65536]:
+            raise ValueError(
+                f"{path.name} is not a text file; inputs are .npy, .npz, .csv, .png or text "
+                "(one text per line)"
+            )
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        keep = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
+        if not keep:
+            raise ValueError(f"{path.name}: no text lines")
+        maxlen = pre.get("maxlen") or (self.sample_shape[0] if self.sample_shape else None)
+        seqs = tok.texts_to_sequences([line for _, line in keep])
+        x = pad_sequences(
+            seqs,
+            maxlen=maxlen,
+            dtype="int64",
+            padding=pre.get("padding", "pre"),
+            truncating=pre.get("truncating", "pre"),
+        )
+        return x, [f"{path.name}:{i}" for i, _ in keep]
+
+    def load_inputs(self, paths: list[Path]) -> tuple[np.ndarray, list[str]]:
+        """All inputs as one batch, with a source label per sample."""
+        parts, names = [], []
+        for path in paths:
+            suffix = path.suffix.lower()
+            if suffix == ".npy":
+                try:
+                    arr = np.load(path, allow_pickle=False)
+                except Exception as e:
+                    raise ValueError(f"{path.name}: not a readable .npy file ({e})") from None
+                x = self.from_array(arr, path.name)
+            elif suffix == ".npz":
+                x = self.from_array(_npz_array(path), path.name)
+            elif suffix == ".csv":
+                x = self.from_csv(path)
+            elif suffix == ".png":
+                x = self.from_png(path)
+            else:
+                x, labels = self.from_text(path)
+                parts.append(x)
+                names.extend(labels)
+                continue
+            parts.append(x)
+            names.extend(
+                [path.name] if len(x) == 1 else [f"{path.name}[{i}]" for i in range(len(x))]
+            )
+        if len({p.shape[1:] for p in parts}) > 1:
+            raise ValueError("the inputs have different sample shapes")
+        x = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return x, names
+
+
+def _npz_array(path: Path) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = list(npz.files)
+            for key in ("x", "x_test", "inputs", "input"):
+                if key in keys:
+                    return npz[key]
+            if len(keys) == 1:
+                return npz[keys[0]]
+    except Exception as e:
+        raise ValueError(f"{path.name}: not a readable .npz file ({e})") from None
+    raise ValueError(f"{path.name} holds {keys}; name the input array 'x'")
+
+
+# --------------------------------------------------------------------------------------------
+# output
+# --------------------------------------------------------------------------------------------
+
+
+def summarize(y: np.ndarray, class_names: list | None) -> list[dict[str, Any]]:
+    """Class index, label and probability per sample of a classifier's output.
+
+    Example:
+        >>> summarize(np.array([[0.1, 0.9]]), ["cat", "dog"])[0]["label"]
+        'dog'
+    """
+    rows = []
+    flat = y.reshape(len(y), -1)
+    for p in flat:
+        if flat.shape[1] == 1:
+            k, prob = int(p[0] >= 0.5), float(p[0])
+        else:
+            k = int(np.argmax(p))
+            prob = float(p[k])
+        label = str(class_names[k]) if class_names and k < len(class_names) else str(k)
+        rows.append({"class": k, "label": label, "probability": prob})
+    return rows
+
+
+def _write_output(out: Path, y: np.ndarray, names: list[str], rows: list[dict], classes) -> None:
+    suffix = out.suffix.lower()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    flat = y.reshape(len(y), -1)
+    if suffix == ".npy":
+        np.save(out, y)
+    elif suffix == ".json":
+        data = [
+            {"input": n, **r, "probabilities": [float(v) for v in p]}
+            for n, r, p in zip(names, rows, flat)
+        ]
+        out.write_text(json.dumps(data, indent=1) + "\n")
+    elif suffix == ".csv":
+        heads = (
+            [str(c) for c in classes]
+            if classes and len(classes) == flat.shape[1]
+            else [str(i) for i in range(flat.shape[1])]
+        )
+        with open(out, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["input", "class", "label", "probability", *[f"p_{h}" for h in heads]])
+            for n, r, p in zip(names, rows, flat):
+                w.writerow(
+                    [n, r["class"], r["label"], f"{r['probability']:.6g}", *[f"{v:.6g}" for v in p]]
+                )
+    else:
+        raise ValueError(f"{out.name}: the output must be .csv, .npy or .json")
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------
+
+
+@click.command("export", cls=_OneLineCommand)
+@click.argument("model_path", metavar="MODEL.edgemine", type=_EXISTING)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The .onnx file to write (default: MODEL with .onnx).",
+)
+@click.option(
+    "--opset",
+    type=int,
+    default=None,
+    help="Target ONNX opset (default 17; 13 up to the newest onnxruntime runs).",
+)
+@click.option("--nchw", is_flag=True, help="Take NCHW images (no Transpose at the input).")
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Compare onnxruntime with the engine on random inputs.",
+)
+def export_cmd(
+    model_path: Path, output: Path | None, opset: int | None, nchw: bool, verify: bool
+) -> None:
+    """Export a .edgemine model to ONNX."""
+    from ..onnx import DEFAULT_OPSET, export
+    from ..saving import load_model
+
+    if model_path.suffix.lower() != ".edgemine":
+        raise ValueError(f"{model_path.name}: export takes a .edgemine model")
+    model = load_model(model_path, compile=False)
+    output = output or model_path.with_suffix(".onnx")
+    if output.suffix.lower() != ".onnx":
+        raise ValueError(f"{output.name}: the output file must end in .onnx")
+    path = export(model, output, opset=opset or DEFAULT_OPSET, nchw_input=nchw)
+    from ..runtime import Session
+
+    sess = Session(path, threads=1, providers=["CPUExecutionProvider"])
+    shape = ", ".join("batch" if d is None else str(d) for d in sess.input_shape)
+    msg = (
+        f"wrote {path} ({path.stat().st_size / 1024:.1f} KB, opset {opset or DEFAULT_OPSET}): "
+        f"{sess.input_name} ({shape}) {sess.input_dtype} -> {sess.output_name}"
+    )
+    if verify:
+        x = _random_input(model, 4, np.random.default_rng(0))
+        ref = model.predict(x)
+        got = sess.predict(x.transpose(0, 3, 1, 2) if nchw else x)
+        diff = float(np.abs(ref - got).max())
+        msg += f"; max |onnxruntime - engine| = {diff:.2e} on 4 random samples"
+        if not diff <= 1e-4:
+            raise ValueError(f"exported graph disagrees with the engine (max abs diff {diff:.3g})")
+    click.echo(msg)
+
+
+@click.command("predict", cls=_OneLineCommand)
+@click.argument("model_path", metavar="MODEL", type=_EXISTING)
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=_EXISTING)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save predictions to .csv, .npy or .json instead of printing them.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="onnxruntime threads (default: physical cores).",
+)
+def predict_cmd(
+    model_path: Path,
+    inputs: tuple[Path, ...],
+    output: Path | None,
+    batch_size: int,
+    threads: int | None,
+) -> None:
+    """Classify INPUT files (.npy, .npz, .csv, .png, or text: one per line) with MODEL
+    (.edgemine or .onnx)."""
+    from ..progress import ProgressBar
+
+    if output is not None and output.suffix.lower() not in (".csv", ".npy", ".json"):
+        raise ValueError(f"{output.name}: the output must be .csv, .npy or .json")
+    pred = Predictor(model_path, threads=threads)
+    x, names = pred.load_inputs(list(inputs))
+    chunk = max(batch_size, 1024)
+    steps = math.ceil(len(x) / chunk)
+    bar = ProgressBar(steps, 1, stream=sys.stderr) if len(x) > _LARGE else None
+    outs = []
+    for step in range(steps):
+        outs.append(np.asarray(pred.predict(x[step * chunk : (step + 1) * chunk], batch_size)))
+        if bar is not None:
+            bar.update(step + 1, {})
+    if bar is not None:
+        bar.finish({})
+    y = np.concatenate(outs)
+    rows = summarize(y, pred.class_names)
+    if output is not None:
+        _write_output(output, y, names, rows, pred.class_names)
+        click.echo(f"wrote {len(rows)} predictions to {output}", err=True)
+        return
+    width = min(max(len(n) for n in names), 40)
+    for name, row in zip(names, rows):
+        click.echo(f"{name:<{width}}  {row['label']}  {row['probability']:.4f}")
+
+
+def _random_input(model: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+    shape = tuple(8 if d is None else d for d in model.input_shape)
+    first = model.layers[0]
+    if getattr(first, "input_dtype", "float") == "int":
+        vocab = int(getattr(first, "input_dim", 2))
+        return rng.integers(0, vocab, size=(n, *shape)).astype(np.int64)
+    return rng.random((n, *shape), dtype=np.float32)
+
+
+def bench_rows(
+    model_path: Path, threads: int, batch: int, min_time: float
+) -> list[tuple[str, float, float]]:
+    """(runner, batch-1 latency in ms, batch-``batch`` samples/s), medians, for the engine (a
+    .edgemine model) and onnxruntime on its export (or on the .onnx file)."""
+    from ..runtime import Session, time_calls
+
+    rng = np.random.default_rng(0)
+    rows = []
+    if model_path.suffix.lower() == ".edgemine":
+        import numba
+
+        from ..onnx import export
+        from ..saving import load_model
+
+        model = load_model(model_path, compile=False)
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        x1, xb = _random_input(model, 1, rng), _random_input(model, batch, rng)
+        lat = time_calls(lambda: model.predict_on_batch(x1), min_time=min_time)
+        thr = time_calls(lambda: model.predict_on_batch(xb), min_time=min_time, min_runs=3)
+        rows.append(("edgemine engine", 1e3 * float(np.median(lat)), batch / float(np.median(thr))))
+        with tempfile.TemporaryDirectory() as tmp:
+            sess = Session(export(model, Path(tmp) / "model.onnx"), threads=threads)
+    elif model_path.suffix.lower() == ".onnx":
+        sess = Session(model_path, threads=threads)
+        x1 = xb = None
+    else:
+        raise ValueError(f"{model_path.name}: MODEL must be a .edgemine or .onnx file")
+    if x1 is None:
+        shape = tuple(8 if d is None else d for d in sess.input_shape[1:])
+        if np.issubdtype(sess.input_dtype, np.integer):
+            vocab = sess.vocab_size or 2
+            x1 = rng.integers(0, vocab, size=(1, *shape))
+            xb = rng.integers(0, vocab, size=(batch, *shape))
+        else:
+            x1, xb = rng.random((1, *shape)), rng.random((batch, *shape))
+    x1, xb = sess.check_input(x1), sess.check_input(xb)
+    lat = time_calls(lambda: sess.run(x1), min_time=min_time)
+    thr = time_calls(lambda: sess.run(xb), min_time=min_time, min_runs=3)
+    rows.append(("onnxruntime", 1e3 * float(np.median(lat)), batch / float(np.median(thr))))
+    return rows
+
+
+@click.command("bench", cls=_OneLineCommand)
+@click.argument("model_path", metavar="MODEL", type=_EXISTING)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads for both runners (default: physical cores).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=2),
+    default=256,
+    show_default=True,
+    help="Batch size of the throughput run.",
+)
+@click.option(
+    "--min-time",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    help="Seconds of timed runs per measurement (medians are reported).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def bench_cmd(
+    model_path: Path, threads: int | None, batch_size: int, min_time: float, as_json: bool
+) -> None:
+    """Latency at batch 1 and throughput at a large batch: the engine vs onnxruntime."""
+    from ..runtime import physical_cores
+
+    threads = threads or physical_cores()
+    rows = bench_rows(model_path, threads, batch_size, min_time)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "model": str(model_path),
+                    "threads": threads,
+                    "batch_size": batch_size,
+                    "results": [
+                        {"runner": r, "latency_ms": lat, "samples_per_s": thr}
+                        for r, lat, thr in rows
+                    ],
+                }
+            )
+        )
+        return
+    click.echo(f"{model_path.name}, {threads} thread(s), medians")
+    click.echo(f"{'runner':<18}{'batch 1 (ms)':>14}{f'batch {batch_size} (samples/s)':>26}")
+    for runner, lat, thr in rows:
+        click.echo(f"{runner:<18}{lat:>14.3f}{thr:>26,.0f}")
+    if len(rows) == 2:
+        (_, l0, t0), (_, l1, t1) = rows
+        click.echo(f"{'onnxruntime gain':<18}{l0 / l1:>13.1f}x{t1 / t0:>25.1f}x")
+
+
+__all__ = ["Predictor", "bench_cmd", "export_cmd", "predict_cmd", "read_png", "summarize"]
