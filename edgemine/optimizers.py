@@ -39,6 +39,8 @@ class Optimizer:
     lr = learning_rate
 
     def build(self, variables: list[Variable], ops) -> None:
+        if getattr(self, "ops", None) is not ops:
+            self._scratch.clear()  # scratch tables live on the previous device
         self.ops = ops
         if len(self.slots) == len(variables):
             return

@@ -194,7 +194,7 @@ class Dropout(Layer):
         return y
 
     def backward(self, dy):
-        return dy if self._mask is None else dy * self._mask
+        return dy if self._mask is None else self.ops.dropout_backward(dy, self._mask)
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -66,8 +66,8 @@ class BatchNormalization(Layer):
         if training:
             mean, var = ops.batch_moments(x)
             m = self.momentum
-            self.moving_mean.value = self.moving_mean.value * m + mean * (1 - m)
-            self.moving_variance.value = self.moving_variance.value * m + var * (1 - m)
+            ops.ema_update(self.moving_mean.value, mean, m)
+            ops.ema_update(self.moving_variance.value, var, m)
         else:
             mean, var = self.moving_mean.value, self.moving_variance.value
         y, self._xhat, self._inv_std = ops.batchnorm_forward(

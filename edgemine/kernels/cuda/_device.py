@@ -9,22 +9,51 @@ the block sizes and the GEMM tile constants differ.
 
 from __future__ import annotations
 
+import importlib
 import math
+import os
+from typing import Any
 
 import numpy as np
 from numba import config, cuda, float32
+from numpy.typing import DTypeLike
 
 SIM: bool = bool(config.ENABLE_CUDASIM)
 
+
+def _tune_numba() -> None:
+    """Two settings of Numba's CUDA target, unless the user set them (NUMBA_... variables):
+    no low-occupancy warnings (small grids are deliberate here: tiny layers, one block per
+    sequence), and freeing device memory in batches of 1024 instead of 10 (each flush calls
+    cuMemFree, which waits for the GPU; a training step frees dozens of temporaries)."""
+    settings = {
+        "CUDA_LOW_OCCUPANCY_WARNINGS": ("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", 0),
+        "CUDA_DEALLOCS_COUNT": ("NUMBA_CUDA_DEALLOCS_COUNT", 1024),
+    }
+    for module in ("numba.core.config", "numba.cuda.core.config"):  # built-in / numba-cuda
+        try:
+            cfg = importlib.import_module(module)
+        except ImportError:
+            continue
+        for attr, (env, value) in settings.items():
+            if hasattr(cfg, attr) and env not in os.environ:
+                setattr(cfg, attr, value)
+
+
+_tune_numba()
+
 #: threads per block of 1-D kernels
-TPB = 32 if SIM else 256
+TPB = 4 if SIM else 256
 #: most blocks of a 1-D grid-stride kernel
 MAX_BLOCKS = 2 if SIM else 8192
+
+#: a numba.cuda device array (a DeviceNDArray, or the simulator's FakeCUDAArray)
+DeviceArray = Any
 
 ACT_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
 
-def is_device(x) -> bool:
+def is_device(x: Any) -> bool:
     """True for a numba device array (real or simulated)."""
     return hasattr(x, "copy_to_host")
 
@@ -36,7 +65,7 @@ def sm_count() -> int:
     return int(cuda.get_current_device().MULTIPROCESSOR_COUNT)
 
 
-def empty(shape, dtype=np.float32):
+def empty(shape: tuple, dtype: DTypeLike = np.float32) -> DeviceArray:
     """An uninitialised device array."""
     return cuda.device_array(tuple(int(d) for d in shape), dtype=np.dtype(dtype))
 
@@ -46,20 +75,25 @@ def grid1d(n: int) -> tuple[int, int]:
     return max(1, min(math.ceil(n / TPB), MAX_BLOCKS)), TPB
 
 
-def flat(a):
+def flat(a: DeviceArray) -> DeviceArray:
     """A 1-D view of a contiguous device array."""
     return a.reshape(a.size)
 
 
-def as2d(a):
+def last(a: DeviceArray) -> int:
+    """The length of the last axis (the simulator's shapes refuse negative indices)."""
+    return int(tuple(a.shape)[-1])
+
+
+def as2d(a: DeviceArray) -> DeviceArray:
     """A (rows, last axis) view of a contiguous device array."""
-    return a.reshape(a.size // a.shape[-1], a.shape[-1]) if a.ndim != 1 else a.reshape(1, a.size)
+    return a.reshape(a.size // last(a), last(a)) if a.ndim != 1 else a.reshape(1, a.size)
 
 
 _DUMMY: dict = {}
 
 
-def dummy(dtype=np.float32):
+def dummy(dtype: DTypeLike = np.float32) -> DeviceArray:
     """A 1-element device array passed where a kernel's optional input is absent."""
     key = np.dtype(dtype).str
     arr = _DUMMY.get(key)
@@ -71,7 +105,7 @@ def dummy(dtype=np.float32):
 _WORKSPACE: dict = {}
 
 
-def workspace(name: str, shape, dtype=np.float32):
+def workspace(name: str, shape: tuple, dtype: DTypeLike = np.float32) -> DeviceArray:
     """A scratch device array reused across calls (kernels run in order on one stream, so an
     op may reuse its own scratch on the next call). Never return one to a caller."""
     shape = tuple(int(d) for d in shape)
@@ -111,15 +145,6 @@ def act_grad(y, g, code):
     return g
 
 
-@cuda.jit(device=True)
-def sigmoid(v):
-    """The logistic function, split by sign so that exp never overflows."""
-    if v >= float32(0.0):
-        return float32(1.0) / (float32(1.0) + math.exp(-v))
-    e = math.exp(v)
-    return e / (float32(1.0) + e)
-
-
 # ----- element-wise kernels -----
 @cuda.jit(cache=True)
 def _fill(out, value):
@@ -133,7 +158,13 @@ def _mul(a, b, out):
         out[i] = a[i] * b[i]
 
 
-def zeros(shape, dtype=np.float32):
+@cuda.jit(cache=True)
+def _add(a, b, out):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = a[i] + b[i]
+
+
+def zeros(shape: tuple, dtype: DTypeLike = np.float32) -> DeviceArray:
     """A zero-filled device array (filled by a kernel, no host copy)."""
     out = empty(shape, dtype)
     if out.size:
@@ -141,13 +172,21 @@ def zeros(shape, dtype=np.float32):
     return out
 
 
-def fill(out, value) -> None:
+def fill(out: DeviceArray, value: float) -> None:
     """out[...] = value, in place."""
     if out.size:
         _fill[grid1d(out.size)](flat(out), out.dtype.type(value))
 
 
-def multiply(a, b):
+def add(a: DeviceArray, b: DeviceArray) -> DeviceArray:
+    """a + b element-wise (same shapes, float32), a new array."""
+    out = empty(a.shape, a.dtype)
+    if out.size:
+        _add[grid1d(out.size)](flat(a), flat(b), flat(out))
+    return out
+
+
+def multiply(a: DeviceArray, b: DeviceArray) -> DeviceArray:
     """a * b element-wise (same shapes, float32)."""
     out = empty(a.shape, a.dtype)
     if out.size:

@@ -11,7 +11,7 @@ import math
 
 from numba import cuda, float32
 
-from ._device import ACT_CODES, act, act_grad, as2d, empty, flat, grid1d
+from ._device import ACT_CODES, DeviceArray, act, act_grad, as2d, empty, flat, grid1d
 
 
 @cuda.jit(cache=True)
@@ -53,7 +53,7 @@ def _softmax_bwd_rows(y, dy, dx):
             dx[r, c] = y[r, c] * (dy[r, c] - s)
 
 
-def softmax_rows_inplace(z):
+def softmax_rows_inplace(z: DeviceArray) -> DeviceArray:
     """Row-wise softmax over the last axis, in place; returns z."""
     if z.size:
         z2 = as2d(z)
@@ -61,7 +61,7 @@ def softmax_rows_inplace(z):
     return z
 
 
-def activation_forward(name: str, x):
+def activation_forward(name: str, x: DeviceArray) -> DeviceArray:
     """A new device array activation(x); 'linear' returns x itself (as on the CPU)."""
     if name == "linear":
         return x
@@ -79,7 +79,7 @@ def activation_forward(name: str, x):
     return y
 
 
-def activation_backward(name: str, y, dy):
+def activation_backward(name: str, y: DeviceArray, dy: DeviceArray) -> DeviceArray:
     """dL/dx from the forward output y and dL/dy."""
     if name == "linear":
         return dy

@@ -12,7 +12,7 @@ from __future__ import annotations
 from numba import cuda, float32
 
 from ..cpu.conv import conv_output_size
-from ._device import empty, grid1d
+from ._device import DeviceArray, empty, grid1d
 from .activations import softmax_rows_inplace
 from .gemm import column_sums, gemm
 
@@ -44,7 +44,6 @@ def _im2col(x, kh, kw, sh, sw, pt, pl, oh, ow, cols):
 @cuda.jit(cache=True)
 def _col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
     n, h, w, c = dx.shape
-    ncol = kh * kw * c
     for idx in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
         ch = idx % c
         t = idx // c
@@ -71,7 +70,14 @@ def _col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
         dx[b, yy, xx, ch] = acc
 
 
-def conv2d_forward(x, kernel, bias, strides, padding, activation: str = "linear"):
+def conv2d_forward(
+    x: DeviceArray,
+    kernel: DeviceArray,
+    bias: DeviceArray | None,
+    strides: tuple[int, int],
+    padding: str,
+    activation: str = "linear",
+) -> tuple[DeviceArray, DeviceArray]:
     """Returns (activation(conv(x) + bias), cols); cols is kept for the backward pass."""
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
@@ -91,7 +97,15 @@ def conv2d_forward(x, kernel, bias, strides, padding, activation: str = "linear"
     return y.reshape(n, oh, ow, f), cols
 
 
-def conv2d_backward(x_shape, cols, kernel, dy, strides, padding, need_dx: bool = True):
+def conv2d_backward(
+    x_shape: tuple,
+    cols: DeviceArray,
+    kernel: DeviceArray,
+    dy: DeviceArray,
+    strides: tuple[int, int],
+    padding: str,
+    need_dx: bool = True,
+) -> tuple[DeviceArray | None, DeviceArray, DeviceArray]:
     """Returns (dx or None, dkernel, dbias)."""
     n, h, w, c = (int(d) for d in x_shape)
     kh, kw, _, f = kernel.shape

@@ -26,10 +26,10 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
-from ._device import ACT_CODES, SIM, act, dummy, empty, grid1d, sm_count, workspace
+from ._device import ACT_CODES, SIM, DeviceArray, act, dummy, empty, grid1d, sm_count, workspace
 
 if SIM:  # tiny tiles: the simulator runs one Python thread per CUDA thread
-    BM, BN, BK, TM, TN = 4, 4, 2, 2, 2
+    BM, BN, BK, TM, TN = 16, 16, 8, 8, 8
 else:
     BM, BN, BK, TM, TN = 64, 64, 16, 4, 4
 TX = BN // TN  # threads along columns
@@ -50,8 +50,8 @@ def _gemm_kernel(a, b, out, m, n, k, trans_a, trans_b, k_chunk, bias, has_bias, 
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
     tid = ty * TX + tx
-    row0 = cuda.blockIdx.y * BM
-    col0 = cuda.blockIdx.x * BN
+    row0 = cuda.blockIdx.x * BM  # rows on x: the grid's long axis (up to 2^31 - 1 blocks)
+    col0 = cuda.blockIdx.y * BN
     z = cuda.blockIdx.z
     k_begin = z * k_chunk
     k_end = min(k, k_begin + k_chunk)
@@ -158,17 +158,17 @@ def _split_count(m: int, n: int, k: int) -> int:
 
 
 def gemm(
-    a,
-    b,
-    out=None,
+    a: DeviceArray,
+    b: DeviceArray,
+    out: DeviceArray | None = None,
     *,
     trans_a: bool = False,
     trans_b: bool = False,
-    bias=None,
+    bias: DeviceArray | None = None,
     activation: str = "linear",
     accumulate: bool = False,
     split_k: int | None = None,
-):
+) -> DeviceArray:
     """``out = act(op(a) @ op(b) + bias)`` (``+= ...`` with ``accumulate``) for 2-D C-contiguous
     float32 device arrays; ``op`` transposes when ``trans_a`` / ``trans_b``.
 
@@ -192,11 +192,22 @@ def gemm(
     splits = split_k if split_k is not None else _split_count(m, n, k)
     chunk = max(BK, math.ceil(math.ceil(k / max(splits, 1)) / BK) * BK)
     splits = max(1, math.ceil(k / chunk)) if k else 1
-    grid = (math.ceil(n / BN), math.ceil(m / BM), splits)
+    grid = (math.ceil(m / BM), math.ceil(n / BN), splits)
     if splits == 1:
         _gemm_kernel[grid, (TX, TY)](
-            a, b, out.reshape(1, m, n), m, n, k, trans_a, trans_b, chunk,
-            bias_arr, has_bias, code, accumulate,
+            a,
+            b,
+            out.reshape(1, m, n),
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+            chunk,
+            bias_arr,
+            has_bias,
+            code,
+            accumulate,
         )
         return out
     part = workspace("gemm_splitk", (splits, m, n))
@@ -207,7 +218,7 @@ def gemm(
     return out
 
 
-def bias_act_inplace(z, bias, activation: str):
+def bias_act_inplace(z: DeviceArray, bias: DeviceArray | None, activation: str) -> DeviceArray:
     """z = act(z + bias) in place for a 2-D device array (the epilogue on its own)."""
     code = ACT_CODES[activation]
     if (code == 0 and bias is None) or z.size == 0:
@@ -280,14 +291,21 @@ def _colsum_final(part, mode, scale, out0, out1):
                 out1[c] = t1
 
 
-def column_sums(x2d, y2d=None, mode: int = 0, scale: float = 1.0):
+def column_sums(
+    x2d: DeviceArray,
+    y2d: DeviceArray | None = None,
+    mode: int = 0,
+    scale: float = 1.0,
+    out: DeviceArray | None = None,
+) -> DeviceArray | tuple[DeviceArray, DeviceArray]:
     """Fixed-order sums over the rows of a 2-D float32 device array, accumulated in float64.
 
     mode 0: ``x.sum(0)``; mode 1: ``(x.sum(0), (x*y).sum(0))``; mode 2: mean and biased
     variance ``(E[x], E[x^2] - E[x]^2)`` with ``scale = 1/rows``. Results are float32, times
-    ``scale`` (mode 0 and 1). Returns one array (mode 0) or a pair."""
+    ``scale`` (mode 0 and 1). Returns one array (mode 0, written into ``out`` when given) or a
+    pair."""
     m, n = x2d.shape
-    out0 = empty((n,))
+    out0 = empty((n,)) if out is None else out
     out1 = empty((n,)) if mode else None
     cols = math.ceil(n / CW)
     rows_min = 4 * RW

@@ -1,0 +1,156 @@
+"""The CUDA backend: the CPU backend's op functions (``edgemine.kernels.cpu``) over numba.cuda
+device arrays, so that layers, losses and optimizers run unchanged with ``device="cuda"``.
+
+Everything CUDA-specific stays in this package (numba-cuda is in maintenance mode, so the whole
+target must be replaceable): ``gemm.py`` holds the only matrix product, the other modules one
+topic each. Tensors stay on the device for a whole training step; the host sees them only through
+:func:`to_numpy`. Launch overhead in Numba is high (tens to hundreds of microseconds per launch,
+numba issue #3003), so each op is one or a few fused kernels: bias and activation in the GEMM
+epilogue, one kernel for a whole recurrent sequence, fixed-order reductions instead of atomics
+(results are reproducible run to run).
+
+Under ``NUMBA_ENABLE_CUDASIM=1`` the same code runs in Numba's simulator with tiny launch sizes,
+which is how the tests check every op against its CPU twin without a GPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import DTypeLike
+
+from ..cpu.conv import conv_output_size
+from ._device import SIM, DeviceArray, add, is_device, multiply, zeros
+from ._device import last as _last
+from .activations import activation_backward, activation_forward, softmax_rows_inplace
+from .conv import conv2d_backward, conv2d_forward
+from .embedding import (
+    embedding_backward,
+    embedding_forward,
+    embedding_id_range,
+    embedding_mask,
+)
+from .gemm import column_sums, gemm
+from .losses import loss_forward, loss_gradient
+from .norm import (
+    batch_moments,
+    batchnorm_backward,
+    batchnorm_forward,
+    dropout_forward,
+    ema_update,
+)
+from .optim import (
+    adam_update,
+    adam_update_sparse,
+    clear_rows,
+    rmsprop_update,
+    scatter_rows,
+    sgd_update,
+)
+from .pool import global_pool_backward, global_pool_forward, pool2d_backward, pool2d_forward
+from .recurrent import merge_backward, merge_forward, reverse_time, rnn_backward, rnn_forward
+
+name = "cuda"
+simulated: bool = SIM
+
+__all__ = [
+    "activation_backward",
+    "activation_forward",
+    "adam_update",
+    "adam_update_sparse",
+    "add",
+    "asarray",
+    "batch_moments",
+    "batchnorm_backward",
+    "batchnorm_forward",
+    "clear_rows",
+    "conv2d_backward",
+    "conv2d_forward",
+    "conv_output_size",
+    "dense_backward",
+    "dense_forward",
+    "dropout_backward",
+    "dropout_forward",
+    "ema_update",
+    "global_pool_backward",
+    "global_pool_forward",
+    "loss_forward",
+    "loss_gradient",
+    "pool2d_backward",
+    "pool2d_forward",
+    "rmsprop_update",
+    "scatter_rows",
+    "sgd_update",
+    "synchronize",
+    "to_numpy",
+    "zeros_like",
+    # sequence models
+    "embedding_backward",
+    "embedding_forward",
+    "embedding_id_range",
+    "embedding_mask",
+    "merge_backward",
+    "merge_forward",
+    "reverse_time",
+    "rnn_backward",
+    "rnn_forward",
+]
+
+
+def asarray(x: np.ndarray | DeviceArray, dtype: DTypeLike | None = None) -> DeviceArray:
+    """Host array -> device array (a device array of the right dtype is returned as is)."""
+    if is_device(x):
+        if dtype is None or np.dtype(dtype) == x.dtype:
+            return x
+        x = x.copy_to_host()
+    from numba import cuda
+
+    return cuda.to_device(np.ascontiguousarray(x, dtype=dtype))
+
+
+def to_numpy(x: DeviceArray | np.ndarray) -> np.ndarray:
+    """Device array -> host numpy array (host arrays pass through)."""
+    if is_device(x):
+        return x.copy_to_host()
+    return np.asarray(x)
+
+
+def zeros_like(x: DeviceArray) -> DeviceArray:
+    """A zero-filled device array shaped like x."""
+    return zeros(x.shape, x.dtype)
+
+
+def synchronize() -> None:
+    """Wait for every launched kernel (for timing)."""
+    from numba import cuda
+
+    cuda.synchronize()
+
+
+def dense_forward(
+    x: DeviceArray, kernel: DeviceArray, bias: DeviceArray | None, activation: str = "linear"
+) -> DeviceArray:
+    """activation(x @ kernel + bias) over the last axis of x (any rank >= 2), one fused GEMM."""
+    units = kernel.shape[1]
+    x2 = x.reshape(x.size // _last(x), _last(x))
+    fused = activation if activation != "softmax" else "linear"
+    y = gemm(x2, kernel, bias=bias, activation=fused)
+    if activation == "softmax":
+        softmax_rows_inplace(y)
+    return y.reshape((*x.shape[:-1], units))
+
+
+def dense_backward(
+    x: DeviceArray, kernel: DeviceArray, dz: DeviceArray, need_dx: bool = True
+) -> tuple[DeviceArray | None, DeviceArray, DeviceArray]:
+    """Returns (dx or None, dkernel, dbias) for dz = dL/d(x @ kernel + bias)."""
+    x2 = x.reshape(x.size // _last(x), _last(x))
+    dz2 = dz.reshape(dz.size // _last(dz), _last(dz))
+    dkernel = gemm(x2, dz2, trans_a=True)
+    dbias = column_sums(dz2)
+    dx = gemm(dz2, kernel, trans_b=True).reshape(x.shape) if need_dx else None
+    return dx, dkernel, dbias
+
+
+def dropout_backward(dy: DeviceArray, mask: DeviceArray) -> DeviceArray:
+    """dy * mask (the mask from dropout_forward, already scaled)."""
+    return multiply(dy, mask)

@@ -1,0 +1,103 @@
+"""Embedding lookups on device arrays: a row gather forward and a row-sparse backward.
+
+The ids arrive from the host once per batch (``fit`` copies each batch once), and the layer asks
+for their range (a range check) before the lookup. Both that check and the backward's grouping of
+duplicate ids are integer bookkeeping on a few thousand ids, which the host does faster than a
+sort on the device plus its launches: the ids are copied back once per batch (kept for the
+backward) and grouped with numpy. The float work stays on the device: the gather, and the sum of
+each unique row's gradients, which adds in the order the ids appear (as the CPU backend does),
+without atomics, so training is repeatable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda, float32
+
+from ..cpu.embedding import embedding_id_range as _cpu_id_range
+from ._device import DeviceArray, empty, flat, grid1d
+
+_HOST_IDS: list = [None, None]  # (device ids, their host copy): one batch's ids
+
+
+def _host_ids(ids) -> np.ndarray:
+    if _HOST_IDS[0] is ids:
+        return _HOST_IDS[1]
+    host = ids.copy_to_host() if hasattr(ids, "copy_to_host") else np.asarray(ids)
+    _HOST_IDS[0], _HOST_IDS[1] = ids, host
+    return host
+
+
+@cuda.jit(cache=True)
+def _gather(table, ids, out):
+    dim = table.shape[1]
+    for idx in range(cuda.grid(1), ids.size * dim, cuda.gridsize(1)):
+        i = idx // dim
+        j = idx - i * dim
+        out[i, j] = table[ids[i], j]
+
+
+@cuda.jit(cache=True)
+def _segment_sums(dy, perm, starts, values):
+    """values[k] = sum of dy[perm[p]] for p in starts[k]:starts[k+1], in that order."""
+    n, dim = values.shape
+    for idx in range(cuda.grid(1), n * dim, cuda.gridsize(1)):
+        k = idx // dim
+        j = idx - k * dim
+        acc = float32(0.0)
+        for p in range(starts[k], starts[k + 1]):
+            acc += dy[perm[p], j]
+        values[k, j] = acc
+
+
+@cuda.jit(cache=True)
+def _not_zero(ids, out):
+    for i in range(cuda.grid(1), ids.size, cuda.gridsize(1)):
+        out[i] = ids[i] != 0
+
+
+def embedding_id_range(ids: DeviceArray) -> tuple[int, int]:
+    """(smallest, largest) id in a non-empty integer array (checked on the host copy)."""
+    return _cpu_id_range(_host_ids(ids))
+
+
+def embedding_forward(table: DeviceArray, ids: DeviceArray) -> DeviceArray:
+    """table[ids]: shape ids.shape + (dim,). Ids must already be checked to lie in range."""
+    dim = int(table.shape[1])
+    out = empty((ids.size, dim), table.dtype)
+    if out.size:
+        _gather[grid1d(out.size)](table, flat(ids), out)
+    return out.reshape((*(int(d) for d in ids.shape), dim))
+
+
+def embedding_backward(
+    ids: DeviceArray, dy: DeviceArray, input_dim: int
+) -> tuple[DeviceArray, DeviceArray]:
+    """Row-sparse gradient of ``table[ids]``: (unique rows as int32 device array, summed values
+    (n, dim) device array), rows in the same order as the CPU backend returns them."""
+    host = np.ascontiguousarray(_host_ids(ids)).reshape(-1)
+    uniq, first, inverse = np.unique(host, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if input_dim <= 16 * host.size:  # the CPU backend's order: first appearance
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        uniq, inverse = uniq[order], rank[inverse]
+    perm = np.argsort(inverse, kind="stable").astype(np.int32)
+    starts = np.zeros(uniq.size + 1, np.int32)
+    np.cumsum(np.bincount(inverse, minlength=uniq.size), out=starts[1:])
+    dim = int(tuple(dy.shape)[-1])
+    values = empty((uniq.size, dim), dy.dtype)
+    if values.size:
+        _segment_sums[grid1d(values.size)](
+            dy.reshape(host.size, dim), cuda.to_device(perm), cuda.to_device(starts), values
+        )
+    return cuda.to_device(uniq.astype(np.int32)), values
+
+
+def embedding_mask(ids: DeviceArray) -> DeviceArray:
+    """Keras's ``mask_zero``: True where the id is not the padding id 0 (a bool device array)."""
+    out = empty(tuple(int(d) for d in ids.shape), np.bool_)
+    if out.size:
+        _not_zero[grid1d(out.size)](flat(ids), flat(out))
+    return out

@@ -1,0 +1,149 @@
+"""BatchNormalization over the last axis, the moving-average update, and inverted dropout.
+
+Batch statistics and the gamma/beta gradients are fixed-order column sums in float64
+(gemm.column_sums); the normalisation and dx are one element-wise kernel each. The dropout mask is
+drawn on the host from edgemine's generator (the same draws as the CPU backend, so a seeded run
+matches) and copied as bytes; the kernel turns it into the scaled float mask and applies it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda, float32
+
+from ._device import DeviceArray, as2d, dummy, empty, flat, grid1d, last
+from .gemm import column_sums
+
+
+@cuda.jit(cache=True)
+def _bn_fwd(x, gamma, has_gamma, beta, has_beta, mean, var, eps, y, xhat, inv_std):
+    m, c = x.shape
+    for idx in range(cuda.grid(1), m * c, cuda.gridsize(1)):
+        r = idx // c
+        k = idx - r * c
+        inv = float32(1.0) / math.sqrt(var[k] + eps)
+        if r == 0:
+            inv_std[k] = inv
+        h = (x[r, k] - mean[k]) * inv
+        xhat[r, k] = h
+        v = h * gamma[k] if has_gamma else h
+        if has_beta:
+            v += beta[k]
+        y[r, k] = v
+
+
+@cuda.jit(cache=True)
+def _bn_bwd(xhat, inv_std, gamma, has_gamma, dy, training, dgamma, dbeta, count, dx):
+    m, c = dy.shape
+    for idx in range(cuda.grid(1), m * c, cuda.gridsize(1)):
+        r = idx // c
+        k = idx - r * c
+        g = gamma[k] if has_gamma else float32(1.0)
+        if training:
+            dx[r, k] = (g * inv_std[k] / count) * (
+                count * dy[r, k] - dbeta[k] - xhat[r, k] * dgamma[k]
+            )
+        else:
+            dx[r, k] = dy[r, k] * (g * inv_std[k])
+
+
+@cuda.jit(cache=True)
+def _ema(target, new, m, om):
+    for i in range(cuda.grid(1), target.size, cuda.gridsize(1)):
+        target[i] = target[i] * m + new[i] * om
+
+
+@cuda.jit(cache=True)
+def _dropout(x, keep, scale, y, mask):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        s = scale if keep[i] else float32(0.0)
+        mask[i] = s
+        y[i] = x[i] * s
+
+
+def batch_moments(x: DeviceArray) -> tuple[DeviceArray, DeviceArray]:
+    """Mean and biased variance over every axis but the last (Keras's batch statistics)."""
+    x2 = as2d(x)
+    return column_sums(x2, mode=2, scale=1.0 / max(x2.shape[0], 1))
+
+
+def batchnorm_forward(
+    x: DeviceArray,
+    gamma: DeviceArray | None,
+    beta: DeviceArray | None,
+    mean: DeviceArray,
+    var: DeviceArray,
+    epsilon: float,
+) -> tuple[DeviceArray, DeviceArray, DeviceArray]:
+    """Normalise over every axis but the last. Returns (y, xhat, inv_std)."""
+    c = last(x)
+    y = empty(x.shape, x.dtype)
+    xhat = empty(x.shape, x.dtype)
+    inv_std = empty((c,), x.dtype)
+    if x.size:
+        _bn_fwd[grid1d(x.size)](
+            as2d(x),
+            gamma if gamma is not None else dummy(),
+            gamma is not None,
+            beta if beta is not None else dummy(),
+            beta is not None,
+            mean,
+            var,
+            np.float32(epsilon),
+            as2d(y),
+            as2d(xhat),
+            inv_std,
+        )
+    return y, xhat, inv_std
+
+
+def batchnorm_backward(
+    xhat: DeviceArray,
+    inv_std: DeviceArray,
+    gamma: DeviceArray | None,
+    dy: DeviceArray,
+    training: bool,
+) -> tuple[DeviceArray, DeviceArray, DeviceArray]:
+    """Returns (dx, dgamma, dbeta). In training the statistics depend on the batch."""
+    dy2 = as2d(dy)
+    dbeta, dgamma = column_sums(dy2, as2d(xhat), mode=1)
+    dx = empty(dy.shape, dy.dtype)
+    if dy.size:
+        _bn_bwd[grid1d(dy.size)](
+            as2d(xhat),
+            inv_std,
+            gamma if gamma is not None else dummy(),
+            gamma is not None,
+            dy2,
+            bool(training),
+            dgamma,
+            dbeta,
+            np.float32(dy2.shape[0]),
+            as2d(dx),
+        )
+    return dx, dgamma, dbeta
+
+
+def ema_update(target: DeviceArray, new: DeviceArray, momentum: float) -> None:
+    """target = target * momentum + new * (1 - momentum), in place (moving statistics)."""
+    if target.size:
+        _ema[grid1d(target.size)](
+            flat(target), flat(new), np.float32(momentum), np.float32(1.0 - momentum)
+        )
+
+
+def dropout_forward(
+    x: DeviceArray, rate: float, rng: np.random.Generator
+) -> tuple[DeviceArray, DeviceArray]:
+    """Inverted dropout. Returns (y, mask) with mask already scaled by 1 / (1 - rate)."""
+    keep = rng.random(tuple(x.shape), dtype=np.float32) >= rate
+    keep_dev = cuda.to_device(np.ascontiguousarray(keep.reshape(-1)).view(np.uint8))
+    y = empty(x.shape, x.dtype)
+    mask = empty(x.shape, x.dtype)
+    if x.size:
+        _dropout[grid1d(x.size)](
+            flat(x), keep_dev, np.float32(1.0 / (1.0 - rate)), flat(y), flat(mask)
+        )
+    return y, mask
