@@ -80,6 +80,7 @@ class Conv2D(ActivationMixin, Layer):
             self.strides,
             self.padding,
             self.activation,
+            keep=training,
         )
         self._x_shape = x.shape
         self._cols = cols if training else None

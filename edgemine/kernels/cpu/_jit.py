@@ -11,15 +11,15 @@ SERIAL_BELOW = 65_536  # elements of work under which a kernel runs on the calli
 
 
 class DualKernel:
-    def __init__(self, fn):
+    def __init__(self, fn, **options):
         serial = types.FunctionType(
             fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__
         )
         # a distinct qualname gives the serial twin its own entry in Numba's on-disk cache
         serial.__qualname__ = fn.__qualname__ + "_serial"
         serial.__module__ = fn.__module__
-        self.parallel = njit(cache=True, parallel=True)(fn)
-        self.serial = njit(cache=True)(serial)
+        self.parallel = njit(cache=True, parallel=True, **options)(fn)
+        self.serial = njit(cache=True, **options)(serial)
         self.__doc__ = fn.__doc__
 
     def __call__(self, work: int, *args):
@@ -27,5 +27,13 @@ class DualKernel:
         return (self.serial if work < SERIAL_BELOW else self.parallel)(*args)
 
 
-def dual(fn) -> DualKernel:
-    return DualKernel(fn)
+# Lets LLVM reorder and fuse float arithmetic so that reductions vectorise, while keeping the
+# NaN and infinity semantics (no 'nnan' / 'ninf'): a NaN must never vanish silently.
+VECTORIZE = {"reassoc", "contract", "nsz", "arcp"}
+
+
+def dual(fn=None, **options):
+    """Decorator: ``@dual`` or ``@dual(fastmath=VECTORIZE)``."""
+    if fn is None:
+        return lambda f: DualKernel(f, **options)
+    return DualKernel(fn, **options)

@@ -12,7 +12,7 @@ from numba import prange
 
 from ._jit import dual
 
-_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
 
 @dual
@@ -62,7 +62,7 @@ def bias_activation_inplace(z, bias, name: str):
         if bias is not None:
             z += bias
         return _softmax_inplace(z)
-    code = _CODES.get(name)
+    code = ACTIVATION_CODES.get(name)
     if code is None:
         raise ValueError(f"unknown activation {name!r}")
     if code == 0 and bias is None:
@@ -92,7 +92,7 @@ def activation_backward(name: str, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
         return dy
     if name == "softmax":
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
-    code = _CODES.get(name)
+    code = ACTIVATION_CODES.get(name)
     if code is None:
         raise ValueError(f"unknown activation {name!r}")
     y = np.ascontiguousarray(y)

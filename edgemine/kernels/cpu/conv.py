@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._jit import dual
-from .activations import bias_activation_inplace, column_sums
+from ._jit import VECTORIZE, dual
+from .activations import ACTIVATION_CODES, bias_activation_inplace, column_sums
 
 
 def conv_output_size(size: int, k: int, stride: int, padding: str) -> tuple[int, int]:
@@ -93,24 +93,111 @@ def _col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
                             dx[b, yy, xx, ch] += dcols[row, base + ch]
 
 
-def conv2d_forward(x, kernel, bias, strides, padding, activation="linear"):
-    """Returns (activation(conv(x) + bias), cols); cols is kept for the backward pass."""
+@dual(fastmath=VECTORIZE)
+def _direct_conv(x, k2, bias, has_bias, code, kh, kw, sh, sw, pt, pl, y):
+    # Direct convolution for a small receptive field (kh*kw*cin): im2col + GEMM with K of 9 is
+    # memory-bound, while here each input value is read once per window and the output channels
+    # (contiguous in NHWC) form the vectorised inner loop. Bias and activation are fused.
+    n, h, w, c = x.shape
+    _, oh, ow, f = y.shape
+    for b in prange(n):
+        acc = np.empty(f, dtype=y.dtype)
+        for i in range(oh):
+            for j in range(ow):
+                for o in range(f):
+                    acc[o] = bias[o] if has_bias else 0.0
+                for p in range(kh):
+                    yy = i * sh + p - pt
+                    if yy < 0 or yy >= h:
+                        continue
+                    for q in range(kw):
+                        xx = j * sw + q - pl
+                        if xx < 0 or xx >= w:
+                            continue
+                        t = (p * kw + q) * c
+                        for ch in range(c):
+                            v = x[b, yy, xx, ch]
+                            for o in range(f):
+                                acc[o] += v * k2[t + ch, o]
+                for o in range(f):
+                    v = acc[o]
+                    if code == 1:
+                        v = v if v > 0 else 0.0
+                    elif code == 2:
+                        v = 1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v))
+                    elif code == 3:
+                        v = np.tanh(v)
+                    y[b, i, j, o] = v
+
+
+DIRECT_MAX_K = 16  # receptive fields (kh*kw*cin) up to this size use the direct kernel
+INFERENCE_CHUNK_ROWS = 4096  # im2col rows per chunk when no cache is kept (bounded memory)
+
+
+def conv2d_forward(x, kernel, bias, strides, padding, activation="linear", keep=True):
+    """Returns (activation(conv(x) + bias), cache). ``cache`` is what conv2d_backward needs
+    (the im2col matrix, or the input itself); with ``keep=False`` (inference) it is None, and
+    large batches are processed in chunks so that the im2col buffer stays cache-sized."""
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
     oh, pt = conv_output_size(h, kh, strides[0], padding)
     ow, pl = conv_output_size(w, kw, strides[1], padding)
+    code = ACTIVATION_CODES.get(activation)
+    if kh * kw * c <= DIRECT_MAX_K and code is not None:
+        x = np.ascontiguousarray(x)
+        y = np.empty((n, oh, ow, f), dtype=x.dtype)
+        has_bias = bias is not None
+        _direct_conv(
+            y.size * kh * kw * c,
+            x,
+            np.ascontiguousarray(kernel).reshape(kh * kw * c, f),
+            bias if has_bias else kernel.reshape(-1)[:1],
+            has_bias,
+            code,
+            kh,
+            kw,
+            strides[0],
+            strides[1],
+            pt,
+            pl,
+            y,
+        )
+        return y, (x if keep else None)
+    k2 = kernel.reshape(kh * kw * c, f)
     if kh == 1 and kw == 1 and strides == (1, 1):
         cols = np.ascontiguousarray(x).reshape(n * h * w, c)
-    else:
-        cols = np.empty((n * oh * ow, kh * kw * c), dtype=x.dtype)
-        im2col(x, kh, kw, strides[0], strides[1], pt, pl, oh, ow, cols)
-    y = cols @ kernel.reshape(kh * kw * c, f)
+        y = cols @ k2
+        bias_activation_inplace(y, bias, activation)
+        return y.reshape(n, oh, ow, f), (cols if keep else None)
+    per_sample = oh * ow
+    chunk = n if keep else max(1, INFERENCE_CHUNK_ROWS // per_sample)
+    y = np.empty((n * per_sample, f), dtype=x.dtype)
+    cols = np.empty((min(chunk, n) * per_sample, kh * kw * c), dtype=x.dtype)
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        part = cols[: (e - s) * per_sample]
+        im2col(x[s:e], kh, kw, strides[0], strides[1], pt, pl, oh, ow, part)
+        np.matmul(part, k2, out=y[s * per_sample : e * per_sample])
     bias_activation_inplace(y, bias, activation)
-    return y.reshape(n, oh, ow, f), cols
+    return y.reshape(n, oh, ow, f), (cols if keep else None)
 
 
-def conv2d_backward(x_shape, cols, kernel, dy, strides, padding, need_dx=True):
-    """Returns (dx or None, dkernel, dbias)."""
+def _cols_from_cache(cache, kernel, strides, padding):
+    """The im2col matrix for the backward pass (rebuilt when forward kept only its input)."""
+    if cache.ndim == 2:
+        return cache
+    n, h, w, c = cache.shape
+    kh, kw, _, _ = kernel.shape
+    oh, pt = conv_output_size(h, kh, strides[0], padding)
+    ow, pl = conv_output_size(w, kw, strides[1], padding)
+    cols = np.empty((n * oh * ow, kh * kw * c), dtype=cache.dtype)
+    im2col(cache, kh, kw, strides[0], strides[1], pt, pl, oh, ow, cols)
+    return cols
+
+
+def conv2d_backward(x_shape, cache, kernel, dy, strides, padding, need_dx=True):
+    """Returns (dx or None, dkernel, dbias); ``cache`` is conv2d_forward's."""
+    cols = _cols_from_cache(cache, kernel, strides, padding)
     n, h, w, c = x_shape
     kh, kw, _, f = kernel.shape
     oh, pt = conv_output_size(h, kh, strides[0], padding)

@@ -77,8 +77,10 @@ def conv2d_forward(
     strides: tuple[int, int],
     padding: str,
     activation: str = "linear",
+    keep: bool = True,
 ) -> tuple[DeviceArray, DeviceArray]:
-    """Returns (activation(conv(x) + bias), cols); cols is kept for the backward pass."""
+    """Returns (activation(conv(x) + bias), cols); cols is kept for the backward pass (the
+    device keeps it even with ``keep=False``: its memory is not the bottleneck there)."""
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
     sh, sw = int(strides[0]), int(strides[1])
