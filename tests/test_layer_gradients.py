@@ -157,3 +157,24 @@ def test_activation_float32_matches_float64(act):
     y32 = Activation(act)(x.astype(np.float32))
     assert y32.dtype == np.float32
     np.testing.assert_allclose(y32, y64, rtol=1e-5, atol=1e-6)
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 3),
+    h=st.integers(3, 7),
+    c=st.integers(1, 2),
+    f=st.integers(1, 4),
+    k=st.integers(1, 3),
+    s=st.integers(1, 2),
+    padding=st.sampled_from(["valid", "same"]),
+    act=st.sampled_from(["linear", "relu", "sigmoid", "tanh"]),
+    seed=st.integers(0, 1000),
+)
+def test_conv2d_as_first_layer(n, h, c, f, k, s, padding, act, seed):
+    """A first layer needs no input gradient: small receptive fields take the fused
+    activation-backward + kernel-gradient pass."""
+    layer = Conv2D(f, k, strides=s, padding=padding, activation=act)
+    layer.need_input_grad = False
+    x = _images(np.random.default_rng(seed), n, h, h, c)
+    check_layer(layer, x, seed=seed, check_input=False)

@@ -86,15 +86,24 @@ class Conv2D(ActivationMixin, Layer):
         self._cols = cols if training else None
         return self._y
 
+    def backward(self, dy):
+        # the backend applies the activation's backward itself (fused where that pays)
+        return self._backward(dy, self.activation)
+
     def backward_linear(self, dz):
+        return self._backward(dz, "linear")
+
+    def _backward(self, dy, activation):
         dx, dk, db = self.ops.conv2d_backward(
             self._x_shape,
             self._cols,
             self.kernel.value,
-            dz,
+            dy,
             self.strides,
             self.padding,
             self.need_input_grad,
+            activation=activation,
+            y=self._y,
         )
         self.kernel.grad = dk
         if self.bias is not None:

@@ -12,7 +12,12 @@ import numpy as np
 from numba import prange
 
 from ._jit import VECTORIZE, dual
-from .activations import ACTIVATION_CODES, bias_activation_inplace, column_sums
+from .activations import (
+    ACTIVATION_CODES,
+    activation_backward,
+    bias_activation_inplace,
+    column_sums,
+)
 
 
 def conv_output_size(size: int, k: int, stride: int, padding: str) -> tuple[int, int]:
@@ -195,11 +200,81 @@ def _cols_from_cache(cache, kernel, strides, padding):
     return cols
 
 
-def conv2d_backward(x_shape, cache, kernel, dy, strides, padding, need_dx=True):
-    """Returns (dx or None, dkernel, dbias); ``cache`` is conv2d_forward's."""
+@dual(fastmath=VECTORIZE)
+def _direct_conv_grad(x, y, dy, code, kh, kw, sh, sw, pt, pl, part_k, part_b):
+    # Per-sample partial sums of dkernel and dbias (reduced afterwards in a fixed order, so the
+    # result does not depend on the thread count), with the activation's backward fused:
+    # dz = dy * act'(y) is never stored.
+    n, h, w, c = x.shape
+    _, oh, ow, f = y.shape
+    for b in prange(n):
+        dz = np.empty(f, dtype=dy.dtype)
+        part_k[b] = 0.0
+        part_b[b] = 0.0
+        for i in range(oh):
+            for j in range(ow):
+                for o in range(f):
+                    g = dy[b, i, j, o]
+                    v = y[b, i, j, o]
+                    if code == 1:
+                        g = g if v > 0 else 0.0
+                    elif code == 2:
+                        g = g * v * (1.0 - v)
+                    elif code == 3:
+                        g = g * (1.0 - v * v)
+                    dz[o] = g
+                    part_b[b, o] += g
+                for p in range(kh):
+                    yy = i * sh + p - pt
+                    if yy < 0 or yy >= h:
+                        continue
+                    for q in range(kw):
+                        xx = j * sw + q - pl
+                        if xx < 0 or xx >= w:
+                            continue
+                        t = (p * kw + q) * c
+                        for ch in range(c):
+                            v = x[b, yy, xx, ch]
+                            for o in range(f):
+                                part_k[b, t + ch, o] += v * dz[o]
+
+
+def conv2d_backward(
+    x_shape, cache, kernel, dy, strides, padding, need_dx=True, activation="linear", y=None
+):
+    """Returns (dx or None, dkernel, dbias); ``cache`` is conv2d_forward's.
+
+    ``dy`` is the gradient of the convolution's output, or, with ``activation`` and the forward
+    output ``y``, of the activation's output (then the activation's backward is applied here,
+    fused into the kernel-gradient pass where the receptive field is small)."""
+    kh, kw, c, f = kernel.shape
+    code = ACTIVATION_CODES.get(activation)
+    if cache.ndim == 4 and not need_dx and code is not None:
+        n = x_shape[0]
+        oh, pt = conv_output_size(x_shape[1], kh, strides[0], padding)
+        ow, pl = conv_output_size(x_shape[2], kw, strides[1], padding)
+        part_k = np.empty((n, kh * kw * c, f), dtype=dy.dtype)
+        part_b = np.empty((n, f), dtype=dy.dtype)
+        _direct_conv_grad(
+            dy.size * kh * kw * c,
+            cache,
+            np.ascontiguousarray(y),
+            np.ascontiguousarray(dy),
+            code,
+            kh,
+            kw,
+            strides[0],
+            strides[1],
+            pt,
+            pl,
+            part_k,
+            part_b,
+        )
+        return None, part_k.sum(axis=0).reshape(kernel.shape), part_b.sum(axis=0)
+    if activation != "linear":
+        dy = activation_backward(activation, y, dy)
     cols = _cols_from_cache(cache, kernel, strides, padding)
     n, h, w, c = x_shape
-    kh, kw, _, f = kernel.shape
     oh, pt = conv_output_size(h, kh, strides[0], padding)
     ow, pl = conv_output_size(w, kw, strides[1], padding)
     dy2 = dy.reshape(-1, f)

@@ -107,8 +107,15 @@ def conv2d_backward(
     strides: tuple[int, int],
     padding: str,
     need_dx: bool = True,
+    activation: str = "linear",
+    y: DeviceArray | None = None,
 ) -> tuple[DeviceArray | None, DeviceArray, DeviceArray]:
-    """Returns (dx or None, dkernel, dbias)."""
+    """Returns (dx or None, dkernel, dbias). With ``activation`` and the forward output ``y``,
+    ``dy`` is the gradient of the activation's output (as in the CPU backend)."""
+    if activation != "linear":
+        from .activations import activation_backward
+
+        dy = activation_backward(activation, y, dy)
     n, h, w, c = (int(d) for d in x_shape)
     kh, kw, _, f = kernel.shape
     sh, sw = int(strides[0]), int(strides[1])
