@@ -306,9 +306,17 @@ class Sequential:
 
     # ----- the core steps -----
     def _forward(self, xb, training: bool):
-        out = xb
+        out, mask = xb, None
         for layer in self.layers:
-            out = layer.forward(out, training=training)
+            # Keras-style masks (Embedding(mask_zero=True) -> RNN): a layer with
+            # ``supports_masking`` receives the mask; ``compute_mask`` gives the next one's.
+            if mask is not None and getattr(layer, "supports_masking", False):
+                y = layer.forward(out, training=training, mask=mask)
+            else:
+                y = layer.forward(out, training=training)
+            compute_mask = getattr(layer, "compute_mask", None)
+            mask = None if compute_mask is None else compute_mask(out, mask)
+            out = y
         return out
 
     def _train_step(self, xb, yb):

@@ -299,3 +299,23 @@ def test_hostile_model_files(tmp_path):
     ]:
         with pytest.raises(ModelFileError, match=msg):
             load_model(write(mutate.__name__, rezip(mutate)))
+
+
+def test_mask_passes_through_dropout_dense_and_batchnorm_as_in_keras():
+    from edgemine.layers import LSTM, Embedding
+
+    x = np.array([[0, 0, 3, 4, 5], [0, 7, 2, 0, 1]])
+    set_random_seed(2)
+    plain = Sequential([Embedding(10, 4, mask_zero=True), LSTM(3)])
+    plain.build((None, 5))
+    for middle in (Dropout(0.5), Dense(4), BatchNormalization()):
+        set_random_seed(2)
+        model = Sequential([Embedding(10, 4, mask_zero=True), middle, LSTM(3)])
+        model.build((None, 5))
+        model.layers[0].set_weights(plain.layers[0].get_weights())
+        model.layers[2].set_weights(plain.layers[1].get_weights())
+        if isinstance(middle, Dense):  # identity, so that only the mask decides the result
+            middle.set_weights([np.eye(4, dtype=np.float32), np.zeros(4, np.float32)])
+        if isinstance(middle, BatchNormalization):
+            middle.set_weights([np.ones(4), np.zeros(4), np.zeros(4), np.full(4, 1 - 1e-3)])
+        np.testing.assert_allclose(model.predict(x), plain.predict(x), rtol=1e-5, atol=1e-6)

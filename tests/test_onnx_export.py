@@ -707,8 +707,8 @@ def test_masks_through_stacks_and_sequence_outputs():
         check(model, tokens(9, 7, 30), opset=opset)
 
 
-def test_dropout_ends_the_mask_as_in_the_engine():
-    # the engine passes a mask only through layers with compute_mask (not Dropout, not Dense)
+def test_mask_passes_through_dropout_as_in_keras():
+    # Dropout, Dense, Activation and BatchNormalization pass a Keras mask on unchanged
     model = randomize(
         Sequential(
             [
@@ -720,7 +720,7 @@ def test_dropout_ends_the_mask_as_in_the_engine():
         )
     )
     proto = check(model, tokens(6, 6, 20))
-    assert "ScatterElements" not in ops(proto)
+    assert "ScatterElements" in ops(proto)
 
 
 def test_embedding_alone_and_dynamic_length():

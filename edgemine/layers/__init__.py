@@ -3,25 +3,33 @@
 from .base import LAYER_REGISTRY, Layer, Variable, register
 from .conv import Conv2D
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
+from .embedding import Embedding
 from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .recurrent import GRU, LSTM, SimpleRNN
+from .wrappers import Bidirectional
 
 __all__ = [
     "LAYER_REGISTRY",
     "Activation",
     "AveragePooling2D",
     "BatchNormalization",
+    "Bidirectional",
     "Conv2D",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
+    "GRU",
     "GlobalAveragePooling2D",
     "GlobalMaxPooling2D",
     "Input",
     "InputLayer",
+    "LSTM",
     "Layer",
     "MaxPooling2D",
     "Reshape",
+    "SimpleRNN",
     "Variable",
     "register",
 ]

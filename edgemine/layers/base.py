@@ -8,6 +8,7 @@ keeps in ``forward`` whatever its ``backward`` needs. A Sequential model needs n
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,8 @@ def register(cls: type[Layer]) -> type[Layer]:
 
 
 def _snake(name: str) -> str:
-    out = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    """Keras's default layer names: Conv2D -> conv2d, SimpleRNN -> simple_rnn, LSTM -> lstm."""
+    out = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
     return out.replace("2_d", "2d").replace("1_d", "1d")
 
 
@@ -75,8 +77,11 @@ class Layer:
     """Base class of every layer. Subclasses implement build, compute_output_shape, forward,
     backward and get_config."""
 
-    #: whether forward's output can be fed to backward (False for integer-input layers' dx)
+    #: "int" for layers that take token ids (Sequential then casts inputs to int32)
     input_dtype: str = "float"
+    #: whether a Keras mask (from Embedding(mask_zero=True)) passes through unchanged, as for
+    #: Keras layers with supports_masking and no compute_mask of their own
+    passes_mask: bool = False
 
     def __init__(
         self,
@@ -147,6 +152,10 @@ class Layer:
         if not self.built:
             self.build(x_np.shape[1:])
         return self.ops.to_numpy(self.forward(self.ops.asarray(x_np), training=training))
+
+    def compute_mask(self, inputs, mask):
+        """The mask for the next layer: passed on unchanged, or ended (None)."""
+        return mask if self.passes_mask else None
 
     # ----- weights -----
     @property

@@ -45,6 +45,8 @@ class Dense(ActivationMixin, Layer):
     3
     """
 
+    passes_mask = True
+
     def __init__(
         self,
         units: int,
@@ -109,6 +111,8 @@ class Dense(ActivationMixin, Layer):
 @register
 class Activation(ActivationMixin, Layer):
     """Applies an activation by name: ``Activation('relu')``."""
+
+    passes_mask = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -177,6 +181,8 @@ class Reshape(Layer):
 @register
 class Dropout(Layer):
     """Inverted dropout: zeroes a fraction ``rate`` of the inputs in training, identity otherwise."""
+
+    passes_mask = True
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)

@@ -13,6 +13,8 @@ class BatchNormalization(Layer):
     Weights, in Keras's order: gamma, beta, moving_mean, moving_variance.
     """
 
+    passes_mask = True
+
     def __init__(
         self,
         axis: int = -1,

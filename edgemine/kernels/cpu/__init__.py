@@ -16,9 +16,16 @@ from .activations import (
     column_sums,
 )
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
+from .embedding import (
+    embedding_backward,
+    embedding_forward,
+    embedding_id_range,
+    embedding_mask,
+)
 from .losses import loss_forward, loss_gradient
 from .optim import adam_update, adam_update_sparse, rmsprop_update, sgd_update
 from .pool import pool2d_backward, pool2d_forward
+from .recurrent import merge_backward, merge_forward, reverse_time, rnn_backward, rnn_forward
 
 name = "cpu"
 
@@ -27,6 +34,7 @@ __all__ = [
     "activation_forward",
     "adam_update",
     "adam_update_sparse",
+    "add",
     "asarray",
     "batch_moments",
     "batchnorm_backward",
@@ -37,7 +45,9 @@ __all__ = [
     "conv_output_size",
     "dense_backward",
     "dense_forward",
+    "dropout_backward",
     "dropout_forward",
+    "ema_update",
     "global_pool_backward",
     "global_pool_forward",
     "loss_forward",
@@ -49,6 +59,16 @@ __all__ = [
     "sgd_update",
     "to_numpy",
     "zeros_like",
+    # sequence models (issue 3)
+    "embedding_backward",
+    "embedding_forward",
+    "embedding_id_range",
+    "embedding_mask",
+    "merge_backward",
+    "merge_forward",
+    "reverse_time",
+    "rnn_backward",
+    "rnn_forward",
 ]
 
 
@@ -139,6 +159,23 @@ def dropout_forward(x, rate, rng):
     keep = rng.random(x.shape, dtype=np.float32) >= rate
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
     return x * mask, mask
+
+
+def add(a, b):
+    """a + b, a new array (an op, so that device arrays work too: Bidirectional's dx)."""
+    return a + b
+
+
+def dropout_backward(dy, mask):
+    """dL/dx of dropout_forward: dy * mask (an op, so that device arrays work too)."""
+    return dy * mask
+
+
+def ema_update(target, new, momentum: float) -> None:
+    """target = target * momentum + new * (1 - momentum), in place (BatchNormalization's moving
+    statistics; rounds exactly as the expression written out does)."""
+    target *= momentum
+    target += new * (1 - momentum)
 
 
 def scatter_rows(dense, rows, values):

@@ -3,19 +3,37 @@
 Layout (Keras's): x is (batch, time, features); a cell's kernel is (in, G) and its recurrent
 kernel (units, G) with G = 4u (LSTM gates i, f, c, o), 3u (GRU gates z, r, h) or u (SimpleRNN).
 
-How the work is split (measured on the project's 2-core AVX-512 machine, see ``rnn_forward``):
+How the work is split (measured on the project's 2-core AVX-512 machine, which other jobs
+share, so the numbers are medians of noisy runs):
 
 * The input projection of ALL time steps is ONE BLAS product ``x.reshape(-1, in) @ kernel +
   bias``; in backward the kernel, recurrent-kernel and input gradients are one BLAS product each.
-* Only the recurrence loops over time, inside one Numba kernel per layer call. The batch is split
-  into one chunk per thread (``prange``); each chunk runs the whole sequence on its own rows, so
-  the threads never synchronise per step. The per-step product ``h @ recurrent_kernel`` is a
-  hand-vectorised loop (two rows x eight k at a time, the contiguous axis innermost), fused with
-  the gate math. Calling numpy's matmul per step from Python measured slower at batch 32 (and
-  3x slower at batch 1, where the per-call overhead dominates).
+* Only the recurrence loops over time. Each step's gate math (activations, cell update, caches,
+  masking) is one jitted step function (``_<cell>_step`` / ``_<cell>_bstep``).
+* The batch is split into one chunk of rows per thread (``MAX_THREADS``, default numba's thread
+  count); each thread runs its chunk's whole sequence in ONE jitted call (``_<cell>_seq``) with
+  a hand-vectorised product ``h @ recurrent_kernel`` (``_mm_acc``), so threads never meet per
+  step and no Python runs per step. Seed LSTM layer forward, batch 32, 100 steps: 1.8-2.4 ms on
+  2 threads against 2.9-3.2 ms for the best single-thread way.
+* A single thread with at least ``STEPWISE_MIN_BATCH`` rows instead calls numpy's matmul per
+  step from Python between step functions: OpenBLAS's kernel does the 32 x 64 x 256 product in
+  ~13 us against 20-30 us for the Numba loop, which outweighs ~4 us of Python overhead per step
+  (2.9 vs 3.3 ms). Below that batch size the single jitted call wins, 2-3x at batch 1 (0.23 vs
+  0.65 ms per layer), which sets the batch-1 predict latency.
 * tanh and sigmoid are a float32 rational approximation (Eigen's, error < 3e-7) that LLVM
   vectorises; numba's scalar ``np.tanh`` is 50x slower here (no SVML). float64 uses ``np.tanh``
   exactly, so finite-difference gradient checks in float64 see the true function.
+* Arrays are chunk- and time-major, (chunks, T, rows, ...), in processing order (go_backwards
+  flips time in the transpose that is needed anyway): each step reads and writes contiguous
+  blocks. Batch-major caches made every step touch 32 rows x 5 arrays strided by T, too many
+  streams for the hardware prefetcher (the LSTM forward ran 3x slower).
+* Step functions view arrays as (rows, gates, units) so that every inner loop runs over
+  ``range(units)`` with constant gate indices: an offset index like ``a[u + j]`` keeps numba's
+  negative-index wraparound check in the loop and stops vectorisation (5x slower).
+* Step functions write straight into the caches (gate pre-activations into ``gates[s]``,
+  gradients into ``dxp[s]``), which the BLAS calls read and write too.
+* Each cell has its own kernels, so a model compiles only the cells it uses (seed LSTM cold
+  start, all of the model's kernels: about 20 s; cached: 1 s).
 
 Masking (Keras semantics): at a masked step the states are kept and the output is the previous
 output (or zero with ``zero_output_for_mask``, as Bidirectional uses with return_sequences);
@@ -24,37 +42,71 @@ backward passes the gradient of the kept states straight through.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import overload
+from numba import njit
 
-__all__ = ["rnn_backward", "rnn_forward", "RNN_ACTIVATIONS"]
+__all__ = [
+    "RNN_ACTIVATIONS",
+    "STEPWISE_MIN_BATCH",
+    "merge_backward",
+    "merge_forward",
+    "reverse_time",
+    "rnn_backward",
+    "rnn_forward",
+]
 
 #: activations a recurrent cell can use (codes passed to the kernels)
 RNN_ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
-_CELLS = {"lstm": (0, 4), "gru": (1, 3), "simple_rnn": (2, 1)}  # code, gates per unit
+#: from this many rows on, a single thread's per-step recurrent product is a BLAS call
+STEPWISE_MIN_BATCH = 16
+#: a thread gets at least this many rows of the batch
+MIN_ROWS_PER_THREAD = 4
+#: threads for the recurrence; None: numba's thread count (``numba.set_num_threads``)
+MAX_THREADS: int | None = None
+_GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 _OPTS = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy", "nogil": True}
-#: below this many rows per thread a single thread runs the sequence (a parallel launch costs
-#: about 30 us, more than a small batch's whole recurrence)
-_MIN_ROWS_PER_THREAD = 4
 
 
-# ----------------------------------------------------------------------------- scalar helpers
+# ----------------------------------------------------------------------------- activations
 
 
-def fast_tanh(x):
-    """tanh; vectorisable float32 approximation inside jitted code, exact for float64."""
-    return np.tanh(x)
+@njit(**_OPTS)
+def _act3(v, b, g0, g1, code, exact, one):
+    """v[b, g0:g1, :] = activation(...) in place (code: 0 linear, 1 relu, 2 sigmoid, 3 tanh).
 
-
-@overload(fast_tanh, inline="always")
-def _fast_tanh_impl(x):
-    if isinstance(x, types.Float) and x.bitwidth == 32:
-
-        def impl(x):
-            # Eigen's rational approximation of tanh on [-7.9053, 7.9053] (max error ~3e-7)
-            lim = np.float32(7.90531110763549805)
+    float32 (``exact`` False) uses Eigen's rational approximation of tanh (max error 3e-7);
+    sigmoid(x) = (1 + tanh(x / 2)) / 2 reuses it. float64 uses np.tanh exactly.
+    """
+    u = v.shape[2]
+    if code == 1:
+        zero = one - one
+        for g in range(g0, g1):
+            for j in range(u):
+                x = v[b, g, j]
+                v[b, g, j] = x if x > zero else zero
+        return
+    if code != 2 and code != 3:
+        return
+    if exact:
+        for g in range(g0, g1):
+            if code == 2:
+                for j in range(u):
+                    v[b, g, j] = 0.5 * np.tanh(0.5 * v[b, g, j]) + 0.5
+            else:
+                for j in range(u):
+                    v[b, g, j] = np.tanh(v[b, g, j])
+        return
+    sc = np.float32(0.5) if code == 2 else np.float32(1.0)
+    sh = np.float32(0.5) if code == 2 else np.float32(0.0)
+    lim = np.float32(7.90531110763549805)
+    for g in range(g0, g1):
+        for j in range(u):
+            x = v[b, g, j] * sc
             xc = x if x < lim else lim
             xc = xc if xc > -lim else -lim
             x2 = xc * xc
@@ -68,66 +120,30 @@ def _fast_tanh_impl(x):
             q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
             q = x2 * q + np.float32(2.26843463243900e-03)
             q = x2 * q + np.float32(4.89352518554385e-03)
-            r = p / q
-            return x if abs(x) < np.float32(0.0004) else r
-
-        return impl
-    return lambda x: np.tanh(x)
-
-
-def _lit(like, value):
-    """``value`` as a float of ``like``'s type (numba types a bare literal as float64, which
-    would turn float32 kernels into float64 ones)."""
-    return value
-
-
-@overload(_lit, inline="always")
-def _lit_impl(like, value):
-    if isinstance(like, types.Float) and like.bitwidth == 32:
-        return lambda like, value: np.float32(value)
-    return lambda like, value: np.float64(value)
-
-
-@njit(inline="always")
-def _act(code, v):
-    """The activation with this code at v (code: 0 linear, 1 relu, 2 sigmoid, 3 tanh)."""
-    if code == 3:
-        return fast_tanh(v)
-    if code == 2:
-        # sigmoid(x) = (1 + tanh(x / 2)) / 2: exact, and it reuses the vectorised tanh
-        half = _lit(v, 0.5)
-        return half * fast_tanh(half * v) + half
-    if code == 1:
-        return v if v > 0 else _lit(v, 0.0)
-    return v
-
-
-@njit(inline="always")
-def _dact(code, y):
-    """d activation / d x written in terms of the activation's output y."""
-    one = _lit(y, 1.0)
-    if code == 3:
-        return one - y * y
-    if code == 2:
-        return y * (one - y)
-    if code == 1:
-        return one if y > 0 else _lit(y, 0.0)
-    return one
+            t = x if abs(x) < np.float32(0.0004) else p / q
+            v[b, g, j] = t * sc + sh
 
 
 @njit(**_OPTS)
-def _act_seg(v, j0, j1, code):
-    """v[j0:j1] = activation(v[j0:j1]) in place; the code test sits outside the loops so that
-    each loop vectorises."""
-    if code == 3:
-        for j in range(j0, j1):
-            v[j] = _act(3, v[j])
-    elif code == 2:
-        for j in range(j0, j1):
-            v[j] = _act(2, v[j])
-    elif code == 1:
-        for j in range(j0, j1):
-            v[j] = _act(1, v[j])
+def _dact3(y, b, g0, g1, dst, code, one):
+    """dst[b, g, :] = d activation / d x where the activation's output is y[b, g, :]."""
+    u = y.shape[2]
+    zero = one - one
+    for g in range(g0, g1):
+        if code == 3:
+            for j in range(u):
+                v = y[b, g, j]
+                dst[b, g, j] = one - v * v
+        elif code == 2:
+            for j in range(u):
+                v = y[b, g, j]
+                dst[b, g, j] = v * (one - v)
+        elif code == 1:
+            for j in range(u):
+                dst[b, g, j] = one if y[b, g, j] > zero else zero
+        else:
+            for j in range(u):
+                dst[b, g, j] = one
 
 
 @njit(**_OPTS)
@@ -182,270 +198,519 @@ def _mm_acc(idx, n, a, bm, out):
                 out[p, j] += pk * bm[k, j]
 
 
-# ----------------------------------------------------------------------------- forward
+# ----------------------------------------------------------------------------- per-step helpers
 
 
 @njit(**_OPTS)
-def _fwd_chunk(
-    cell, xp, rk, rbias, mask, rmask, has_rd, rev, seq, zero_out, act, ract, train,
-    r0, r1, out, hst, cst, gates, hp,
-):
-    """Run the whole sequence for batch rows r0:r1.
+def _active_rows(ms, idx):
+    """idx[:n] = the rows whose mask ms is set; returns n."""
+    n = 0
+    for b in range(ms.shape[0]):
+        if ms[b]:
+            idx[n] = b
+            n += 1
+    return n
 
-    xp: (B, T, G) input projection (with the input bias) in input time order. Written, in
-    processing order s: out (B, T or 1, u), and when ``train``: hst (states), cst (LSTM cells),
-    gates (activated gates; GRU: z, r, hh and the recurrent h-part), and in input time order
-    hp (the dropout-masked previous state that multiplied the recurrent kernel).
-    """
-    _, steps, _ = xp.shape
-    u = rk.shape[0]
-    nb = r1 - r0
-    dt = xp.dtype
-    h = np.zeros((nb, u), dt)
-    c = np.zeros((nb, u), dt)
-    hm = np.zeros((nb, u), dt)
-    tmp = np.empty((nb, u), dt)
-    acc = np.empty((nb, gates.shape[2] if train else 4 * u), dt)
+
+@njit(**_OPTS)
+def _next_hm(b, u, h, hm, rmask, has_rd):
+    """hm[b] = h[b] * the recurrent-dropout mask: what multiplies the recurrent kernel next."""
+    if has_rd:
+        for j in range(u):
+            hm[b, j] = h[b, j] * rmask[b, j]
+    else:
+        for j in range(u):
+            hm[b, j] = h[b, j]
+
+
+@njit(**_OPTS)
+def _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy):
+    """dh[b] += the gradient back through the recurrent kernel (times the recurrent-dropout
+    mask) and, when ``add_dy``, the gradient of this step's output."""
+    if has_rd:
+        for j in range(u):
+            dh[b, j] += dhr[b, j] * rmask[b, j]
+    else:
+        for j in range(u):
+            dh[b, j] += dhr[b, j]
+    if add_dy:
+        for j in range(u):
+            dh[b, j] += dys[b, j]
+
+
+# ----------------------------------------------------------------------------- LSTM
+
+
+@njit(**_OPTS)
+def _lstm_step(z3, xs, h, c, hm, tmp, ms, rmask, has_rd, act, ract, exact, one, hs, cs):
+    """One LSTM step. z3 (B, 4, u) holds hm @ recurrent_kernel and becomes the activated gates
+    i, f, c~, o (the backward cache when z3 is gates[s]); xs (B, 4, u) is the step's input
+    projection. Updates h, c and hm; hs[:] = h, cs[:] = c (masked rows keep their states)."""
+    nb, u = h.shape
+    for b in range(nb):
+        if ms[b]:
+            for g in range(4):
+                for j in range(u):
+                    z3[b, g, j] += xs[b, g, j]
+            _act3(z3, b, 0, 2, ract, exact, one)
+            _act3(z3, b, 2, 3, act, exact, one)
+            _act3(z3, b, 3, 4, ract, exact, one)
+            for j in range(u):
+                cj = z3[b, 1, j] * c[b, j] + z3[b, 0, j] * z3[b, 2, j]
+                c[b, j] = cj
+                tmp[b, 0, j] = cj
+            _act3(tmp, b, 0, 1, act, exact, one)
+            for j in range(u):
+                h[b, j] = z3[b, 3, j] * tmp[b, 0, j]
+            _next_hm(b, u, h, hm, rmask, has_rd)
+        for j in range(u):
+            hs[b, j] = h[b, j]
+            cs[b, j] = c[b, j]
+
+
+@njit(**_OPTS)
+def _lstm_bstep(
+    dz3,
+    dh,
+    dc,
+    dhr,
+    tc,
+    dtc,
+    dd,
+    ms,
+    rmask,
+    has_rd,
+    act,
+    ract,
+    exact,
+    one,
+    dys,
+    add_dy,
+    g3,
+    cs,
+    cps,
+    has_prev,
+):
+    """One backward LSTM step: takes dhr (the gradient back through the recurrent kernel from
+    the next step) and writes dz3 (B, 4, u), the gradient of the gate pre-activations (zero on
+    masked rows). g3: the step's gates; cs, cps: its cell state and the previous one."""
+    nb, u = dh.shape
+    zero = one - one
+    cpf = one if has_prev else zero
+    for b in range(nb):
+        m = ms[b]
+        _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy)
+        if not m:
+            for g in range(4):
+                for j in range(u):
+                    dz3[b, g, j] = zero
+            continue
+        for j in range(u):
+            tc[b, 0, j] = cs[b, j]
+        _act3(tc, b, 0, 1, act, exact, one)
+        _dact3(g3, b, 0, 2, dd, ract, one)
+        _dact3(g3, b, 2, 3, dd, act, one)
+        _dact3(g3, b, 3, 4, dd, ract, one)
+        _dact3(tc, b, 0, 1, dtc, act, one)
+        for j in range(u):
+            dhj = dh[b, j]
+            dcj = dc[b, j] + dhj * g3[b, 3, j] * dtc[b, 0, j]
+            dz3[b, 0, j] = dcj * g3[b, 2, j] * dd[b, 0, j]
+            dz3[b, 1, j] = dcj * (cps[b, j] * cpf) * dd[b, 1, j]
+            dz3[b, 2, j] = dcj * g3[b, 0, j] * dd[b, 2, j]
+            dz3[b, 3, j] = dhj * tc[b, 0, j] * dd[b, 3, j]
+            dc[b, j] = dcj * g3[b, 1, j]
+            dh[b, j] = zero
+
+
+# ----------------------------------------------------------------------------- GRU
+
+
+@njit(**_OPTS)
+def _gru_step(z3, xs, h, rb, hm, g3, ms, rmask, has_rd, act, ract, exact, one, hs):
+    """One GRU (reset_after) step. z3 (B, 3, u) = hm @ recurrent_kernel; rb (3, u) the
+    recurrent bias; g3 (B, 4, u) receives z, r, hh and the recurrent h-part (the backward
+    cache when it is gates[s]). Updates h and hm; hs[:] = h."""
+    nb, u = h.shape
+    for b in range(nb):
+        if ms[b]:
+            for j in range(u):
+                g3[b, 0, j] = xs[b, 0, j] + z3[b, 0, j] + rb[0, j]
+                g3[b, 1, j] = xs[b, 1, j] + z3[b, 1, j] + rb[1, j]
+                g3[b, 3, j] = z3[b, 2, j] + rb[2, j]
+            _act3(g3, b, 0, 2, ract, exact, one)
+            for j in range(u):
+                g3[b, 2, j] = xs[b, 2, j] + g3[b, 1, j] * g3[b, 3, j]
+            _act3(g3, b, 2, 3, act, exact, one)
+            for j in range(u):
+                zj = g3[b, 0, j]
+                h[b, j] = zj * h[b, j] + (one - zj) * g3[b, 2, j]
+            _next_hm(b, u, h, hm, rmask, has_rd)
+        for j in range(u):
+            hs[b, j] = h[b, j]
+
+
+@njit(**_OPTS)
+def _gru_bstep(
+    dz3,
+    dx3,
+    dh,
+    dhr,
+    dd,
+    ms,
+    rmask,
+    has_rd,
+    act,
+    ract,
+    exact,
+    one,
+    dys,
+    add_dy,
+    g3,
+    hps,
+    has_prev,
+):
+    """One backward GRU step: dx3 (B, 3, u) = gradient of the input projection, dz3 (B, 3, u)
+    = gradient of hm @ recurrent_kernel + recurrent bias; hps: the previous state."""
+    nb, u = dh.shape
+    zero = one - one
+    hpf = one if has_prev else zero
+    for b in range(nb):
+        m = ms[b]
+        _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy)
+        if not m:
+            for g in range(3):
+                for j in range(u):
+                    dz3[b, g, j] = zero
+                    dx3[b, g, j] = zero
+            continue
+        _dact3(g3, b, 0, 2, dd, ract, one)
+        _dact3(g3, b, 2, 3, dd, act, one)
+        for j in range(u):
+            zj = g3[b, 0, j]
+            dhj = dh[b, j]
+            vz = dhj * (hps[b, j] * hpf - g3[b, 2, j]) * dd[b, 0, j]
+            vh = dhj * (one - zj) * dd[b, 2, j]
+            vr = vh * g3[b, 3, j] * dd[b, 1, j]
+            dx3[b, 0, j] = vz
+            dx3[b, 1, j] = vr
+            dx3[b, 2, j] = vh
+            dz3[b, 0, j] = vz
+            dz3[b, 1, j] = vr
+            dz3[b, 2, j] = vh * g3[b, 1, j]
+            dh[b, j] = dhj * zj
+
+
+# ----------------------------------------------------------------------------- SimpleRNN
+
+
+@njit(**_OPTS)
+def _simple_step(z3, xs, h, hm, ms, rmask, has_rd, act, exact, one, hs):
+    """One SimpleRNN step: h = act(x-projection + hm @ recurrent_kernel); z3 is (B, 1, u)."""
+    nb, u = h.shape
+    for b in range(nb):
+        if ms[b]:
+            for j in range(u):
+                z3[b, 0, j] += xs[b, 0, j]
+            _act3(z3, b, 0, 1, act, exact, one)
+            for j in range(u):
+                h[b, j] = z3[b, 0, j]
+            _next_hm(b, u, h, hm, rmask, has_rd)
+        for j in range(u):
+            hs[b, j] = h[b, j]
+
+
+@njit(**_OPTS)
+def _simple_bstep(dz3, dh, dhr, dd, ms, rmask, has_rd, act, one, dys, add_dy, hs3):
+    """One backward SimpleRNN step (hs3: this step's states viewed as (B, 1, u))."""
+    nb, u = dh.shape
+    zero = one - one
+    for b in range(nb):
+        m = ms[b]
+        _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy)
+        if not m:
+            for j in range(u):
+                dz3[b, 0, j] = zero
+            continue
+        _dact3(hs3, b, 0, 1, dd, act, one)
+        for j in range(u):
+            dz3[b, 0, j] = dh[b, j] * dd[b, 0, j]
+            dh[b, j] = zero
+
+
+# ----------------------------------------------------------------------------- whole sequences
+# For small batches one jitted call runs the whole sequence: the same step functions with the
+# hand-written product in between, so there is no Python call per step. Arrays are time-major
+# (T, B, ...) as in ``rnn_forward`` / ``rnn_backward``.
+
+
+@njit(**_OPTS)
+def _lstm_seq(gates, xp, rk, h, c, hm, tmp, mask, rmask, has_rd, act, ract, exact, one, hst, cst):
+    steps, nb, _ = gates.shape
+    u = h.shape[1]
     idx = np.empty(nb, np.int64)
-    ng = rk.shape[1]
     for s in range(steps):
-        tt = steps - 1 - s if rev else s
-        n = 0
-        for b in range(nb):
-            if mask[r0 + b, tt]:
-                idx[n] = b
-                n += 1
-            elif train:
-                for k in range(u):
-                    hp[r0 + b, tt, k] = 0
-        for i in range(n):
-            b = idx[i]
-            if cell == 1:
-                for j in range(ng):
-                    acc[b, j] = rbias[j]
-            else:
-                for j in range(ng):
-                    acc[b, j] = xp[r0 + b, tt, j]
-            if has_rd:
-                for k in range(u):
-                    hm[b, k] = h[b, k] * rmask[r0 + b, k]
-            else:
-                for k in range(u):
-                    hm[b, k] = h[b, k]
-            if train:
-                for k in range(u):
-                    hp[r0 + b, tt, k] = hm[b, k]
-        _mm_acc(idx, n, hm, rk, acc)
-        for i in range(n):
-            b = idx[i]
-            a = acc[b]
-            if cell == 0:  # LSTM: i, f, c, o
-                _act_seg(a, 0, 2 * u, ract)
-                _act_seg(a, 2 * u, 3 * u, act)
-                _act_seg(a, 3 * u, 4 * u, ract)
-                for j in range(u):
-                    cj = a[u + j] * c[b, j] + a[j] * a[2 * u + j]
-                    c[b, j] = cj
-                    tmp[b, j] = cj
-                _act_seg(tmp[b], 0, u, act)
-                for j in range(u):
-                    h[b, j] = a[3 * u + j] * tmp[b, j]
-            elif cell == 1:  # GRU (reset_after): z, r, hh, then the recurrent h-part
-                for j in range(u):
-                    a[3 * u + j] = a[2 * u + j]
-                    a[j] += xp[r0 + b, tt, j]
-                    a[u + j] += xp[r0 + b, tt, u + j]
-                _act_seg(a, 0, 2 * u, ract)
-                for j in range(u):
-                    a[2 * u + j] = xp[r0 + b, tt, 2 * u + j] + a[u + j] * a[3 * u + j]
-                _act_seg(a, 2 * u, 3 * u, act)
-                for j in range(u):
-                    z = a[j]
-                    h[b, j] = z * h[b, j] + (_lit(z, 1.0) - z) * a[2 * u + j]
-            else:  # SimpleRNN
-                _act_seg(a, 0, u, act)
-                for j in range(u):
-                    h[b, j] = a[j]
-            if train:
-                for j in range(gates.shape[2]):
-                    gates[r0 + b, s, j] = a[j]
-        so = s if seq else 0
-        for b in range(nb):
-            if zero_out and not mask[r0 + b, tt]:
-                for j in range(u):
-                    out[r0 + b, so, j] = 0
-            else:
-                for j in range(u):
-                    out[r0 + b, so, j] = h[b, j]
-            if train:
-                for j in range(u):
-                    hst[r0 + b, s, j] = h[b, j]
-                if cell == 0:
-                    for j in range(u):
-                        cst[r0 + b, s, j] = c[b, j]
-
-
-@njit(parallel=True, **_OPTS)
-def _fwd_par(
-    nchunk, cell, xp, rk, rbias, mask, rmask, has_rd, rev, seq, zero_out, act, ract, train,
-    out, hst, cst, gates, hp,
-):
-    nrow = xp.shape[0]
-    for ch in prange(nchunk):
-        _fwd_chunk(
-            cell, xp, rk, rbias, mask, rmask, has_rd, rev, seq, zero_out, act, ract, train,
-            ch * nrow // nchunk, (ch + 1) * nrow // nchunk, out, hst, cst, gates, hp,
+        zs = gates[s]
+        zs[:] = 0
+        n = _active_rows(mask[s], idx)
+        _mm_acc(idx, n, hm, rk, zs)
+        _lstm_step(
+            zs.reshape(nb, 4, u),
+            xp[s].reshape(nb, 4, u),
+            h,
+            c,
+            hm,
+            tmp,
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            ract,
+            exact,
+            one,
+            hst[s],
+            cst[s],
         )
 
 
 @njit(**_OPTS)
-def _fwd_ser(
-    nchunk, cell, xp, rk, rbias, mask, rmask, has_rd, rev, seq, zero_out, act, ract, train,
-    out, hst, cst, gates, hp,
+def _lstm_bseq(
+    dxp,
+    rkt,
+    dh,
+    dc,
+    dhr,
+    tc,
+    dtc,
+    dd,
+    mask,
+    rmask,
+    has_rd,
+    act,
+    ract,
+    exact,
+    one,
+    dyt,
+    seq,
+    gates,
+    cst,
 ):
-    _fwd_chunk(
-        cell, xp, rk, rbias, mask, rmask, has_rd, rev, seq, zero_out, act, ract, train,
-        0, xp.shape[0], out, hst, cst, gates, hp,
-    )
-
-
-# ----------------------------------------------------------------------------- backward
-
-
-@njit(**_OPTS)
-def _bwd_chunk(
-    cell, rkt, mask, rmask, has_rd, rev, seq, zero_out, act, ract, r0, r1,
-    dy, hst, cst, gates, dxp, drec,
-):
-    """Backpropagation through time for batch rows r0:r1.
-
-    dy: gradient of the outputs (processing order; (B, 1, u) when not ``seq``). Writes dxp, the
-    gradient of the input projection, and for GRU drec, the gradient of ``hm @ rk + rbias``
-    (for LSTM and SimpleRNN the two are equal and drec is not written), in input time order.
-    """
-    _, steps, u = hst.shape
-    nb = r1 - r0
-    ng = rkt.shape[0]
-    dt = hst.dtype
-    dh = np.zeros((nb, u), dt)
-    dc = np.zeros((nb, u), dt)
-    dhr = np.empty((nb, u), dt)
-    tc = np.empty(u, dt)
-    dz = np.empty((nb, ng), dt)
+    steps, nb, _ = dxp.shape
+    u = dh.shape[1]
     idx = np.empty(nb, np.int64)
     for s in range(steps - 1, -1, -1):
-        tt = steps - 1 - s if rev else s
-        n = 0
-        for b in range(nb):
-            m = mask[r0 + b, tt]
-            if m or not zero_out:
-                if seq:
-                    for j in range(u):
-                        dh[b, j] += dy[r0 + b, s, j]
-                elif s == steps - 1:
-                    for j in range(u):
-                        dh[b, j] += dy[r0 + b, 0, j]
-            if m:
-                idx[n] = b
-                n += 1
-            else:
-                for j in range(ng):
-                    dxp[r0 + b, tt, j] = 0
-                if cell == 1:
-                    for j in range(ng):
-                        drec[r0 + b, tt, j] = 0
-        for i in range(n):
-            b = idx[i]
-            g = gates[r0 + b, s]
-            if cell == 0:
-                for j in range(u):
-                    tc[j] = cst[r0 + b, s, j]
-                _act_seg(tc, 0, u, act)
-                for j in range(u):
-                    ig = g[j]
-                    fg = g[u + j]
-                    gg = g[2 * u + j]
-                    og = g[3 * u + j]
-                    cp = cst[r0 + b, s - 1, j] if s > 0 else _lit(ig, 0.0)
-                    dhj = dh[b, j]
-                    dcj = dc[b, j] + dhj * og * _dact(act, tc[j])
-                    dz[b, j] = dcj * gg * _dact(ract, ig)
-                    dz[b, u + j] = dcj * cp * _dact(ract, fg)
-                    dz[b, 2 * u + j] = dcj * ig * _dact(act, gg)
-                    dz[b, 3 * u + j] = dhj * tc[j] * _dact(ract, og)
-                    dc[b, j] = dcj * fg
-                    dh[b, j] = 0
-                    dhr[b, j] = 0
-                for j in range(ng):
-                    dxp[r0 + b, tt, j] = dz[b, j]
-            elif cell == 1:
-                for j in range(u):
-                    z = g[j]
-                    r = g[u + j]
-                    hh = g[2 * u + j]
-                    rh = g[3 * u + j]
-                    hprev = hst[r0 + b, s - 1, j] if s > 0 else _lit(z, 0.0)
-                    dhj = dh[b, j]
-                    dzz = dhj * (hprev - hh) * _dact(ract, z)
-                    dah = dhj * (_lit(z, 1.0) - z) * _dact(act, hh)
-                    drr = dah * rh * _dact(ract, r)
-                    dxp[r0 + b, tt, j] = dzz
-                    dxp[r0 + b, tt, u + j] = drr
-                    dxp[r0 + b, tt, 2 * u + j] = dah
-                    dz[b, j] = dzz
-                    dz[b, u + j] = drr
-                    dz[b, 2 * u + j] = dah * r
-                    dh[b, j] = dhj * z
-                    dhr[b, j] = 0
-                for j in range(ng):
-                    drec[r0 + b, tt, j] = dz[b, j]
-            else:
-                for j in range(u):
-                    dz[b, j] = dh[b, j] * _dact(act, hst[r0 + b, s, j])
-                    dh[b, j] = 0
-                    dhr[b, j] = 0
-                for j in range(ng):
-                    dxp[r0 + b, tt, j] = dz[b, j]
-        _mm_acc(idx, n, dz, rkt, dhr)
-        for i in range(n):
-            b = idx[i]
-            if has_rd:
-                for j in range(u):
-                    dh[b, j] += dhr[b, j] * rmask[r0 + b, j]
-            else:
-                for j in range(u):
-                    dh[b, j] += dhr[b, j]
+        _lstm_bstep(
+            dxp[s].reshape(nb, 4, u),
+            dh,
+            dc,
+            dhr,
+            tc,
+            dtc,
+            dd,
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            ract,
+            exact,
+            one,
+            dyt[s if seq else 0],
+            seq or s == steps - 1,
+            gates[s].reshape(nb, 4, u),
+            cst[s],
+            cst[max(s - 1, 0)],
+            s > 0,
+        )
+        dhr[:] = 0
+        n = _active_rows(mask[s], idx)
+        _mm_acc(idx, n, dxp[s], rkt, dhr)
 
 
-@njit(parallel=True, **_OPTS)
-def _bwd_par(
-    nchunk, cell, rkt, mask, rmask, has_rd, rev, seq, zero_out, act, ract,
-    dy, hst, cst, gates, dxp, drec,
-):
-    nrow = hst.shape[0]
-    for ch in prange(nchunk):
-        _bwd_chunk(
-            cell, rkt, mask, rmask, has_rd, rev, seq, zero_out, act, ract,
-            ch * nrow // nchunk, (ch + 1) * nrow // nchunk, dy, hst, cst, gates, dxp, drec,
+@njit(**_OPTS)
+def _gru_seq(z, xp, rk, h, rb, hm, gates, mask, rmask, has_rd, act, ract, exact, one, hst):
+    steps, nb, _ = gates.shape
+    u = h.shape[1]
+    idx = np.empty(nb, np.int64)
+    for s in range(steps):
+        z[:] = 0
+        n = _active_rows(mask[s], idx)
+        _mm_acc(idx, n, hm, rk, z)
+        _gru_step(
+            z.reshape(nb, 3, u),
+            xp[s].reshape(nb, 3, u),
+            h,
+            rb,
+            hm,
+            gates[s].reshape(nb, 4, u),
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            ract,
+            exact,
+            one,
+            hst[s],
         )
 
 
 @njit(**_OPTS)
-def _bwd_ser(
-    nchunk, cell, rkt, mask, rmask, has_rd, rev, seq, zero_out, act, ract,
-    dy, hst, cst, gates, dxp, drec,
+def _gru_bseq(
+    drec,
+    dxp,
+    rkt,
+    dh,
+    dhr,
+    dd,
+    mask,
+    rmask,
+    has_rd,
+    act,
+    ract,
+    exact,
+    one,
+    dyt,
+    seq,
+    gates,
+    hst,
 ):
-    _bwd_chunk(
-        cell, rkt, mask, rmask, has_rd, rev, seq, zero_out, act, ract,
-        0, hst.shape[0], dy, hst, cst, gates, dxp, drec,
-    )
+    steps, nb, _ = dxp.shape
+    u = dh.shape[1]
+    idx = np.empty(nb, np.int64)
+    for s in range(steps - 1, -1, -1):
+        _gru_bstep(
+            drec[s].reshape(nb, 3, u),
+            dxp[s].reshape(nb, 3, u),
+            dh,
+            dhr,
+            dd,
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            ract,
+            exact,
+            one,
+            dyt[s if seq else 0],
+            seq or s == steps - 1,
+            gates[s].reshape(nb, 4, u),
+            hst[max(s - 1, 0)],
+            s > 0,
+        )
+        dhr[:] = 0
+        n = _active_rows(mask[s], idx)
+        _mm_acc(idx, n, drec[s], rkt, dhr)
+
+
+@njit(**_OPTS)
+def _simple_seq(z, xp, rk, h, hm, mask, rmask, has_rd, act, exact, one, hst):
+    steps, nb, u = hst.shape
+    idx = np.empty(nb, np.int64)
+    for s in range(steps):
+        z[:] = 0
+        n = _active_rows(mask[s], idx)
+        _mm_acc(idx, n, hm, rk, z)
+        _simple_step(
+            z.reshape(nb, 1, u),
+            xp[s].reshape(nb, 1, u),
+            h,
+            hm,
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            exact,
+            one,
+            hst[s],
+        )
+
+
+@njit(**_OPTS)
+def _simple_bseq(dxp, rkt, dh, dhr, dd, mask, rmask, has_rd, act, one, dyt, seq, hst):
+    steps, nb, u = dxp.shape
+    idx = np.empty(nb, np.int64)
+    for s in range(steps - 1, -1, -1):
+        _simple_bstep(
+            dxp[s].reshape(nb, 1, u),
+            dh,
+            dhr,
+            dd,
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            one,
+            dyt[s if seq else 0],
+            seq or s == steps - 1,
+            hst[s].reshape(nb, 1, u),
+        )
+        dhr[:] = 0
+        n = _active_rows(mask[s], idx)
+        _mm_acc(idx, n, dxp[s], rkt, dhr)
+
+
+# ----------------------------------------------------------------------------- threads
+# The batch is split into one chunk of rows per thread; a chunk's arrays are contiguous
+# ("chunk-major": (chunks, T, rows, ...)), each thread runs its chunk's whole sequence and the
+# threads never meet until the end. Python threads, not prange: the kernels release the GIL and
+# a prange twin of every kernel would double the cold compile time.
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    # a forked child inherits the pool object but not its threads: start a fresh one there
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _chunks(nb: int) -> int:
+    """How many threads share a batch of nb rows: the most (up to numba's thread count) that
+    split it evenly into chunks of at least ``MIN_ROWS_PER_THREAD`` rows."""
+    n = max(1, numba.get_num_threads() if MAX_THREADS is None else MAX_THREADS)
+    while n > 1 and (nb % n or nb // n < MIN_ROWS_PER_THREAD):
+        n -= 1
+    return n
+
+
+def _run_chunks(fn, nch: int) -> None:
+    """fn(0), ..., fn(nch - 1), on nch threads (the caller runs chunk 0)."""
+    global _pool, _pool_size
+    if nch == 1:
+        fn(0)
+        return
+    with _pool_lock:
+        if _pool is None or _pool_size < nch - 1:
+            _pool = ThreadPoolExecutor(nch - 1, thread_name_prefix="edgemine-rnn")
+            _pool_size = nch - 1
+        pool = _pool
+    futures = [pool.submit(fn, k) for k in range(1, nch)]
+    try:
+        fn(0)
+    finally:
+        for f in futures:
+            f.result()
+
+
+def _to_chunks(a, nch: int, rev: bool):
+    """(B, T, ...) -> contiguous (nch, T, B / nch, ...) in processing order."""
+    nb, steps = a.shape[:2]
+    c = np.swapaxes(a.reshape(nch, nb // nch, steps, *a.shape[2:]), 1, 2)
+    return np.ascontiguousarray(c[:, ::-1] if rev else c)
+
+
+def _from_chunks(c, rev: bool):
+    """The inverse of ``_to_chunks``: (nch, T, rows, ...) -> (B, T, ...)."""
+    b = np.ascontiguousarray(np.swapaxes(c[:, ::-1] if rev else c, 1, 2))
+    return b.reshape(-1, *b.shape[2:])
 
 
 # ----------------------------------------------------------------------------- op functions
-
-
-def _chunks(rows: int) -> int:
-    return max(1, min(numba.get_num_threads(), rows // _MIN_ROWS_PER_THREAD))
 
 
 def _column_sums(a2d):
@@ -462,9 +727,163 @@ class RNNCache:
     """What ``rnn_backward`` needs from ``rnn_forward`` (opaque to layers)."""
 
     __slots__ = (
-        "cell", "x", "kernel", "rk", "mask", "rmask", "dmask", "has_rd", "rev", "seq",
-        "zero_out", "act", "ract", "hst", "cst", "gates", "hp",
+        "cell",
+        "xc",
+        "kernel",
+        "rk",
+        "mask",
+        "rmask",
+        "dmask",
+        "has_rd",
+        "rev",
+        "seq",
+        "zero_out",
+        "act",
+        "ract",
+        "hst",
+        "cst",
+        "gates",
     )
+
+
+def _forward_chunk(
+    cell,
+    k,
+    xp,
+    rk,
+    rb,
+    m,
+    rmask,
+    has_rd,
+    act,
+    ract,
+    exact,
+    one,
+    full,
+    store_h,
+    h,
+    c,
+    hm,
+    hst,
+    cst,
+    gates,
+):
+    """Run chunk k's sequence: one jitted call (small chunks) or a BLAS product per step."""
+    steps, nb = m.shape[1:3]
+    u = rk.shape[0]
+    rmk = rmask[k] if has_rd else rmask
+    fused = nb < STEPWISE_MIN_BATCH or len(m) > 1
+    if cell == "lstm":
+        tmp = np.empty((nb, 1, u), xp.dtype)
+        if fused:
+            _lstm_seq(
+                gates[k],
+                xp[k],
+                rk,
+                h[k],
+                c[k],
+                hm[k],
+                tmp,
+                m[k],
+                rmk,
+                has_rd,
+                act,
+                ract,
+                exact,
+                one,
+                hst[k],
+                cst[k],
+            )
+            return
+        g4 = gates[k].reshape(len(gates[k]), nb, 4, u)
+        x4 = xp[k].reshape(steps, nb, 4, u)
+        for s in range(steps):
+            i = s if full else 0
+            if s:
+                np.matmul(hm[k], rk, out=gates[k, i])
+            _lstm_step(
+                g4[i],
+                x4[s],
+                h[k],
+                c[k],
+                hm[k],
+                tmp,
+                m[k, s],
+                rmk,
+                has_rd,
+                act,
+                ract,
+                exact,
+                one,
+                hst[k, s if store_h else 0],
+                cst[k, i],
+            )
+    elif cell == "gru":
+        z = np.zeros((nb, 3 * u), xp.dtype)
+        if fused:
+            _gru_seq(
+                z,
+                xp[k],
+                rk,
+                h[k],
+                rb,
+                hm[k],
+                gates[k],
+                m[k],
+                rmk,
+                has_rd,
+                act,
+                ract,
+                exact,
+                one,
+                hst[k],
+            )
+            return
+        g4 = gates[k].reshape(len(gates[k]), nb, 4, u)
+        x4 = xp[k].reshape(steps, nb, 3, u)
+        z3 = z.reshape(nb, 3, u)
+        for s in range(steps):
+            if s:
+                np.matmul(hm[k], rk, out=z)
+            _gru_step(
+                z3,
+                x4[s],
+                h[k],
+                rb,
+                hm[k],
+                g4[s if full else 0],
+                m[k, s],
+                rmk,
+                has_rd,
+                act,
+                ract,
+                exact,
+                one,
+                hst[k, s if store_h else 0],
+            )
+    else:
+        z = np.zeros((nb, u), xp.dtype)
+        if fused:
+            _simple_seq(z, xp[k], rk, h[k], hm[k], m[k], rmk, has_rd, act, exact, one, hst[k])
+            return
+        x3 = xp[k].reshape(steps, nb, 1, u)
+        z3 = z.reshape(nb, 1, u)
+        for s in range(steps):
+            if s:
+                np.matmul(hm[k], rk, out=z)
+            _simple_step(
+                z3,
+                x3[s],
+                h[k],
+                hm[k],
+                m[k, s],
+                rmk,
+                has_rd,
+                act,
+                exact,
+                one,
+                hst[k, s if store_h else 0],
+            )
 
 
 def rnn_forward(
@@ -493,91 +912,318 @@ def rnn_forward(
     ``dropout`` / ``recurrent_dropout`` draw one mask per sequence from ``rng`` when
     ``training``. The cache is None unless ``training``.
     """
-    code, _ = _CELLS[cell]
+    if cell not in _GATES:
+        raise ValueError(f"unknown recurrent cell {cell!r}; known: {', '.join(_GATES)}")
+    g = _GATES[cell] * recurrent_kernel.shape[0]
     act = RNN_ACTIVATIONS[activation]
     ract = RNN_ACTIVATIONS[recurrent_activation]
     dt = kernel.dtype
-    x = np.ascontiguousarray(x, dtype=dt)
+    one = dt.type(1)
+    exact = bool(dt != np.float32)
+    rev = bool(go_backwards)
+    seq = bool(return_sequences)
+    train = bool(training)
+    x = np.asarray(x, dtype=dt)
     nb, steps, nin = x.shape
     u = recurrent_kernel.shape[0]
     rk = np.ascontiguousarray(recurrent_kernel)
+    nch = _chunks(nb)
+    rows = nb // nch
     dmask = None
-    if training and dropout > 0.0:
+    if train and dropout > 0.0:
         dmask = _dropout_mask((nb, 1, nin), dropout, rng, dt)
         x = x * dmask
-    has_rd = bool(training and recurrent_dropout > 0.0)
-    rmask = _dropout_mask((nb, u), recurrent_dropout, rng, dt) if has_rd else np.ones((1, 1), dt)
-    xp = x.reshape(-1, nin) @ kernel
-    rbias = np.zeros(1, dt)
+    has_rd = bool(train and recurrent_dropout > 0.0)
+    if has_rd:
+        rmask = _dropout_mask((nb, u), recurrent_dropout, rng, dt).reshape(nch, rows, u)
+    else:
+        rmask = np.ones((1, 1), dt)
+    xc = _to_chunks(x, nch, rev)
+    xp = xc.reshape(-1, nin) @ kernel
     if bias is not None:
-        if code == 1:
-            xp += bias[0]
-            rbias = np.ascontiguousarray(bias[1])
-        else:
-            xp += bias
-    elif code == 1:
-        rbias = np.zeros(3 * u, dt)
-    xp = xp.reshape(nb, steps, -1)
+        xp += bias[0] if cell == "gru" else bias
+    xp = xp.reshape(nch, steps, rows, g)
     if mask is None:
-        m = np.ones((nb, steps), np.uint8)
+        m = np.ones((nch, steps, rows), np.uint8)
     else:
-        m = np.ascontiguousarray(mask, dtype=np.bool_).view(np.uint8)
-    seq = bool(return_sequences)
-    out = np.empty((nb, steps if seq else 1, u), dt)
-    if training:
-        hst = np.empty((nb, steps, u), dt)
-        cst = np.empty((nb, steps, u), dt) if code == 0 else np.empty((1, 1, 1), dt)
-        gates = np.empty((nb, steps, 4 * u if code == 1 else xp.shape[2]), dt)
-        hp = np.empty((nb, steps, u), dt)
+        m = _to_chunks(np.asarray(mask, dtype=np.bool_), nch, rev).view(np.uint8)
+    fused = rows < STEPWISE_MIN_BATCH or nch > 1
+    # whole-sequence caches when training (hst also for a returned sequence); the fused path
+    # always gets them (its batches are small) so that it has one kernel signature
+    full = train or fused
+    store_h = full or seq
+    h = np.zeros((nch, rows, u), dt)
+    hm = np.zeros((nch, rows, u), dt)
+    c = np.zeros((nch, rows, u), dt) if cell == "lstm" else h
+    hst = np.empty((nch, steps if store_h else 1, rows, u), dt)
+    tlen = steps if full else 1
+    cst = np.empty((nch, tlen, rows, u), dt) if cell == "lstm" else hst
+    if cell == "lstm":
+        gates = np.zeros((nch, tlen, rows, g), dt)
+    elif cell == "gru":
+        gates = np.empty((nch, tlen, rows, 4 * u), dt)
     else:
-        hst = cst = gates = hp = np.empty((1, 1, 1), dt)
-    nchunk = _chunks(nb)
-    run = _fwd_par if nchunk > 1 else _fwd_ser
-    run(
-        nchunk, code, xp, rk, rbias, m, rmask, has_rd, bool(go_backwards), seq,
-        bool(zero_output_for_mask), act, ract, bool(training), out, hst, cst, gates, hp,
+        gates = hst
+    rb = rk[:1]
+    if cell == "gru":
+        rb = np.zeros((3, u), dt) if bias is None else np.ascontiguousarray(bias[1]).reshape(3, u)
+    _run_chunks(
+        lambda k: _forward_chunk(
+            cell,
+            k,
+            xp,
+            rk,
+            rb,
+            m,
+            rmask,
+            has_rd,
+            act,
+            ract,
+            exact,
+            one,
+            full,
+            store_h,
+            h,
+            c,
+            hm,
+            hst,
+            cst,
+            gates,
+        ),
+        nch,
     )
-    y = out if seq else out.reshape(nb, u)
-    if not training:
+    zero_out = bool(zero_output_for_mask) and mask is not None
+    if seq:
+        y = _from_chunks(hst * m[..., None] if zero_out else hst, False)
+    else:
+        y = (h * m[:, -1, :, None] if zero_out else h).reshape(nb, u)
+    if not train:
         return y, None
     cache = RNNCache()
-    cache.cell, cache.x, cache.kernel, cache.rk = code, x, kernel, rk
+    cache.cell, cache.xc, cache.kernel, cache.rk = cell, xc, kernel, rk
     cache.mask, cache.rmask, cache.dmask, cache.has_rd = m, rmask, dmask, has_rd
-    cache.rev, cache.seq, cache.zero_out = bool(go_backwards), seq, bool(zero_output_for_mask)
+    cache.rev, cache.seq, cache.zero_out = rev, seq, zero_out
     cache.act, cache.ract = act, ract
-    cache.hst, cache.cst, cache.gates, cache.hp = hst, cst, gates, hp
+    cache.hst, cache.cst, cache.gates = hst, cst, gates
     return y, cache
+
+
+def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
+    """Backpropagation through time for chunk k (one jitted call or a BLAS product per step)."""
+    _, steps, nb, u = c.hst.shape
+    dt = c.hst.dtype
+    m = c.mask[k]
+    rmk = c.rmask[k] if c.has_rd else c.rmask
+    seq = c.seq
+    fused = nb < STEPWISE_MIN_BATCH or len(c.mask) > 1
+    dh = np.zeros((nb, u), dt)
+    dhr = np.zeros((nb, u), dt)
+    ng = dxp.shape[3] // u
+    dd = np.empty((nb, ng, u), dt)
+    dy = dyt[k]
+    if c.cell == "lstm":
+        dc = np.zeros((nb, u), dt)
+        tc = np.empty((nb, 1, u), dt)
+        dtc = np.empty((nb, 1, u), dt)
+        if fused:
+            _lstm_bseq(
+                dxp[k],
+                rkt,
+                dh,
+                dc,
+                dhr,
+                tc,
+                dtc,
+                dd,
+                m,
+                rmk,
+                c.has_rd,
+                c.act,
+                c.ract,
+                exact,
+                one,
+                dy,
+                seq,
+                c.gates[k],
+                c.cst[k],
+            )
+            return
+        d4 = dxp[k].reshape(steps, nb, 4, u)
+        g4 = c.gates[k].reshape(steps, nb, 4, u)
+        cs = c.cst[k]
+        for s in range(steps - 1, -1, -1):
+            _lstm_bstep(
+                d4[s],
+                dh,
+                dc,
+                dhr,
+                tc,
+                dtc,
+                dd,
+                m[s],
+                rmk,
+                c.has_rd,
+                c.act,
+                c.ract,
+                exact,
+                one,
+                dy[s if seq else 0],
+                seq or s == steps - 1,
+                g4[s],
+                cs[s],
+                cs[max(s - 1, 0)],
+                s > 0,
+            )
+            if s:
+                np.matmul(dxp[k, s], rkt, out=dhr)
+    elif c.cell == "gru":
+        if fused:
+            _gru_bseq(
+                drec[k],
+                dxp[k],
+                rkt,
+                dh,
+                dhr,
+                dd,
+                m,
+                rmk,
+                c.has_rd,
+                c.act,
+                c.ract,
+                exact,
+                one,
+                dy,
+                seq,
+                c.gates[k],
+                c.hst[k],
+            )
+            return
+        r4 = drec[k].reshape(steps, nb, 3, u)
+        d4 = dxp[k].reshape(steps, nb, 3, u)
+        g4 = c.gates[k].reshape(steps, nb, 4, u)
+        hs = c.hst[k]
+        for s in range(steps - 1, -1, -1):
+            _gru_bstep(
+                r4[s],
+                d4[s],
+                dh,
+                dhr,
+                dd,
+                m[s],
+                rmk,
+                c.has_rd,
+                c.act,
+                c.ract,
+                exact,
+                one,
+                dy[s if seq else 0],
+                seq or s == steps - 1,
+                g4[s],
+                hs[max(s - 1, 0)],
+                s > 0,
+            )
+            if s:
+                np.matmul(drec[k, s], rkt, out=dhr)
+    else:
+        if fused:
+            _simple_bseq(dxp[k], rkt, dh, dhr, dd, m, rmk, c.has_rd, c.act, one, dy, seq, c.hst[k])
+            return
+        d3 = dxp[k].reshape(steps, nb, 1, u)
+        h3 = c.hst[k].reshape(steps, nb, 1, u)
+        for s in range(steps - 1, -1, -1):
+            _simple_bstep(
+                d3[s],
+                dh,
+                dhr,
+                dd,
+                m[s],
+                rmk,
+                c.has_rd,
+                c.act,
+                one,
+                dy[s if seq else 0],
+                seq or s == steps - 1,
+                h3[s],
+            )
+            if s:
+                np.matmul(dxp[k, s], rkt, out=dhr)
 
 
 def rnn_backward(cache: RNNCache, dy, need_dx: bool = True):
     """Gradients from ``rnn_forward``'s cache and dL/dy. Returns (dx or None, dkernel,
     drecurrent_kernel, dbias) with dbias shaped like the layer's bias ((2, 3u) for GRU)."""
     c = cache
-    nb, steps, nin = c.x.shape
-    u = c.rk.shape[0]
+    nch, steps, rows, u = c.hst.shape
+    nin = c.xc.shape[-1]
+    g = c.rk.shape[1]
     dt = c.hst.dtype
-    dy = np.ascontiguousarray(dy, dtype=dt).reshape(nb, steps if c.seq else 1, u)
-    ng = c.rk.shape[1]
-    dxp = np.empty((nb, steps, ng), dt)
-    drec = np.empty((nb, steps, ng), dt) if c.cell == 1 else dxp
+    one = dt.type(1)
+    exact = bool(dt != np.float32)
+    dy = np.asarray(dy, dtype=dt)
+    if c.seq:
+        dyt = _to_chunks(dy, nch, False)  # y is already in processing order
+        if c.zero_out:
+            dyt *= c.mask[..., None]
+    else:
+        dyt = dy.reshape(nch, 1, rows, u)
+        if c.zero_out:
+            dyt = dyt * c.mask[:, -1:, :, None]
+        dyt = np.ascontiguousarray(dyt)
     rkt = np.ascontiguousarray(c.rk.T)
-    nchunk = _chunks(nb)
-    run = _bwd_par if nchunk > 1 else _bwd_ser
-    run(
-        nchunk, c.cell, rkt, c.mask, c.rmask, c.has_rd, c.rev, c.seq, c.zero_out, c.act, c.ract,
-        dy, c.hst, c.cst, c.gates, dxp, drec,
-    )
-    dxp2 = dxp.reshape(-1, ng)
-    drec2 = drec.reshape(-1, ng)
-    dkernel = c.x.reshape(-1, nin).T @ dxp2
-    drk = c.hp.reshape(-1, u).T @ drec2
-    if c.cell == 1:
+    dxp = np.empty((nch, steps, rows, g), dt)
+    drec = np.empty((nch, steps, rows, g), dt) if c.cell == "gru" else dxp
+    _run_chunks(lambda k: _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one), nch)
+    dxp2 = dxp.reshape(-1, g)
+    drec2 = drec.reshape(-1, g)
+    dkernel = c.xc.reshape(-1, nin).T @ dxp2
+    # the state that multiplied the recurrent kernel at step s is h[s - 1] (zero at s = 0)
+    hprev = c.hst[:, :-1]
+    if c.has_rd:
+        hprev = hprev * c.rmask[:, None]
+    drk = hprev.reshape(-1, u).T @ drec[:, 1:].reshape(-1, g)
+    if c.cell == "gru":
         dbias = np.stack([_column_sums(dxp2), _column_sums(drec2)])
     else:
         dbias = _column_sums(dxp2)
     dx = None
     if need_dx:
-        dx = (dxp2 @ c.kernel.T).reshape(nb, steps, nin)
+        dx = _from_chunks((dxp2 @ c.kernel.T).reshape(nch, steps, rows, nin), c.rev)
         if c.dmask is not None:
             dx *= c.dmask
     return dx, dkernel, drk, dbias
+
+
+# ----------------------------------------------------------------------------- Bidirectional
+
+
+def reverse_time(y):
+    """y[:, ::-1] as a contiguous array (aligns a backward RNN's sequence with the input)."""
+    return np.ascontiguousarray(y[:, ::-1])
+
+
+def merge_forward(mode: str, a, b):
+    """Bidirectional's merge of the forward (a) and backward (b) outputs over the last axis."""
+    if mode == "concat":
+        return np.concatenate([a, b], axis=-1)
+    if mode == "sum":
+        return a + b
+    if mode == "ave":
+        return (a + b) * a.dtype.type(0.5)
+    if mode == "mul":
+        return a * b
+    raise ValueError(f"unknown merge_mode {mode!r}")
+
+
+def merge_backward(mode: str, a, b, dy):
+    """Gradients (da, db) of ``merge_forward(mode, a, b)`` for dL/dy."""
+    if mode == "concat":
+        n = a.shape[-1]
+        return np.ascontiguousarray(dy[..., :n]), np.ascontiguousarray(dy[..., n:])
+    if mode == "sum":
+        return dy, dy
+    if mode == "ave":
+        half = dy * dy.dtype.type(0.5)
+        return half, half
+    if mode == "mul":
+        return dy * b, dy * a
+    raise ValueError(f"unknown merge_mode {mode!r}")
