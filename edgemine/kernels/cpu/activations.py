@@ -17,23 +17,20 @@ ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
 @dual
 def _bias_act(z, bias, has_bias, code):
+    # Each branch writes its own result: a variable reassigned from a float64 literal would
+    # widen the whole loop to float64.
     rows, cols = z.shape
     for r in prange(rows):
         for c in range(cols):
-            v = z[r, c]
-            if has_bias:
-                v += bias[c]
+            v = z[r, c] + bias[c] if has_bias else z[r, c]
             if code == 1:
-                v = v if v > 0 else 0.0
+                z[r, c] = v if v > 0 else 0
             elif code == 2:
-                if v >= 0:
-                    v = 1.0 / (1.0 + np.exp(-v))
-                else:
-                    e = np.exp(v)
-                    v = e / (1.0 + e)
+                z[r, c] = 1 / (1 + np.exp(-v)) if v >= 0 else np.exp(v) / (1 + np.exp(v))
             elif code == 3:
-                v = np.tanh(v)
-            z[r, c] = v
+                z[r, c] = np.tanh(v)
+            else:
+                z[r, c] = v
 
 
 @dual
@@ -44,12 +41,13 @@ def _act_grad(y, dy, out, code):
             g = dy[r, c]
             v = y[r, c]
             if code == 1:
-                g = g if v > 0 else 0.0
+                out[r, c] = g if v > 0 else 0
             elif code == 2:
-                g = g * v * (1.0 - v)
+                out[r, c] = g * v * (1 - v)
             elif code == 3:
-                g = g * (1.0 - v * v)
-            out[r, c] = g
+                out[r, c] = g * (1 - v * v)
+            else:
+                out[r, c] = g
 
 
 def _as2d(a):

@@ -99,7 +99,7 @@ def _col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
 
 
 @dual(fastmath=VECTORIZE)
-def _direct_conv(x, k2, bias, has_bias, code, kh, kw, sh, sw, pt, pl, y):
+def _direct_conv(x, k2, bias, code, kh, kw, sh, sw, pt, pl, y):
     # Direct convolution for a small receptive field (kh*kw*cin): im2col + GEMM with K of 9 is
     # memory-bound, while here each input value is read once per window and the output channels
     # (contiguous in NHWC) form the vectorised inner loop. Bias and activation are fused.
@@ -109,8 +109,7 @@ def _direct_conv(x, k2, bias, has_bias, code, kh, kw, sh, sw, pt, pl, y):
         acc = np.empty(f, dtype=y.dtype)
         for i in range(oh):
             for j in range(ow):
-                for o in range(f):
-                    acc[o] = bias[o] if has_bias else 0.0
+                acc[:] = bias
                 for p in range(kh):
                     yy = i * sh + p - pt
                     if yy < 0 or yy >= h:
@@ -121,18 +120,22 @@ def _direct_conv(x, k2, bias, has_bias, code, kh, kw, sh, sw, pt, pl, y):
                             continue
                         t = (p * kw + q) * c
                         for ch in range(c):
-                            v = x[b, yy, xx, ch]
+                            xv = x[b, yy, xx, ch]
                             for o in range(f):
-                                acc[o] += v * k2[t + ch, o]
+                                acc[o] += xv * k2[t + ch, o]
+                # (separate names: reusing one for a float64 literal would widen the hot loop)
                 for o in range(f):
-                    v = acc[o]
+                    a = acc[o]
                     if code == 1:
-                        v = v if v > 0 else 0.0
+                        y[b, i, j, o] = a if a > 0 else 0
                     elif code == 2:
-                        v = 1.0 / (1.0 + np.exp(-v)) if v >= 0 else np.exp(v) / (1.0 + np.exp(v))
+                        y[b, i, j, o] = (
+                            1 / (1 + np.exp(-a)) if a >= 0 else np.exp(a) / (1 + np.exp(a))
+                        )
                     elif code == 3:
-                        v = np.tanh(v)
-                    y[b, i, j, o] = v
+                        y[b, i, j, o] = np.tanh(a)
+                    else:
+                        y[b, i, j, o] = a
 
 
 DIRECT_MAX_K = 16  # receptive fields (kh*kw*cin) up to this size use the direct kernel
@@ -151,13 +154,11 @@ def conv2d_forward(x, kernel, bias, strides, padding, activation="linear", keep=
     if kh * kw * c <= DIRECT_MAX_K and code is not None:
         x = np.ascontiguousarray(x)
         y = np.empty((n, oh, ow, f), dtype=x.dtype)
-        has_bias = bias is not None
         _direct_conv(
             y.size * kh * kw * c,
             x,
             np.ascontiguousarray(kernel).reshape(kh * kw * c, f),
-            bias if has_bias else kernel.reshape(-1)[:1],
-            has_bias,
+            bias if bias is not None else np.zeros(f, dtype=x.dtype),
             code,
             kh,
             kw,
@@ -215,15 +216,16 @@ def _direct_conv_grad(x, y, dy, code, kh, kw, sh, sw, pt, pl, part_k, part_b):
             for j in range(ow):
                 for o in range(f):
                     g = dy[b, i, j, o]
-                    v = y[b, i, j, o]
+                    out = y[b, i, j, o]
                     if code == 1:
-                        g = g if v > 0 else 0.0
+                        dz[o] = g if out > 0 else 0
                     elif code == 2:
-                        g = g * v * (1.0 - v)
+                        dz[o] = g * out * (1 - out)
                     elif code == 3:
-                        g = g * (1.0 - v * v)
-                    dz[o] = g
-                    part_b[b, o] += g
+                        dz[o] = g * (1 - out * out)
+                    else:
+                        dz[o] = g
+                    part_b[b, o] += dz[o]
                 for p in range(kh):
                     yy = i * sh + p - pt
                     if yy < 0 or yy >= h:
@@ -234,9 +236,9 @@ def _direct_conv_grad(x, y, dy, code, kh, kw, sh, sw, pt, pl, part_k, part_b):
                             continue
                         t = (p * kw + q) * c
                         for ch in range(c):
-                            v = x[b, yy, xx, ch]
+                            xv = x[b, yy, xx, ch]
                             for o in range(f):
-                                part_k[b, t + ch, o] += v * dz[o]
+                                part_k[b, t + ch, o] += xv * dz[o]
 
 
 def conv2d_backward(
