@@ -28,7 +28,6 @@ import subprocess
 import sys
 import time
 import traceback
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -91,12 +90,9 @@ def test_cuda_ops_match_cpu(group):
     """Every CUDA op in ``group`` against the CPU backend (simulated unless EDGEMINE_CUDA_REAL)."""
     results = _run_child([group], simulate=not REAL_GPU)
     failed = {k: v for k, v in results.items() if v["status"] == "fail"}
-    pending = {k: v for k, v in results.items() if v["status"] == "pending"}
     assert not failed, "\n\n".join(f"{k}: {v['error']}" for k, v in failed.items())
     missing = set(GROUPS[group]) - set(results)
     assert not missing, f"checks that did not report: {sorted(missing)}"
-    for name, v in pending.items():
-        warnings.warn(f"CUDA check {name} is pending: {v['error']}", stacklevel=1)
 
 
 def test_cuda_unavailable_gives_a_clear_error():
@@ -140,8 +136,6 @@ def test_simulated_reason_is_none_under_the_simulator():
 # ----------------------------------------------------------------------------------------------
 # child side
 # ----------------------------------------------------------------------------------------------
-class Pending(Exception):
-    """A check whose CPU twin (or layer) does not exist yet."""
 
 
 def close(name: str, got, want, rtol: float) -> None:
@@ -489,8 +483,7 @@ def check_sparse_rows(rng):
 # ----- recurrent -----
 def _need(cpu, *names):
     missing = [n for n in names if not hasattr(cpu, n)]
-    if missing:
-        raise Pending(f"the CPU backend has no {', '.join(missing)} yet")
+    assert not missing, f"the CPU backend has no {', '.join(missing)}"
 
 
 def check_embedding(rng):
@@ -637,27 +630,6 @@ def _fit_both(build, x, y, loss, optimizer, epochs=1, batch_size=4):
     close("predictions", preds["cuda"], preds["cpu"], GRAD)
 
 
-# Layer lines that do numpy arithmetic on weights/gradients, which device arrays do not allow;
-# each has a backend op to call instead (the lead applies these). Until then, a fit through the
-# layer reports 'pending' instead of failing; any OTHER device-array arithmetic fails the test.
-AWAITED_LAYER_CHANGES = {
-    "edgemine/layers/normalization.py": "self.moving_mean.value * m",
-    "edgemine/layers/core.py": "dy * self._mask",
-    "edgemine/layers/wrappers.py": "dxf + dxb",
-}
-
-
-def _fit_awaiting_layer_change(build, *args):
-    try:
-        _fit_both(build, *args)
-    except TypeError as e:  # a real GPU's message differs from the strict simulator's
-        for frame in traceback.extract_tb(e.__traceback__):
-            for path, pattern in AWAITED_LAYER_CHANGES.items():
-                if frame.filename.endswith(path) and pattern in (frame.line or ""):
-                    raise Pending(f"awaiting the layer change in {path}: {frame.line}") from e
-        raise
-
-
 def check_fit_cnn(rng):
     from edgemine.layers import Conv2D, Dense, Flatten, MaxPooling2D
     from edgemine.utils import to_categorical
@@ -690,21 +662,17 @@ def check_fit_bn_dropout(rng):
             Dense(1, activation="sigmoid"),
         ]
 
-    _fit_awaiting_layer_change(build, x, y, "binary_crossentropy", "rmsprop")
+    _fit_both(build, x, y, "binary_crossentropy", "rmsprop")
 
 
 def _sequence_fit(build):
     from edgemine import layers
 
-    if not all(hasattr(layers, n) for n in ("Embedding", "LSTM", "GRU", "Bidirectional")):
-        raise Pending("edgemine.layers has no Embedding / LSTM / GRU / Bidirectional yet")
     rng = np.random.default_rng(1)
     x = rng.integers(0, 12, (8, 5)).astype(np.int32)
     x[:3, :2] = 0  # padding for mask_zero
     y = rng.integers(0, 3, (8, 1)).astype(np.int32)
-    _fit_awaiting_layer_change(
-        lambda: build(layers), x, y, "sparse_categorical_crossentropy", "adam"
-    )
+    _fit_both(lambda: build(layers), x, y, "sparse_categorical_crossentropy", "adam")
 
 
 def check_fit_lstm(rng):
@@ -833,8 +801,6 @@ def main(argv: list[str]) -> None:
         try:
             globals()[f"check_{name}"](np.random.default_rng(0))
             status, error = "pass", ""
-        except Pending as e:
-            status, error = "pending", str(e)
         except Exception:
             status, error = "fail", traceback.format_exc(limit=6)
         results[name] = {
