@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True)
@@ -34,23 +34,27 @@ def adam_update(p, g, m, v, lr_t, beta1, beta2, eps):
         p1[i] -= lr_t * mi / (np.sqrt(vi) + eps)
 
 
-@njit(cache=True)
-def adam_update_sparse(p, rows, g, m, v, lr_t, beta1, beta2, eps):
-    """Adam on a row-sparse gradient (unique ``rows``, values ``g``) with the result of the dense
-    update: every row's moments decay, as Keras's Adam does for an Embedding table. No dense
-    gradient is allocated."""
+@njit(cache=True, parallel=True)
+def _adam_rows(p, pos, g, m, v, lr_t, beta1, beta2, eps):
     nrow, dim = p.shape
-    m *= beta1
-    v *= beta2
-    for k in range(rows.size):
-        r = rows[k]
+    for r in prange(nrow):
+        k = pos[r]
         for j in range(dim):
-            gj = g[k, j]
-            m[r, j] += (1.0 - beta1) * gj
-            v[r, j] += (1.0 - beta2) * gj * gj
-    for r in range(nrow):
-        for j in range(dim):
-            p[r, j] -= lr_t * m[r, j] / (np.sqrt(v[r, j]) + eps)
+            gj = g[k, j] if k >= 0 else 0.0
+            mi = beta1 * m[r, j] + (1.0 - beta1) * gj
+            vi = beta2 * v[r, j] + (1.0 - beta2) * gj * gj
+            m[r, j] = mi
+            v[r, j] = vi
+            p[r, j] -= lr_t * mi / (np.sqrt(vi) + eps)
+
+
+def adam_update_sparse(p, rows, g, m, v, lr_t, beta1, beta2, eps):
+    """Adam on a row-sparse gradient (unique ``rows``, values ``g``) with exactly the dense
+    update's result: every row's moments decay, as Keras's Adam does for an Embedding table.
+    One pass over the table; no dense gradient is allocated (only a row -> value index)."""
+    pos = np.full(p.shape[0], -1, dtype=np.int64)
+    pos[rows] = np.arange(len(rows))
+    _adam_rows(p, pos, g, m, v, lr_t, beta1, beta2, eps)
 
 
 @njit(cache=True)
