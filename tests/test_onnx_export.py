@@ -544,7 +544,7 @@ def test_docstring_examples():
 
     names = [
         "edgemine.onnx",
-        "edgemine.onnx.export",
+        "edgemine.onnx.exporter",
         "edgemine.onnx.converters",
         "edgemine.onnx.converters.conv",
         "edgemine.onnx.converters.core",
@@ -552,7 +552,7 @@ def test_docstring_examples():
         "edgemine.onnx.converters.normalization",
         "edgemine.onnx.converters.recurrent",
     ]
-    for name in names:  # (edgemine.onnx.export is also the name of the function)
+    for name in names:
         mod = importlib.import_module(name)
         assert doctest.testmod(mod, optionflags=doctest.ELLIPSIS).failed == 0, name
 

@@ -1,4 +1,4 @@
-"""ONNX export of edgemine models (:mod:`edgemine.onnx.export`) and a readable summary of an
+"""ONNX export of edgemine models (:mod:`edgemine.onnx.exporter`) and a readable summary of an
 ONNX file (:func:`describe_onnx`, used by ``edgemine inspect``).
 
 Example:
@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from .export import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, ExportError, export, to_onnx
+from .exporter import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, ExportError, export, to_onnx
 
 _TYPE_NAMES = {
     1: "float32",

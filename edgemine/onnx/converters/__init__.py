@@ -1,7 +1,7 @@
 """The converter registry: one function per layer type (and opset range), like tf2onnx's handlers.
 
 A converter is a plain function ``fn(ctx, layer, params) -> None``. It reads the current tensor
-from ``ctx`` (an :class:`~edgemine.onnx.export.ExportContext`), adds nodes through ``ctx``'s
+from ``ctx`` (an :class:`~edgemine.onnx.exporter.ExportContext`), adds nodes through ``ctx``'s
 builder and leaves the new tensor, its per-sample shape and its layout in ``ctx``. ``params``
 holds the layer's weights by variable name (``kernel``, ``bias``, ...), possibly rewritten by
 graph-level passes (BatchNormalization folding).

@@ -66,7 +66,7 @@ _SATURATE = 1.0e4  # sigmoid / tanh of this is exactly 1.0 in float32 (and finit
 
 
 def _err(layer: Any, message: str):
-    from ..export import layer_error
+    from ..exporter import layer_error
 
     return layer_error(layer, message)
 
