@@ -399,7 +399,9 @@ def _pre_process(src: Path, dst: Path) -> Path:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
-        quant_pre_process(str(src), str(dst))
+        # the symbolic pass needs sympy, which edgemine does not depend on; ONNX shape inference
+        # and the graph optimisation still run
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
         return dst
     except Exception as exc:  # its symbolic shape inference does not know every graph
         log.warning("quant_pre_process failed (%s); quantizing the model as it is", exc)

@@ -133,3 +133,24 @@ def test_cli_as_a_subprocess_with_debug(files):
         [*exe, "inspect", str(REPO / "models" / "seed_cnn.json")], capture_output=True, text=True
     )
     assert p.returncode == 0 and "93,322" in p.stdout
+
+
+def test_pipeline_main_job_end_to_end(tmp_path):
+    """The README's main job, one epoch: train, save, export, onnxruntime parity, int8, bundle."""
+    r = CliRunner().invoke(
+        main, ["pipeline", "--epochs", "1", "-o", str(tmp_path), "--verbose", "0"]
+    )
+    assert r.exit_code == 0, r.output
+    lines = {line.split()[0]: line for line in r.output.splitlines() if line.startswith("  ")}
+    engine = float(lines["engine"].split("accuracy ")[1].split("%")[0])
+    ort = float(lines["onnxruntime"].split("accuracy ")[1].split("%")[0])
+    assert engine > 85 and ort == engine
+    assert float(lines["onnxruntime"].split("onnxruntime| ")[1].split(",")[0]) < 1e-5
+    for name in (
+        "seed_cnn.edgemine",
+        "seed_cnn.onnx",
+        "seed_cnn_int8.onnx",
+        "seed_cnn_bundle_rpi/run.py",
+        "seed_cnn_bundle_rpi/model.onnx",
+    ):
+        assert (tmp_path / name).is_file(), name
