@@ -365,8 +365,7 @@ def check_pool2d(rng):
         gy, garg = cu.pool2d_forward(mode, cu.asarray(x), pool, strides, padding)
         tag = f"pool {mode} {pool} {strides} {padding}"
         close(f"{tag} y", cu.to_numpy(gy), y, FWD)
-        if mode == "max":
-            np.testing.assert_array_equal(cu.to_numpy(garg), arg, err_msg=f"{tag} argmax")
+        # the winners' record is each backend's own (CPU: position in a tiling window)
         dy = _rand(rng, *y.shape)
         want = cpu.pool2d_backward(mode, x.shape, arg, dy, pool, strides, padding)
         got = cu.pool2d_backward(mode, x.shape, garg, cu.asarray(dy), pool, strides, padding)

@@ -178,3 +178,27 @@ def test_conv2d_as_first_layer(n, h, c, f, k, s, padding, act, seed):
     layer.need_input_grad = False
     x = _images(np.random.default_rng(seed), n, h, h, c)
     check_layer(layer, x, seed=seed, check_input=False)
+
+
+@pytest.mark.parametrize(
+    "shape,pool", [((2, 7, 5, 3), (2, 2)), ((1, 6, 6, 4), (3, 2)), ((3, 4, 4, 1), (1, 1))]
+)
+def test_tiled_max_pooling_equals_the_general_kernel(shape, pool):
+    """The fast path for tiling windows (ties included: the first maximum wins) against the
+    general scatter kernel."""
+    from edgemine.kernels.cpu import pool as P
+
+    x = np.random.default_rng(0).integers(0, 3, shape).astype(np.float32)  # many ties
+    y, which = P.pool2d_forward("max", x, pool, pool, "valid")
+    n, _, _, c = shape
+    oh, ow = y.shape[1:3]
+    y2 = np.empty_like(y)
+    arg = np.empty(y.shape, dtype=np.int32)
+    P._max_fwd.serial(x, pool[0], pool[1], pool[0], pool[1], 0, 0, y2, arg)
+    np.testing.assert_array_equal(y, y2)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    dx2 = np.empty_like(x)
+    P._max_bwd.serial(dy, arg, dx2)
+    np.testing.assert_array_equal(
+        P.pool2d_backward("max", shape, which, dy, pool, pool, "valid"), dx2
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._jit import dual
+from ._jit import VECTORIZE, dual
 from .conv import conv_output_size
 
 
@@ -96,11 +96,60 @@ def _geometry(x_shape, pool, strides, padding):
     return oh, ow, pt, pl
 
 
+@dual(fastmath=VECTORIZE)
+def _tiled_max_fwd(x, ph, pw, y, which):
+    # Windows that tile the input (strides == pool_size, 'valid'): each input cell belongs to at
+    # most one window, so the winner is stored as its position inside the window (uint8) and the
+    # channel loop, contiguous in NHWC, vectorises.
+    n, h, w, c = x.shape
+    _, oh, ow, _ = y.shape
+    for b in prange(n):
+        for i in range(oh):
+            for j in range(ow):
+                for p in range(ph):
+                    for q in range(pw):
+                        k = p * pw + q
+                        for ch in range(c):
+                            v = x[b, i * ph + p, j * pw + q, ch]
+                            if k == 0 or v > y[b, i, j, ch]:
+                                y[b, i, j, ch] = v
+                                which[b, i, j, ch] = k
+
+
+@dual(fastmath=VECTORIZE)
+def _tiled_max_bwd(dy, which, ph, pw, dx):
+    # Writes every cell of dx exactly once: no zero fill followed by a scatter.
+    n, h, w, c = dx.shape
+    _, oh, ow, _ = dy.shape
+    for b in prange(n):
+        for yy in range(oh * ph, h):
+            dx[b, yy] = 0
+        for i in range(oh):
+            for p in range(ph):
+                yy = i * ph + p
+                for xx in range(ow * pw, w):
+                    dx[b, yy, xx] = 0
+                for j in range(ow):
+                    for q in range(pw):
+                        k = p * pw + q
+                        xx = j * pw + q
+                        for ch in range(c):
+                            dx[b, yy, xx, ch] = dy[b, i, j, ch] if which[b, i, j, ch] == k else 0
+
+
+def _tiles(pool, strides, padding) -> bool:
+    return padding == "valid" and tuple(strides) == tuple(pool) and pool[0] * pool[1] <= 255
+
+
 def pool2d_forward(mode, x, pool, strides, padding):
-    """Returns (y, argmax or None)."""
+    """Returns (y, cache): the winners' positions for max pooling (backend-private), else None."""
     n, _, _, c = x.shape
     oh, ow, pt, pl = _geometry(x.shape, pool, strides, padding)
     y = np.empty((n, oh, ow, c), dtype=x.dtype)
+    if mode == "max" and _tiles(pool, strides, padding):
+        which = np.empty((n, oh, ow, c), dtype=np.uint8)
+        _tiled_max_fwd(x.size, np.ascontiguousarray(x), pool[0], pool[1], y, which)
+        return y, which
     if mode == "max":
         arg = np.empty((n, oh, ow, c), dtype=np.int32)
         _max_fwd(x.size, x, pool[0], pool[1], strides[0], strides[1], pt, pl, y, arg)
@@ -111,6 +160,9 @@ def pool2d_forward(mode, x, pool, strides, padding):
 
 def pool2d_backward(mode, x_shape, arg, dy, pool, strides, padding):
     dx = np.empty(x_shape, dtype=dy.dtype)
+    if mode == "max" and _tiles(pool, strides, padding):
+        _tiled_max_bwd(dx.size, np.ascontiguousarray(dy), arg, pool[0], pool[1], dx)
+        return dx
     if mode == "max":
         _max_bwd(dx.size, np.ascontiguousarray(dy), arg, dx)
         return dx
