@@ -319,3 +319,17 @@ def test_mask_passes_through_dropout_dense_and_batchnorm_as_in_keras():
         if isinstance(middle, BatchNormalization):
             middle.set_weights([np.ones(4), np.zeros(4), np.zeros(4), np.full(4, 1 - 1e-3)])
         np.testing.assert_allclose(model.predict(x), plain.predict(x), rtol=1e-5, atol=1e-6)
+
+
+def test_trained_zoo_model_still_loads_and_matches_its_onnx(mnist):
+    """models/trained/ holds files made by the project's own commands (tools/make_zoo_models.sh)."""
+    from edgemine.runtime import Session
+
+    trained = Path(__file__).resolve().parents[1] / "models" / "trained"
+    model = load_model(trained / "seed_cnn.edgemine")
+    probs = model.predict(mnist.x_test, batch_size=256)
+    assert (probs.argmax(-1) == mnist.y_test).mean() > 0.96
+    onnx_probs = Session(trained / "seed_cnn.onnx").predict(mnist.x_test[:64])
+    np.testing.assert_allclose(onnx_probs, probs[:64], atol=1e-5)
+    int8 = Session(trained / "seed_cnn_int8.onnx").predict(mnist.x_test)
+    assert (int8.argmax(-1) == mnist.y_test).mean() > 0.955
