@@ -38,17 +38,8 @@ sys.path.insert(0, str(REPO))
 from edgemine import zoo  # noqa: E402
 from edgemine.utils import set_random_seed, to_categorical  # noqa: E402
 
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+sys.path.insert(0, str(REPO / "tools"))
+from peers import machine, torch_cnn, torch_lstm  # noqa: E402
 
 
 def median_time(fn, repeats: int, warmup: int = 2) -> float:
@@ -60,47 +51,6 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-# ------------------------------------------------------------------ peers
-
-
-def torch_cnn(torch):
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(576, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-    )
-
-
-def torch_lstm(torch):
-    nn = torch.nn
-
-    class SeedLSTM(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = nn.Embedding(10000, 64)
-            self.lstm1 = nn.LSTM(64, 64, batch_first=True)
-            self.lstm2 = nn.LSTM(64, 64, batch_first=True)
-            self.fc1 = nn.Linear(64, 64)
-            self.fc2 = nn.Linear(64, 10)
-
-        def forward(self, x):
-            h, _ = self.lstm1(self.emb(x))
-            _, (h, _) = self.lstm2(h)
-            return self.fc2(torch.relu(self.fc1(h[-1])))
-
-    return SeedLSTM()
 
 
 # ------------------------------------------------------------------ measurements
@@ -201,7 +151,7 @@ def cold_start(torch_available: bool) -> dict:
             tcode = textwrap.dedent(f"""
                 import sys, torch
                 sys.path.insert(0, {str(REPO / "tools")!r})
-                from bench import torch_cnn
+                from peers import torch_cnn
                 m = torch_cnn(torch); m.load_state_dict(torch.load({str(tmp / "m.pt")!r}, weights_only=True))
                 m.eval()
                 with torch.inference_mode(): m(torch.zeros(1, 1, 28, 28))

@@ -27,7 +27,6 @@ import argparse
 import datetime
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,11 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 import edgemine  # noqa: E402
+from edgemine import zoo  # noqa: E402
 from edgemine.onnx import export  # noqa: E402
+
+sys.path.insert(0, str(REPO / "tools"))
+from peers import copy_cnn_weights, copy_lstm_weights, machine, torch_cnn, torch_lstm  # noqa: E402
 
 RESULTS = REPO / "tools" / "results" / "bench_onnx.md"
 
@@ -52,113 +55,29 @@ RESULTS = REPO / "tools" / "results" / "bench_onnx.md"
 # ------------------------------------------------------------------------------ the models
 
 
+def _seed_models(spec: str, torch_builder, copy_weights):
+    """An edgemine zoo model with random weights and its PyTorch twin with the same weights."""
+    import torch
+
+    em = zoo.build_model(zoo.load_spec(REPO / "models" / spec))
+    _randomize(em)
+    tm = torch_builder(torch, softmax=True)
+    copy_weights(torch, em, tm)
+    return em, tm.eval()
+
+
 def seed_cnn():
     """The seed CNN in edgemine and in PyTorch, with the same (random) weights."""
-    import torch
-    from torch import nn
-
-    from edgemine.layers import Conv2D, Dense, Flatten, MaxPooling2D
-    from edgemine.models import Sequential
-
-    em = Sequential(
-        [
-            Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-            MaxPooling2D((2, 2)),
-            Conv2D(64, (3, 3), activation="relu"),
-            MaxPooling2D((2, 2)),
-            Conv2D(64, (3, 3), activation="relu"),
-            Flatten(),
-            Dense(64, activation="relu"),
-            Dense(10, activation="softmax"),
-        ]
-    )
-    _randomize(em)
-    tm = nn.Sequential(
-        nn.Conv2d(1, 32, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(3 * 3 * 64, 64),
-        nn.ReLU(),
-        nn.Linear(64, 10),
-        nn.Softmax(dim=1),
-    )
-    convs = [m for m in tm if isinstance(m, nn.Conv2d)]
-    linears = [m for m in tm if isinstance(m, nn.Linear)]
-    ems = [layer for layer in em.layers if type(layer).__name__ in ("Conv2D", "Dense")]
-    with torch.no_grad():
-        for conv, layer in zip(convs, ems[:3]):
-            k, b = layer.get_weights()
-            conv.weight.copy_(torch.from_numpy(k.transpose(3, 2, 0, 1).copy()))
-            conv.bias.copy_(torch.from_numpy(b))
-        k, b = ems[3].get_weights()  # Keras rows are (h, w, c); torch flattens (c, h, w)
-        k = k.reshape(3, 3, 64, 64).transpose(2, 0, 1, 3).reshape(576, 64)
-        linears[0].weight.copy_(torch.from_numpy(k.T.copy()))
-        linears[0].bias.copy_(torch.from_numpy(b))
-        k, b = ems[4].get_weights()
-        linears[1].weight.copy_(torch.from_numpy(k.T.copy()))
-        linears[1].bias.copy_(torch.from_numpy(b))
-    rng = np.random.default_rng(1)
-    x = rng.random((256, 28, 28, 1), dtype=np.float32)
-    return em, tm.eval(), x, np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    em, tm = _seed_models("seed_cnn.json", torch_cnn, copy_cnn_weights)
+    x = np.random.default_rng(1).random((256, 28, 28, 1), dtype=np.float32)
+    return em, tm, x, np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def seed_lstm():
     """The seed LSTM in edgemine and in PyTorch, with the same (random) weights."""
-    import torch
-    from torch import nn
-
-    from edgemine.layers import LSTM, Dense, Embedding
-    from edgemine.models import Sequential
-
-    em = Sequential(
-        [
-            Embedding(input_dim=10000, output_dim=64, input_length=100),
-            LSTM(64, return_sequences=True),
-            LSTM(64),
-            Dense(64, activation="relu"),
-            Dense(10, activation="softmax"),
-        ]
-    )
-    _randomize(em)
-
-    class TorchLSTM(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.emb = nn.Embedding(10000, 64)
-            self.lstm1 = nn.LSTM(64, 64, batch_first=True)
-            self.lstm2 = nn.LSTM(64, 64, batch_first=True)
-            self.fc1 = nn.Linear(64, 64)
-            self.fc2 = nn.Linear(64, 10)
-
-        def forward(self, tokens):
-            h, _ = self.lstm1(self.emb(tokens))
-            h, _ = self.lstm2(h)
-            h = torch.relu(self.fc1(h[:, -1]))
-            return torch.softmax(self.fc2(h), dim=1)
-
-    tm = TorchLSTM()
-    emb, l1, l2, d1, d2 = em.layers
-    with torch.no_grad():
-        tm.emb.weight.copy_(torch.from_numpy(emb.get_weights()[0]))
-        for lstm, layer in ((tm.lstm1, l1), (tm.lstm2, l2)):
-            k, r, b = layer.get_weights()  # Keras gates i, f, c, o = torch's i, f, g, o
-            lstm.weight_ih_l0.copy_(torch.from_numpy(k.T.copy()))
-            lstm.weight_hh_l0.copy_(torch.from_numpy(r.T.copy()))
-            lstm.bias_ih_l0.copy_(torch.from_numpy(b))
-            lstm.bias_hh_l0.zero_()
-        for fc, layer in ((tm.fc1, d1), (tm.fc2, d2)):
-            k, b = layer.get_weights()
-            fc.weight.copy_(torch.from_numpy(k.T.copy()))
-            fc.bias.copy_(torch.from_numpy(b))
-    rng = np.random.default_rng(1)
-    x = rng.integers(1, 10000, size=(256, 100)).astype(np.int64)
-    return em, tm.eval(), x, x
+    em, tm = _seed_models("seed_lstm.json", torch_lstm, copy_lstm_weights)
+    x = np.random.default_rng(1).integers(1, 10000, size=(256, 100)).astype(np.int64)
+    return em, tm, x, x
 
 
 def _randomize(model) -> None:
@@ -269,19 +188,6 @@ def bench_model(name: str, build, threads: int, min_time: float, tmp: Path) -> d
 
 
 # ------------------------------------------------------------------------------- reporting
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        info = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-        model = info.get("Model name", "?").strip()
-        cpus = info.get("CPU(s)", "?").strip()
-        cores = info.get("Core(s) per socket", "?").strip()
-        sockets = info.get("Socket(s)", "?").strip()
-        return f"{model}; {cpus} logical CPUs, {cores} core(s) per socket x {sockets} socket(s)"
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return platform.processor() or "unknown"
 
 
 def versions() -> str:
