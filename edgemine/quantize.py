@@ -19,7 +19,6 @@ import json
 import logging
 import statistics
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,17 +50,6 @@ RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
 #: default number of calibration samples taken from a data set.
 CALIBRATION_SAMPLES = 300
 _CALIBRATION_BATCH = 32
-_ORT_TYPES = {
-    "tensor(float)": np.float32,
-    "tensor(float16)": np.float16,
-    "tensor(double)": np.float64,
-    "tensor(int64)": np.int64,
-    "tensor(int32)": np.int32,
-    "tensor(uint8)": np.uint8,
-    "tensor(int8)": np.int8,
-}
-
-
 # ---------------------------------------------------------------------------------------------
 # reading a model: metadata and input spec
 # ---------------------------------------------------------------------------------------------
@@ -568,14 +556,16 @@ def _predict(sess, name: str, x: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def _median_ms(sess, name: str, x: np.ndarray, repeats: int, warmup: int = 2) -> float:
+    from .runtime import time_calls
+
     feed = {name: x}
-    for _ in range(warmup):
-        sess.run(None, feed)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        sess.run(None, feed)
-        times.append(time.perf_counter() - t0)
+    times = time_calls(
+        lambda: sess.run(None, feed),
+        min_time=0.0,
+        min_runs=repeats,
+        max_runs=repeats,
+        warmup=warmup,
+    )
     return statistics.median(times) * 1000.0
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edgemine.zoo import MNIST_PREPROCESSING
+
 OPSET = 17
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 
@@ -72,16 +74,7 @@ def make_cnn(path: str | Path, filters: int = 8, classes: int = 10, seed: int = 
         "edgemine_version": "0.1.0",
         "layers": json.dumps(layers),
         "class_names": json.dumps([str(i) for i in range(classes)]),
-        "preprocessing": json.dumps(
-            {
-                "kind": "image",
-                "height": 28,
-                "width": 28,
-                "channels": 1,
-                "scale": 1.0 / 255.0,
-                "layout": "NHWC",
-            }
-        ),
+        "preprocessing": json.dumps(MNIST_PREPROCESSING),
     }
     path = Path(path)
     onnx.save(_finish(graph, meta), path)

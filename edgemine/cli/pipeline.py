@@ -31,13 +31,9 @@ class _EpochTimer(Callback):
 
 
 def _median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1e3)
+    from ..runtime import time_calls
+
+    return float(np.median(time_calls(fn, min_time=0.0, min_runs=repeats, max_runs=repeats)) * 1e3)
 
 
 @click.command()
