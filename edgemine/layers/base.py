@@ -147,11 +147,21 @@ class Layer:
     def backward(self, dy):
         raise NotImplementedError  # abstract
 
-    def __call__(self, x, training: bool = False):
+    def __call__(self, x, training: bool = False, mask=None):
+        """Run the layer on a host array (building it on first use); ``mask`` (batch, time) for
+        layers that take a Keras mask."""
         x_np = np.asarray(x)
+        if self.input_dtype == "float" and not np.issubdtype(x_np.dtype, np.floating):
+            x_np = x_np.astype(np.float32)
         if not self.built:
             self.build(x_np.shape[1:])
-        return self.ops.to_numpy(self.forward(self.ops.asarray(x_np), training=training))
+        kwargs = {}
+        if mask is not None:
+            if not getattr(self, "supports_masking", False):
+                raise ValueError(f"layer {self.name!r} does not take a mask")
+            kwargs["mask"] = self.ops.asarray(np.asarray(mask, dtype=bool))
+        y = self.forward(self.ops.asarray(x_np), training=training, **kwargs)
+        return self.ops.to_numpy(y)
 
     def compute_mask(self, inputs, mask):
         """The mask for the next layer: passed on unchanged, or ended (None)."""

@@ -185,16 +185,6 @@ class BaseRNN(Layer):
         """The output's mask: the input mask for a sequence output, None for the last step."""
         return mask if self.return_sequences else None
 
-    def __call__(self, x, training: bool = False, mask=None):
-        x_np = np.asarray(x)
-        if not np.issubdtype(x_np.dtype, np.floating):
-            x_np = x_np.astype(np.float32)
-        if not self.built:
-            self.build(x_np.shape[1:])
-        m = None if mask is None else self.ops.asarray(np.asarray(mask, dtype=bool))
-        y = self.forward(self.ops.asarray(x_np), training=training, mask=m)
-        return self.ops.to_numpy(y)
-
     def flops(self):
         steps = self.input_shape[0] or 1
         g = self.gates * self.units

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .base import LAYER_REGISTRY, Layer, register
 from .recurrent import BaseRNN
 
@@ -156,15 +154,6 @@ class Bidirectional(Layer):
 
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
-
-    def __call__(self, x, training: bool = False, mask=None):
-        x_np = np.asarray(x)
-        if not np.issubdtype(x_np.dtype, np.floating):
-            x_np = x_np.astype(np.float32)
-        if not self.built:
-            self.build(x_np.shape[1:])
-        m = None if mask is None else self.ops.asarray(np.asarray(mask, dtype=bool))
-        return self.ops.to_numpy(self.forward(self.ops.asarray(x_np), training=training, mask=m))
 
     def flops(self):
         return self.forward_layer.flops() + self.backward_layer.flops()
