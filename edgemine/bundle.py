@@ -1,7 +1,7 @@
 """A self-contained folder that runs an exported model on a Raspberry Pi, a Jetson or any PC.
 
 The folder holds ``model.onnx``, ``labels.json``, ``preprocessing.json``, ``run.py`` (a runner
-that needs only numpy and onnxruntime), ``requirements.txt`` and a ``README.md`` for the target.
+that needs only numpy and onnxruntime) with its PNG decoder ``png.py``, ``requirements.txt`` and a ``README.md`` for the target.
 
 Example::
 
@@ -32,6 +32,7 @@ BUNDLE_FILES = (
     "labels.json",
     "preprocessing.json",
     "run.py",
+    "png.py",
     "requirements.txt",
     "README.md",
 )
@@ -467,6 +468,7 @@ def write_bundle(
     run_py = out_dir / "run.py"
     run_py.write_text(_template("run.py"), encoding="utf-8")
     run_py.chmod(0o755)
+    (out_dir / "png.py").write_text(_template("png.py"), encoding="utf-8")
     (out_dir / "requirements.txt").write_text(
         _requirements(target, ort.__version__, np.__version__), encoding="utf-8"
     )

@@ -228,8 +228,8 @@ def test_png_decoder_all_filters_and_color_types():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"color": 3}, "palette"),
-        ({"depth": 16}, "16-bit"),
+        ({"color": 3}, "palette"),  # a palette image without its PLTE chunk
+        ({"depth": 16}, "corrupt"),  # 8-bit rows labelled 16-bit
         ({"interlace": 1}, "interlaced"),
     ],
 )

@@ -20,10 +20,8 @@ import argparse
 import json
 import os
 import statistics
-import struct
 import sys
 import time
-import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXIT_INPUT = 2
@@ -39,6 +37,8 @@ except ImportError:  # pragma: no cover - depends on the device
     sys.stderr.write("error: this bundle needs numpy: pip install -r requirements.txt\n")
     sys.exit(EXIT_INPUT)
 
+sys.path.insert(0, HERE)
+from png import read_png as _decode_png  # noqa: E402  (png.py ships beside this file)
 
 # --------------------------------------------------------------------------------------------
 # the bundle's files
@@ -155,100 +155,16 @@ def check_model_matches(session, spec):
 
 
 # --------------------------------------------------------------------------------------------
-# PNG (8-bit grayscale / RGB / RGBA, non-interlaced) with zlib and struct only
+# PNG (png.py: every bit depth, grey, RGB, palette, alpha dropped; not interlaced)
 # --------------------------------------------------------------------------------------------
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # color type -> samples per pixel
-
-
-def _paeth(a, b, c):
-    p = a + b - c
-    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-    if pa <= pb and pa <= pc:
-        return a
-    return b if pb <= pc else c
-
-
-def _unfilter(raw, width, height, bpp):
-    stride = width * bpp
-    if len(raw) < height * (stride + 1):
-        raise ValueError("image data is shorter than the header says")
-    out = np.zeros((height, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.int64)
-    for y in range(height):
-        start = y * (stride + 1)
-        ftype = raw[start]
-        line = np.frombuffer(raw, dtype=np.uint8, count=stride, offset=start + 1).astype(np.int64)
-        if ftype == 0:
-            cur = line
-        elif ftype == 1:  # Sub: a running sum per channel
-            cur = np.cumsum(line.reshape(width, bpp), axis=0).reshape(-1) & 0xFF
-        elif ftype == 2:  # Up
-            cur = (line + prev) & 0xFF
-        elif ftype in (3, 4):  # Average, Paeth: sequential along the row
-            vals, above = line.tolist(), prev.tolist()
-            row = [0] * stride
-            for i in range(stride):
-                left = row[i - bpp] if i >= bpp else 0
-                if ftype == 3:
-                    row[i] = (vals[i] + ((left + above[i]) >> 1)) & 0xFF
-                else:
-                    upleft = above[i - bpp] if i >= bpp else 0
-                    row[i] = (vals[i] + _paeth(left, above[i], upleft)) & 0xFF
-            cur = np.array(row, dtype=np.int64)
-        else:
-            raise ValueError(f"unknown PNG filter type {ftype} in row {y}")
-        out[y] = cur
-        prev = cur
-    return out
 
 
 def read_png(path):
-    """Decode a PNG into uint8 (height, width, channels) with channels 1 or 3 (alpha dropped)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    name = os.path.basename(path)
-    if data[:8] != PNG_SIGNATURE:
-        raise BundleError(f"{name} is not a PNG file")
-    pos, header, idat = 8, None, []
-    while True:
-        if pos + 12 > len(data):
-            raise BundleError(f"{name} is truncated (no IEND chunk)")
-        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
-        body = data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length] or b"\0\0\0\0")
-        if len(body) != length or zlib.crc32(ctype + body) & 0xFFFFFFFF != crc:
-            raise BundleError(f"{name} is corrupt (bad {ctype.decode('latin-1')} chunk)")
-        if ctype == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif ctype == b"IDAT":
-            idat.append(body)
-        elif ctype == b"IEND":
-            break
-        pos += 12 + length
-    if header is None or not idat:
-        raise BundleError(f"{name} has no image header or no image data")
-    width, height, depth, color, _, _, interlace = header
-    if color == 3:
-        raise BundleError(f"{name} is a palette PNG: save it as 8-bit grayscale or RGB")
-    if depth != 8 or color not in PNG_CHANNELS:
-        raise BundleError(
-            f"{name} is a {depth}-bit PNG of color type {color}: "
-            "only 8-bit grayscale, RGB and RGBA are supported"
-        )
-    if interlace:
-        raise BundleError(f"{name} is interlaced (Adam7): save it without interlacing")
-    channels = PNG_CHANNELS[color]
+    """Decode a PNG (see png.py, shipped beside this file) to (height, width, channels)."""
     try:
-        raw = zlib.decompress(b"".join(idat))
-        pixels = _unfilter(raw, width, height, channels)
-    except (zlib.error, ValueError) as exc:
-        raise BundleError(f"{name} is corrupt ({one_line(exc)})") from None
-    img = pixels.reshape(height, width, channels)
-    if channels in (2, 4):  # drop alpha
-        img = img[:, :, : channels - 1]
-    return img
+        return _decode_png(path)
+    except ValueError as exc:
+        raise BundleError(one_line(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------
