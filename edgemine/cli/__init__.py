@@ -10,17 +10,11 @@ import sys
 import click
 
 from .. import __version__
+from ._click import OneLineUsage
 
 
-class _Group(click.Group):
+class _Group(OneLineUsage, click.Group):
     """Turns any exception from a command into a one-line error (unless --debug)."""
-
-    def parse_args(self, ctx, args):
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as e:
-            e.ctx = None  # one line, without the usage block
-            raise
 
     def invoke(self, ctx):
         try:

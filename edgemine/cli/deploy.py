@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from ._click import Command
+
 _MODEL = click.Path(exists=True, dir_okay=False, path_type=Path)
 _DATA = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -49,7 +51,7 @@ def _evaluation_data(onnx_path: Path, eval_path: Path | None, calibration):
         return synthetic_inputs(onnx_path, n=64), None, "64 random inputs (no data set fits)"
 
 
-@click.command("quantize")
+@click.command("quantize", cls=Command)
 @click.argument("model", metavar="MODEL", type=_MODEL)
 @click.option(
     "-o",
@@ -142,7 +144,7 @@ def _vocab(path: Path | None) -> dict | None:
     return {"word_index": data}
 
 
-@click.command("bundle")
+@click.command("bundle", cls=Command)
 @click.argument("model", metavar="MODEL", type=_MODEL)
 @click.option(
     "-o",

@@ -28,20 +28,10 @@ import click
 import numpy as np
 
 from ..bundle_template.png import read_png
+from ._click import Command
 
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
 _LARGE = 2048  # inputs with more samples than this get a progress bar
-
-
-class _OneLineCommand(click.Command):
-    """Usage errors (unknown option, bad value) as one line, without the usage block."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as e:
-            e.ctx = None
-            raise
 
 
 def _fit_channels(img: np.ndarray, channels: int, name: str) -> np.ndarray:
@@ -338,7 +328,7 @@ def _write_output(out: Path, y: np.ndarray, names: list[str], rows: list[dict], 
 # --------------------------------------------------------------------------------------------
 
 
-@click.command("export", cls=_OneLineCommand)
+@click.command("export", cls=Command)
 @click.argument("model_path", metavar="MODEL.edgemine", type=_EXISTING)
 @click.option(
     "-o",
@@ -392,7 +382,7 @@ def export_cmd(
     click.echo(msg)
 
 
-@click.command("predict", cls=_OneLineCommand)
+@click.command("predict", cls=Command)
 @click.argument("model_path", metavar="MODEL", type=_EXISTING)
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=_EXISTING)
 @click.option(
@@ -496,7 +486,7 @@ def bench_rows(
     return rows
 
 
-@click.command("bench", cls=_OneLineCommand)
+@click.command("bench", cls=Command)
 @click.argument("model_path", metavar="MODEL", type=_EXISTING)
 @click.option(
     "--threads",

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import zoo
 from ..callbacks import Callback
+from ._click import Command
 
 SEED_CNN_SPEC = Path(__file__).resolve().parents[2] / "models" / "seed_cnn.json"
 
@@ -36,7 +37,7 @@ def _median_ms(fn, repeats: int) -> float:
     return float(np.median(time_calls(fn, min_time=0.0, min_runs=repeats, max_runs=repeats)) * 1e3)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--spec",
     type=click.Path(exists=True, dir_okay=False),

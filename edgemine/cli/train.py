@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from .. import zoo
+from ._click import Command
 
 
 def _load_any_model(path: str):
@@ -36,7 +37,7 @@ def _dataset_for(spec: dict | None, data: str | None, model) -> tuple[str, dict]
     raise click.UsageError("no data set known for this model: pass --data mnist|tweets|FILE.npz")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 @click.option("--data", help="'mnist', 'tweets' or a .npz file (x_train, y_train, x_test, y_test).")
 @click.option("--epochs", type=click.IntRange(min=0), help="Epochs (default: the spec's).")
@@ -124,7 +125,7 @@ def train(
     click.echo("\n".join(lines))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument(
     "model_path", metavar="MODEL.edgemine", type=click.Path(exists=True, dir_okay=False)
 )
@@ -146,7 +147,7 @@ def evaluate(model_path, data, batch_size):
     click.echo(f"{len(x)} samples: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
 
 
-@click.command("inspect")
+@click.command("inspect", cls=Command)
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 def inspect_cmd(model_path):
     """Show a model's layers, parameters and FLOPs (.edgemine, zoo .json or .onnx)."""
