@@ -30,7 +30,7 @@ def _images(rng, n, h, w, c):
     return rng.standard_normal((n, h, w, c))
 
 
-@settings(SETTINGS, max_examples=30)  # both the GEMM and the direct, fused paths
+@settings(SETTINGS, max_examples=30)  # both patch-matrix layouts (K <= 16 and K > 16)
 @given(
     n=st.integers(1, 3),
     h=st.integers(3, 7),
@@ -46,8 +46,7 @@ def _images(rng, n, h, w, c):
     seed=st.integers(0, 1000),
 )
 def test_conv2d(n, h, w, c, f, k, s, padding, act, use_bias, first, seed):
-    """As a first layer (no input gradient) a small receptive field takes the fused
-    activation-backward + kernel-gradient pass."""
+    """As a first layer the input gradient is skipped."""
     layer = Conv2D(
         f,
         (k, k + (seed % 2) if k + 1 <= min(h, w) else k),
@@ -186,3 +185,61 @@ def test_tiled_max_pooling_equals_the_general_kernel(shape, pool):
     np.testing.assert_array_equal(
         P.pool2d_backward("max", shape, which, dy, pool, pool, "valid"), dx2
     )
+
+
+def _direct_conv(x, kernel, strides, padding):
+    """Conv2D written out in float64 from its definition (TensorFlow's 'same' padding)."""
+    from edgemine.kernels.cpu.conv import conv_output_size
+
+    n, h, w, _ = x.shape
+    kh, kw, _, f = kernel.shape
+    oh, pt = conv_output_size(h, kh, strides[0], padding)
+    ow, pl = conv_output_size(w, kw, strides[1], padding)
+    xp = np.zeros((n, h + kh + oh * strides[0], w + kw + ow * strides[1], x.shape[3]))
+    xp[:, pt : pt + h, pl : pl + w] = x
+    y = np.zeros((n, oh, ow, f))
+    for i in range(oh):
+        for j in range(ow):
+            win = xp[:, i * strides[0] : i * strides[0] + kh, j * strides[1] : j * strides[1] + kw]
+            y[:, i, j] = np.tensordot(win, kernel, axes=3)
+    return y
+
+
+@settings(SETTINGS, max_examples=40)
+@given(
+    n=st.integers(1, 40),
+    h=st.integers(3, 9),
+    c=st.sampled_from([1, 2, 5]),
+    k=st.integers(1, 4),
+    s=st.integers(1, 3),
+    padding=st.sampled_from(["valid", "same"]),
+    keep=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_conv2d_kernels_match_the_definition(n, h, c, k, s, padding, keep, seed):
+    """Both patch layouts, the border clipping and the chunked inference path (keep=False with
+    more rows than a chunk) against a direct float64 convolution; dx is checked as the adjoint:
+    <conv(x), dy> == <x, dx> for the same kernel."""
+    from edgemine.kernels.cpu import conv as C
+
+    rng = np.random.default_rng(seed)
+    kh, kw = k, max(1, k - seed % 2)
+    if padding == "valid" and (kh > h or kw > h + 1):
+        return
+    x = rng.standard_normal((n, h, h + 1, c)).astype(np.float32)
+    kernel = rng.standard_normal((kh, kw, c, 3)).astype(np.float32)
+    chunk_rows, C.INFERENCE_CHUNK_ROWS = C.INFERENCE_CHUNK_ROWS, 50  # several chunks, a ragged end
+    try:
+        y, cache = C.conv2d_forward(x, kernel, None, (s, s), padding, keep=keep)
+    finally:
+        C.INFERENCE_CHUNK_ROWS = chunk_rows
+    ref = _direct_conv(x.astype(np.float64), kernel.astype(np.float64), (s, s), padding)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+    if not keep:
+        return
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = C.conv2d_backward(x.shape, cache, kernel, dy, (s, s), padding)
+    np.testing.assert_allclose(
+        (dx.astype(np.float64) * x).sum(), (ref * dy).sum(), rtol=1e-4, atol=1e-3
+    )
+    np.testing.assert_allclose(db, dy.sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)

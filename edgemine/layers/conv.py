@@ -87,7 +87,7 @@ class Conv2D(ActivationMixin, Layer):
         return self._y
 
     def backward(self, dy):
-        # the backend applies the activation's backward itself (fused where that pays)
+        # the backend applies the activation's backward itself
         return self._backward(dy, self.activation)
 
     def backward_linear(self, dz):
