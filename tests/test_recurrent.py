@@ -3,6 +3,7 @@ saving and errors. Gradients are checked by central differences in float64."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -34,15 +35,18 @@ def _sigmoid(v):
     return 1.0 / (1.0 + np.exp(-v))
 
 
-@pytest.fixture(params=[False, True], ids=["fused", "stepwise"])
+@pytest.fixture(params=["sgemm", "fused", "stepwise"])
 def stepwise(request, monkeypatch):
-    """Run a test through both recurrence paths: one jitted call per sequence (small batches)
-    and one BLAS product per step (large batches)."""
-    if request.param:
-        monkeypatch.setattr(rnn_kernels, "STEPWISE_MIN_BATCH", 1)
-    else:
-        monkeypatch.setattr(rnn_kernels, "STEPWISE_MIN_BATCH", 10**9)
-    return request.param
+    """Run a test through every recurrence path: one jitted call per sequence that calls
+    OpenBLAS's sgemm per step (float32 LSTMs, where numpy's OpenBLAS is found), the same with
+    the kernels' own loop product (small batches), and a numpy product per step."""
+    if request.param == "sgemm" and not rnn_kernels.USE_SGEMM:
+        pytest.skip("numpy's OpenBLAS sgemm was not found")
+    monkeypatch.setattr(rnn_kernels, "USE_SGEMM", request.param == "sgemm")
+    monkeypatch.setattr(
+        rnn_kernels, "STEPWISE_MIN_BATCH", 1 if request.param == "stepwise" else 10**9
+    )
+    return request.param == "stepwise"
 
 
 def _layers_of(layer):
@@ -184,10 +188,13 @@ def test_float32_long_sequence_stays_close_to_float64():
 
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_paths_and_thread_splits_agree_in_float32(monkeypatch, return_sequences):
-    """One jitted call per sequence, a BLAS product per step, and the batch split over two
-    threads give the same values and gradients."""
+    """One jitted call per sequence (with OpenBLAS's sgemm or the loop product), a BLAS product
+    per step, and the batch split over two threads give the same values and gradients."""
     results = []
-    for threshold, threads in ((10**9, 1), (1, 1), (10**9, 2), (1, 2)):
+    sgemm = (False, True) if rnn_kernels.USE_SGEMM else (False,)
+    splits = ((10**9, 1), (1, 1), (10**9, 2), (1, 2))
+    for own_blas, (threshold, threads) in itertools.product(sgemm, splits):
+        monkeypatch.setattr(rnn_kernels, "USE_SGEMM", own_blas)
         monkeypatch.setattr(rnn_kernels, "STEPWISE_MIN_BATCH", threshold)
         monkeypatch.setattr(rnn_kernels, "MAX_THREADS", threads)
         rng = np.random.default_rng(4)
@@ -213,6 +220,38 @@ def test_paths_and_thread_splits_agree_in_float32(monkeypatch, return_sequences)
         for a, b in zip(results[0], other):
             for u, v in zip(a, b):
                 np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_float32_lstm_kernels_match_the_general_float64_ones(stepwise, return_sequences):
+    """The float32 LSTM with tanh and sigmoid runs its own vectorised step kernels
+    (``_lstm_step32`` / ``_lstm_bstep32``); outputs and all gradients agree with the general
+    kernels, which float64 runs, with masking, go_backwards and both dropouts."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((20, 9, 5))
+    mask = rng.random((20, 9)) > 0.3
+    dy = None
+    results = []
+    for dtype in (np.float32, np.float64):
+        layer = LSTM(
+            7,
+            return_sequences=return_sequences,
+            go_backwards=True,
+            dropout=0.1,
+            recurrent_dropout=0.2,
+            seed=3,
+        )
+        layer.build((9, 5))
+        _random_weights(layer, np.random.default_rng(7))
+        for var in layer.variables:
+            var.value = np.ascontiguousarray(var.value, dtype=dtype)
+        y = layer.forward(x.astype(dtype), training=True, mask=mask)
+        if dy is None:
+            dy = rng.standard_normal(y.shape)
+        dx = layer.backward(dy.astype(dtype))
+        results.append([y, dx, *(v.grad for v in layer.variables)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
 
 
 # ----------------------------------------------------------------------------- gradients

@@ -10,16 +10,22 @@ share, so the numbers are medians of noisy runs):
   bias``; in backward the kernel, recurrent-kernel and input gradients are one BLAS product each.
 * Only the recurrence loops over time. Each step's gate math (activations, cell update, caches,
   masking) is one jitted step function (``_<cell>_step`` / ``_<cell>_bstep``).
-* The batch is split into one chunk of rows per thread (``MAX_THREADS``, default numba's thread
-  count); each thread runs its chunk's whole sequence in ONE jitted call (``_<cell>_seq``) with
-  a hand-vectorised product ``h @ recurrent_kernel`` (``_mm_acc``), so threads never meet per
-  step and no Python runs per step. Seed LSTM layer forward, batch 32, 100 steps: 1.8-2.4 ms on
-  2 threads against 2.9-3.2 ms for the best single-thread way.
-* A single thread with at least ``STEPWISE_MIN_BATCH`` rows instead calls numpy's matmul per
-  step from Python between step functions: OpenBLAS's kernel does the 32 x 64 x 256 product in
-  ~13 us against 20-30 us for the Numba loop, which outweighs ~4 us of Python overhead per step
-  (2.9 vs 3.3 ms). Below that batch size the single jitted call wins, 2-3x at batch 1 (0.23 vs
-  0.65 ms per layer), which sets the batch-1 predict latency.
+* A batch of at least ``STEPWISE_MIN_BATCH`` rows runs on ONE thread that calls numpy's
+  matmul per step from Python between step functions (OpenBLAS threads the 32 x 64 x 256
+  product). Splitting such a batch over two threads of our own lost: OpenBLAS's worker
+  thread spins for over 100 ms after each multi-threaded product (the input projection, the
+  weight gradients, so always during training) and takes the second core (chunk threads
+  1.6x slower; seed LSTM training step 34-41 ms on two threads against 25-35 ms on one).
+* Smaller batches are split into one chunk of rows per thread (``MAX_THREADS``, default
+  numba's thread count); each thread runs its chunk's whole sequence in ONE jitted call
+  (``_<cell>_seq``) with a hand-vectorised product ``h @ recurrent_kernel`` (``_mm_acc``), so
+  no Python runs per step: 2-3x faster at batch 1, which sets the batch-1 predict latency.
+* float32 LSTMs with tanh and sigmoid (the defaults) have their own step kernels
+  (``_lstm_step32`` / ``_lstm_bstep32``): each row's gate math is one fused loop over the
+  units on 1-D row views, which LLVM vectorises; the general kernels index 3-D arrays
+  ``z3[b, g, j]``, for which the vectorised loop's runtime alias checks fail and the scalar
+  loop runs (3x slower on the seed LSTM's step). Other cells, activations and float64 use the
+  general kernels.
 * tanh and sigmoid are a float32 rational approximation (Eigen's, error < 3e-7) that LLVM
   vectorises; numba's scalar ``np.tanh`` is 50x slower here (no SVML). float64 uses ``np.tanh``
   exactly, so finite-difference gradient checks in float64 see the true function.
@@ -42,6 +48,7 @@ backward passes the gradient of the kept states straight through.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +56,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 from numba import njit
+
+from . import blas
+from .blas import NO_TRANS, SGEMM, sgemm
 
 __all__ = [
     "RNN_ACTIVATIONS",
@@ -62,12 +72,14 @@ __all__ = [
 
 #: activations a recurrent cell can use (codes passed to the kernels)
 RNN_ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
-#: from this many rows on, a single thread's per-step recurrent product is a BLAS call
+#: from this many rows on, one thread runs the batch with a BLAS product per step (``_chunks``)
 STEPWISE_MIN_BATCH = 16
 #: a thread gets at least this many rows of the batch
 MIN_ROWS_PER_THREAD = 4
 #: threads for the recurrence; None: numba's thread count (``numba.set_num_threads``)
 MAX_THREADS: int | None = None
+#: float32 LSTMs call OpenBLAS's sgemm from inside their jitted sequence kernels (``blas.py``)
+USE_SGEMM = bool(SGEMM) and blas.blas_threads() is not None
 _GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 _OPTS = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy", "nogil": True}
 
@@ -321,6 +333,126 @@ def _lstm_bstep(
             dz3[b, 3, j] = dhj * tc[b, 0, j] * dd[b, 3, j]
             dc[b, j] = dcj * g3[b, 1, j]
             dh[b, j] = zero
+
+
+# float32 with the default activations (tanh, sigmoid): the gate math of a row is ONE loop over
+# the units on 1-D row views (``z[b].reshape(4, u)[g]``). LLVM vectorises such a loop; the same
+# loop on 3-D indices ``z3[b, g, j]`` ran scalar (the vectorised version exists but its runtime
+# alias checks fail), 3x slower.
+
+_F32 = np.float32
+
+
+@njit(inline="always", **_OPTS)
+def _tanh32(x):
+    """Eigen's float32 rational tanh (the same formula as ``_act3``'s)."""
+    lim = _F32(7.90531110763549805)
+    xc = x if x < lim else lim
+    xc = xc if xc > -lim else -lim
+    x2 = xc * xc
+    p = x2 * _F32(-2.76076847742355e-16) + _F32(2.00018790482477e-13)
+    p = x2 * p + _F32(-8.60467152213735e-11)
+    p = x2 * p + _F32(5.12229709037114e-08)
+    p = x2 * p + _F32(1.48572235717979e-05)
+    p = x2 * p + _F32(6.37261928875436e-04)
+    p = x2 * p + _F32(4.89352455891786e-03)
+    p = xc * p
+    q = x2 * _F32(1.19825839466702e-06) + _F32(1.18534705686654e-04)
+    q = x2 * q + _F32(2.26843463243900e-03)
+    q = x2 * q + _F32(4.89352518554385e-03)
+    return x if abs(x) < _F32(0.0004) else p / q
+
+
+@njit(inline="always", **_OPTS)
+def _sigmoid32(x):
+    half = _F32(0.5)
+    return half * _tanh32(half * x) + half
+
+
+@njit(**_OPTS)
+def _lstm_step32(z, xs, h, c, hm, ms, rmask, has_rd, hs, cs):
+    """``_lstm_step`` for float32, tanh and sigmoid; z and xs are (B, 4u)."""
+    nb, u = h.shape
+    for b in range(nb):
+        hr = h[b]
+        cr = c[b]
+        hsr = hs[b]
+        csr = cs[b]
+        if ms[b]:
+            zr = z[b]
+            xr = xs[b]
+            for j in range(4 * u):
+                zr[j] += xr[j]
+            z2 = zr.reshape(4, u)
+            zi = z2[0]
+            zf = z2[1]
+            zg = z2[2]
+            zo = z2[3]
+            for j in range(u):
+                ig = _sigmoid32(zi[j])
+                fg = _sigmoid32(zf[j])
+                gg = _tanh32(zg[j])
+                og = _sigmoid32(zo[j])
+                zi[j] = ig
+                zf[j] = fg
+                zg[j] = gg
+                zo[j] = og
+                cj = fg * cr[j] + ig * gg
+                cr[j] = cj
+                hsr[j] = og * _tanh32(cj)
+            for j in range(u):
+                hr[j] = hsr[j]
+            _next_hm(b, u, h, hm, rmask, has_rd)
+            for j in range(u):
+                csr[j] = cr[j]
+        else:
+            for j in range(u):
+                hsr[j] = hr[j]
+                csr[j] = cr[j]
+
+
+@njit(**_OPTS)
+def _lstm_bstep32(dz, dh, dc, dhr, ms, rmask, has_rd, dys, add_dy, g, cs, cps, has_prev):
+    """``_lstm_bstep`` for float32, tanh and sigmoid; dz and g are (B, 4u)."""
+    nb, u = dh.shape
+    zero = _F32(0)
+    one = _F32(1)
+    cpf = one if has_prev else zero
+    for b in range(nb):
+        _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy)
+        dzr = dz[b]
+        if not ms[b]:
+            for j in range(4 * u):
+                dzr[j] = zero
+            continue
+        g2 = g[b].reshape(4, u)
+        gi = g2[0]
+        gf = g2[1]
+        gg = g2[2]
+        go = g2[3]
+        d2 = dzr.reshape(4, u)
+        di = d2[0]
+        df = d2[1]
+        dg = d2[2]
+        do = d2[3]
+        dhb = dh[b]
+        dcb = dc[b]
+        csb = cs[b]
+        cpb = cps[b]
+        for j in range(u):
+            ij = gi[j]
+            fj = gf[j]
+            gj = gg[j]
+            oj = go[j]
+            tc = _tanh32(csb[j])
+            dhj = dhb[j]
+            dcj = dcb[j] + dhj * oj * (one - tc * tc)
+            di[j] = dcj * gj * (ij * (one - ij))
+            df[j] = dcj * (cpb[j] * cpf) * (fj * (one - fj))
+            dg[j] = dcj * ij * (one - gj * gj)
+            do[j] = dhj * tc * (oj * (one - oj))
+            dcb[j] = dcj * fj
+            dhb[j] = zero
 
 
 # ----------------------------------------------------------------------------- GRU
@@ -648,6 +780,59 @@ def _simple_bseq(dxp, rkt, dh, dhr, dd, mask, rmask, has_rd, act, one, dyt, seq,
         _mm_acc(idx, n, dxp[s], rkt, dhr)
 
 
+@njit(**_OPTS)
+def _lstm_seq32(gates, xp, rk, h, c, hm, mask, rmask, has_rd, hst, cst, gemm):
+    """``_lstm_seq`` for float32, tanh and sigmoid; ``gemm`` is OpenBLAS's sgemm (blas.SGEMM),
+    or 0 for the loop product."""
+    steps, nb, ng = gates.shape
+    u = h.shape[1]
+    idx = np.empty(nb, np.int64)
+    one = np.float32(1)
+    zero = np.float32(0)
+    for s in range(steps):
+        zs = gates[s]
+        if gemm:
+            sgemm(gemm, NO_TRANS, NO_TRANS, nb, ng, u, one, hm, u, rk, ng, zero, zs, ng)
+        else:
+            zs[:] = 0
+            n = _active_rows(mask[s], idx)
+            _mm_acc(idx, n, hm, rk, zs)
+        _lstm_step32(zs, xp[s], h, c, hm, mask[s], rmask, has_rd, hst[s], cst[s])
+
+
+@njit(**_OPTS)
+def _lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, rmask, has_rd, dyt, seq, gates, cst, gemm):
+    """``_lstm_bseq`` for float32, tanh and sigmoid (``gemm`` as in ``_lstm_seq32``)."""
+    steps, nb, ng = dxp.shape
+    u = dh.shape[1]
+    idx = np.empty(nb, np.int64)
+    one = np.float32(1)
+    zero = np.float32(0)
+    for s in range(steps - 1, -1, -1):
+        _lstm_bstep32(
+            dxp[s],
+            dh,
+            dc,
+            dhr,
+            mask[s],
+            rmask,
+            has_rd,
+            dyt[s if seq else 0],
+            seq or s == steps - 1,
+            gates[s],
+            cst[s],
+            cst[max(s - 1, 0)],
+            s > 0,
+        )
+        if s and gemm:  # masked rows of dxp[s] are zero, so their dhr rows are too
+            sgemm(gemm, NO_TRANS, NO_TRANS, nb, u, ng, one, dxp[s], ng, rkt, u, zero, dhr, u)
+            continue
+        dhr[:] = 0
+        if s:
+            n = _active_rows(mask[s], idx)
+            _mm_acc(idx, n, dxp[s], rkt, dhr)
+
+
 # ----------------------------------------------------------------------------- threads
 # The batch is split into one chunk of rows per thread; a chunk's arrays are contiguous
 # ("chunk-major": (chunks, T, rows, ...)), each thread runs its chunk's whole sequence and the
@@ -669,13 +854,35 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-def _chunks(nb: int) -> int:
-    """How many threads share a batch of nb rows: the most (up to numba's thread count) that
-    split it evenly into chunks of at least ``MIN_ROWS_PER_THREAD`` rows."""
+def _plan(nb: int, fast: bool) -> tuple[int, bool]:
+    """(chunks, fused): how many threads share a batch of nb rows, and whether each runs its
+    sequence in one jitted call (fused) or with a numpy product per step.
+
+    Chunks: the most threads (up to numba's thread count, or ``MAX_THREADS``) that split the batch
+    evenly into chunks of at least ``MIN_ROWS_PER_THREAD`` rows. A float32 LSTM with the default
+    activations (``fast``) and OpenBLAS's sgemm at hand (``USE_SGEMM``) always runs fused, each
+    chunk thread calling sgemm per step, with OpenBLAS single-threaded for the whole layer (see
+    ``rnn_forward``). Otherwise, from ``STEPWISE_MIN_BATCH`` rows on (unless ``MAX_THREADS`` says
+    otherwise) one thread runs the batch with a numpy product per step: after each multi-threaded
+    product OpenBLAS's worker spins for over 100 ms and would take a core from a second chunk
+    thread (measured: the chunk threads ran 1.6x slower)."""
+    own = fast and USE_SGEMM
+    if not own and MAX_THREADS is None and nb >= STEPWISE_MIN_BATCH:
+        return 1, False
     n = max(1, numba.get_num_threads() if MAX_THREADS is None else MAX_THREADS)
     while n > 1 and (nb % n or nb // n < MIN_ROWS_PER_THREAD):
         n -= 1
-    return n
+    return n, own or n > 1 or nb // n < STEPWISE_MIN_BATCH
+
+
+def _gemm() -> int:
+    """The sgemm address for the jitted kernels, or 0 for their loop product."""
+    return SGEMM if USE_SGEMM else 0
+
+
+def _blas_for(nch: int):
+    """OpenBLAS single-threaded while our nch > 1 threads each call it."""
+    return blas.single_threaded() if nch > 1 else contextlib.nullcontext()
 
 
 def _run_chunks(fn, nch: int) -> None:
@@ -743,10 +950,14 @@ class RNNCache:
         "hst",
         "cst",
         "gates",
+        "fast",
+        "fused",
     )
 
 
 def _forward_chunk(
+    fused,
+    fast,
     cell,
     k,
     xp,
@@ -772,7 +983,19 @@ def _forward_chunk(
     steps, nb = m.shape[1:3]
     u = rk.shape[0]
     rmk = rmask[k] if has_rd else rmask
-    fused = nb < STEPWISE_MIN_BATCH or len(m) > 1
+    if fast:
+        gk, xk, hk, ck, hmk, mk, hsk, csk = gates[k], xp[k], h[k], c[k], hm[k], m[k], hst[k], cst[k]
+        if fused:
+            _lstm_seq32(gk, xk, rk, hk, ck, hmk, mk, rmk, has_rd, hsk, csk, _gemm())
+            return
+        for s in range(steps):
+            i = s if full else 0
+            if s:
+                np.matmul(hmk, rk, out=gk[i])
+            _lstm_step32(
+                gk[i], xk[s], hk, ck, hmk, mk[s], rmk, has_rd, hsk[s if store_h else 0], csk[i]
+            )
+        return
     if cell == "lstm":
         tmp = np.empty((nb, 1, u), xp.dtype)
         if fused:
@@ -927,7 +1150,9 @@ def rnn_forward(
     nb, steps, nin = x.shape
     u = recurrent_kernel.shape[0]
     rk = np.ascontiguousarray(recurrent_kernel)
-    nch = _chunks(nb)
+    # float32 LSTM with the default activations: the vectorised ``_lstm_step32`` kernels
+    fast = cell == "lstm" and not exact and act == 3 and ract == 2
+    nch, fused = _plan(nb, fast)
     rows = nb // nch
     dmask = None
     if train and dropout > 0.0:
@@ -939,15 +1164,12 @@ def rnn_forward(
     else:
         rmask = np.ones((1, 1), dt)
     xc = _to_chunks(x, nch, rev)
-    xp = xc.reshape(-1, nin) @ kernel
-    if bias is not None:
-        xp += bias[0] if cell == "gru" else bias
-    xp = xp.reshape(nch, steps, rows, g)
+    xp = np.empty((nch, steps, rows, g), dt)
+    xbias = None if bias is None else (bias[0] if cell == "gru" else bias)
     if mask is None:
         m = np.ones((nch, steps, rows), np.uint8)
     else:
         m = _to_chunks(np.asarray(mask, dtype=np.bool_), nch, rev).view(np.uint8)
-    fused = rows < STEPWISE_MIN_BATCH or nch > 1
     # whole-sequence caches when training (hst also for a returned sequence); the fused path
     # always gets them (its batches are small) so that it has one kernel signature
     full = train or fused
@@ -967,8 +1189,15 @@ def rnn_forward(
     rb = rk[:1]
     if cell == "gru":
         rb = np.zeros((3, u), dt) if bias is None else np.ascontiguousarray(bias[1]).reshape(3, u)
-    _run_chunks(
-        lambda k: _forward_chunk(
+
+    def chunk(k):
+        # the input projection of all the chunk's steps is one product (in the chunk's thread)
+        np.matmul(xc[k].reshape(-1, nin), kernel, out=xp[k].reshape(-1, g))
+        if xbias is not None:
+            xp[k] += xbias
+        _forward_chunk(
+            fused,
+            fast,
             cell,
             k,
             xp,
@@ -989,9 +1218,10 @@ def rnn_forward(
             hst,
             cst,
             gates,
-        ),
-        nch,
-    )
+        )
+
+    with _blas_for(nch):
+        _run_chunks(chunk, nch)
     zero_out = bool(zero_output_for_mask) and mask is not None
     if seq:
         y = _from_chunks(hst * m[..., None] if zero_out else hst, False)
@@ -1003,8 +1233,9 @@ def rnn_forward(
     cache.cell, cache.xc, cache.kernel, cache.rk = cell, xc, kernel, rk
     cache.mask, cache.rmask, cache.dmask, cache.has_rd = m, rmask, dmask, has_rd
     cache.rev, cache.seq, cache.zero_out = rev, seq, zero_out
-    cache.act, cache.ract = act, ract
+    cache.act, cache.ract, cache.fused = act, ract, fused
     cache.hst, cache.cst, cache.gates = hst, cst, gates
+    cache.fast = fast
     return y, cache
 
 
@@ -1015,12 +1246,37 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
     m = c.mask[k]
     rmk = c.rmask[k] if c.has_rd else c.rmask
     seq = c.seq
-    fused = nb < STEPWISE_MIN_BATCH or len(c.mask) > 1
+    fused = c.fused
     dh = np.zeros((nb, u), dt)
     dhr = np.zeros((nb, u), dt)
     ng = dxp.shape[3] // u
     dd = np.empty((nb, ng, u), dt)
     dy = dyt[k]
+    if c.fast:
+        dc = np.zeros((nb, u), dt)
+        dk, gk, cs, has_rd = dxp[k], c.gates[k], c.cst[k], c.has_rd
+        if fused:
+            _lstm_bseq32(dk, rkt, dh, dc, dhr, m, rmk, has_rd, dy, seq, gk, cs, _gemm())
+            return
+        for s in range(steps - 1, -1, -1):
+            _lstm_bstep32(
+                dk[s],
+                dh,
+                dc,
+                dhr,
+                m[s],
+                rmk,
+                has_rd,
+                dy[s if seq else 0],
+                seq or s == steps - 1,
+                gk[s],
+                cs[s],
+                cs[max(s - 1, 0)],
+                s > 0,
+            )
+            if s:
+                np.matmul(dk[s], rkt, out=dhr)
+        return
     if c.cell == "lstm":
         dc = np.zeros((nb, u), dt)
         tc = np.empty((nb, 1, u), dt)
@@ -1172,25 +1428,37 @@ def rnn_backward(cache: RNNCache, dy, need_dx: bool = True):
     rkt = np.ascontiguousarray(c.rk.T)
     dxp = np.empty((nch, steps, rows, g), dt)
     drec = np.empty((nch, steps, rows, g), dt) if c.cell == "gru" else dxp
-    _run_chunks(lambda k: _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one), nch)
-    dxp2 = dxp.reshape(-1, g)
-    drec2 = drec.reshape(-1, g)
-    dkernel = c.xc.reshape(-1, nin).T @ dxp2
-    # the state that multiplied the recurrent kernel at step s is h[s - 1] (zero at s = 0)
-    hprev = c.hst[:, :-1]
-    if c.has_rd:
-        hprev = hprev * c.rmask[:, None]
-    drk = hprev.reshape(-1, u).T @ drec[:, 1:].reshape(-1, g)
-    if c.cell == "gru":
-        dbias = np.stack([_column_sums(dxp2), _column_sums(drec2)])
-    else:
-        dbias = _column_sums(dxp2)
+    dkernel = np.empty((nch, nin, g), dt)
+    drk = np.empty((nch, u, g), dt)
+    dxc = np.empty((nch, steps * rows, nin), dt) if need_dx else None
+
+    def chunk(k):
+        # BPTT, then the chunk's share of the weight and input gradients: one product each
+        _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one)
+        dxk = dxp[k].reshape(-1, g)
+        np.matmul(c.xc[k].reshape(-1, nin).T, dxk, out=dkernel[k])
+        # the state that multiplied the recurrent kernel at step s is h[s - 1] (zero at s = 0)
+        hprev = c.hst[k, :-1]
+        if c.has_rd:
+            hprev = hprev * c.rmask[k]
+        np.matmul(hprev.reshape(-1, u).T, drec[k, 1:].reshape(-1, g), out=drk[k])
+        if need_dx:
+            np.matmul(dxk, c.kernel.T, out=dxc[k])
+
+    with _blas_for(nch):  # the column sums too: a threaded product would wake OpenBLAS's spinner
+        _run_chunks(chunk, nch)
+        dxp2 = dxp.reshape(-1, g)
+        drec2 = drec.reshape(-1, g)
+        if c.cell == "gru":
+            dbias = np.stack([_column_sums(dxp2), _column_sums(drec2)])
+        else:
+            dbias = _column_sums(dxp2)
     dx = None
     if need_dx:
-        dx = _from_chunks((dxp2 @ c.kernel.T).reshape(nch, steps, rows, nin), c.rev)
+        dx = _from_chunks(dxc.reshape(nch, steps, rows, nin), c.rev)
         if c.dmask is not None:
             dx *= c.dmask
-    return dx, dkernel, drk, dbias
+    return dx, dkernel.sum(axis=0), drk.sum(axis=0), dbias
 
 
 # ----------------------------------------------------------------------------- Bidirectional

@@ -1,0 +1,143 @@
+"""OpenBLAS's sgemm, callable from inside jitted kernels, and control of its thread count.
+
+numpy ships OpenBLAS; numba reaches BLAS only through SciPy (shared/notes/numba-performance.md).
+A recurrent layer needs one small matrix product per time step (32 x 64 x 256 for the seed
+LSTM), and calling numpy's matmul from Python between jitted step functions costs more in call
+overhead than the product itself. So the address of numpy's own ``cblas_sgemm`` is looked up
+once, passed to the kernels as an integer (the compiled kernels stay cacheable: the address is
+an argument, not a constant) and called through the intrinsic ``sgemm``.
+
+Where the library or the symbol is not found (a numpy built against another BLAS), ``SGEMM`` is
+0 and callers use their own loops: nothing here is required for correctness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import glob
+import os
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+#: (cblas_sgemm symbol, set_num_threads symbol, get_num_threads symbol, 64-bit ints?)
+_SYMBOLS = (
+    ("scipy_cblas_sgemm64_", "scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_", True),
+    ("scipy_cblas_sgemm", "scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads", False),
+    ("cblas_sgemm64_", "openblas_set_num_threads64_", "openblas_get_num_threads64_", True),
+    ("cblas_sgemm", "openblas_set_num_threads", "openblas_get_num_threads", False),
+)  # fmt: skip
+
+
+def _candidate_libraries() -> list[str]:
+    root = os.path.dirname(np.__file__)
+    found = sorted(glob.glob(os.path.join(root, "..", "numpy.libs", "*openblas*")))  # Linux wheels
+    found += sorted(glob.glob(os.path.join(root, ".dylibs", "*openblas*")))  # macOS wheels
+    try:
+        with open("/proc/self/maps") as maps:  # a numpy linked against a system OpenBLAS
+            found += sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    except OSError:
+        pass
+    return found
+
+
+def _find():
+    for path in _candidate_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for gemm, set_n, get_n, int64 in _SYMBOLS:
+            if hasattr(lib, gemm) and int64:  # the intrinsic below passes 64-bit sizes
+                addr = ctypes.cast(getattr(lib, gemm), ctypes.c_void_p).value
+                return addr, getattr(lib, set_n, None), getattr(lib, get_n, None)
+    return 0, None, None
+
+
+SGEMM, _set_threads, _get_threads = _find()
+
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+
+
+@intrinsic
+def sgemm(typingctx, addr, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """c = alpha * op(a) @ op(b) + beta * c, row-major, through the cblas_sgemm at ``addr``
+    (ILP64: sizes are int64). a, b, c are arrays (their data pointers are passed)."""
+    sig = types.void(
+        types.int64,
+        types.int32,
+        types.int32,
+        types.int64,
+        types.int64,
+        types.int64,
+        types.float32,
+        a,
+        types.int64,
+        b,
+        types.int64,
+        types.float32,
+        c,
+        types.int64,
+    )
+
+    def codegen(context, builder, signature, args):
+        i32, i64, f32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
+        ptr = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(
+            ir.VoidType(), [i32, i32, i32, i64, i64, i64, f32, ptr, i64, ptr, i64, f32, ptr, i64]
+        )
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+
+        def data(index):
+            arr = context.make_array(signature.args[index])(context, builder, args[index])
+            return builder.bitcast(arr.data, ptr)
+
+        builder.call(
+            fn,
+            [
+                ir.Constant(i32, ROW_MAJOR),
+                *args[1:7],
+                data(7),
+                args[8],
+                data(9),
+                args[10],
+                args[11],
+                data(12),
+                args[13],
+            ],
+        )
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def blas_threads() -> int | None:
+    """OpenBLAS's current thread count (None where unknown)."""
+    return int(_get_threads()) if _get_threads is not None else None
+
+
+def set_blas_threads(n: int) -> None:
+    """Set OpenBLAS's thread count (no-op where unknown)."""
+    if _set_threads is not None:
+        _set_threads(int(n))
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """OpenBLAS on the calling thread only, for a block whose own threads each call BLAS.
+
+    Besides oversubscription this avoids OpenBLAS's worker spinning: after a multi-threaded call
+    it busy-waits for over 100 ms and takes a core from our second thread (measured 1.6x slower
+    recurrent chunks)."""
+    before = blas_threads()
+    if before is None or before == 1:
+        yield
+        return
+    set_blas_threads(1)
+    try:
+        yield
+    finally:
+        set_blas_threads(before)
