@@ -7,19 +7,26 @@ How the work is split (measured on the project's 2-core AVX-512 machine, which o
 share, so the numbers are medians of noisy runs):
 
 * The input projection of ALL time steps is ONE BLAS product ``x.reshape(-1, in) @ kernel +
-  bias``; in backward the kernel, recurrent-kernel and input gradients are one BLAS product each.
+  bias`` per chunk of rows (below); in backward the kernel, recurrent-kernel and input
+  gradients are one BLAS product each per chunk.
 * Only the recurrence loops over time. Each step's gate math (activations, cell update, caches,
   masking) is one jitted step function (``_<cell>_step`` / ``_<cell>_bstep``).
-* A batch of at least ``STEPWISE_MIN_BATCH`` rows runs on ONE thread that calls numpy's
-  matmul per step from Python between step functions (OpenBLAS threads the 32 x 64 x 256
-  product). Splitting such a batch over two threads of our own lost: OpenBLAS's worker
-  thread spins for over 100 ms after each multi-threaded product (the input projection, the
-  weight gradients, so always during training) and takes the second core (chunk threads
-  1.6x slower; seed LSTM training step 34-41 ms on two threads against 25-35 ms on one).
-* Smaller batches are split into one chunk of rows per thread (``MAX_THREADS``, default
-  numba's thread count); each thread runs its chunk's whole sequence in ONE jitted call
-  (``_<cell>_seq``) with a hand-vectorised product ``h @ recurrent_kernel`` (``_mm_acc``), so
-  no Python runs per step: 2-3x faster at batch 1, which sets the batch-1 predict latency.
+* float32 LSTMs with the default activations, where numpy's OpenBLAS is found (``USE_SGEMM``):
+  the batch is split into one chunk of rows per thread (``MAX_THREADS``, default numba's
+  thread count) and each thread runs its chunk's whole sequence in ONE jitted call
+  (``_lstm_seq32`` / ``_lstm_bseq32``) that calls OpenBLAS's sgemm for ``h @ recurrent_kernel``
+  per step (``blas.py``: no Python runs per step). Each thread also does its chunk's input
+  projection and its share of the weight and input gradients. OpenBLAS is single-threaded
+  for the whole layer call: after any threaded product its worker busy-waits for over 100 ms
+  and takes the second thread's core (measured: chunk threads 1.6x slower). Seed LSTM training
+  step: 30-39 ms before, 21-23 ms with this.
+* Other cells, activations and float64, from ``STEPWISE_MIN_BATCH`` rows on: ONE thread calls
+  numpy's matmul per step from Python between step functions (splitting over two threads lost
+  to the spinning worker, as above).
+* Smaller batches of those are split into one chunk of rows per thread; each thread runs its
+  chunk's whole sequence in ONE jitted call (``_<cell>_seq``) with a hand-vectorised product
+  ``h @ recurrent_kernel`` (``_mm_acc``, about 60 % of OpenBLAS's speed), so no Python runs per
+  step: 2-3x faster at batch 1.
 * float32 LSTMs with tanh and sigmoid (the defaults) have their own step kernels
   (``_lstm_step32`` / ``_lstm_bstep32``): each row's gate math is one fused loop over the
   units on 1-D row views, which LLVM vectorises; the general kernels index 3-D arrays
