@@ -214,12 +214,13 @@ def _direct_conv(x, kernel, strides, padding):
     s=st.integers(1, 3),
     padding=st.sampled_from(["valid", "same"]),
     keep=st.booleans(),
+    chunk_rows=st.sampled_from([50, 10**6]),
     seed=st.integers(0, 1000),
 )
-def test_conv2d_kernels_match_the_definition(n, h, c, k, s, padding, keep, seed):
-    """Both patch layouts, the border clipping and the chunked inference path (keep=False with
-    more rows than a chunk) against a direct float64 convolution; dx is checked as the adjoint:
-    <conv(x), dy> == <x, dx> for the same kernel."""
+def test_conv2d_kernels_match_the_definition(n, h, c, k, s, padding, keep, chunk_rows, seed):
+    """Both patch layouts, the border clipping and the chunked inference path (several chunks
+    and a ragged end, or one) against a direct float64 convolution. The gradients are checked as adjoints:
+    conv is linear in x and in the kernel, so <conv(x, k), dy> == <x, dx> == <k, dk>."""
     from edgemine.kernels.cpu import conv as C
 
     rng = np.random.default_rng(seed)
@@ -228,18 +229,19 @@ def test_conv2d_kernels_match_the_definition(n, h, c, k, s, padding, keep, seed)
         return
     x = rng.standard_normal((n, h, h + 1, c)).astype(np.float32)
     kernel = rng.standard_normal((kh, kw, c, 3)).astype(np.float32)
-    chunk_rows, C.INFERENCE_CHUNK_ROWS = C.INFERENCE_CHUNK_ROWS, 50  # several chunks, a ragged end
+    ref = _direct_conv(x.astype(np.float64), kernel.astype(np.float64), (s, s), padding)
+    dy = rng.standard_normal(ref.shape).astype(np.float32)
+    default_rows, C.INFERENCE_CHUNK_ROWS = C.INFERENCE_CHUNK_ROWS, chunk_rows
     try:
         y, cache = C.conv2d_forward(x, kernel, None, (s, s), padding, keep=keep)
+        if keep:
+            dx, dk, db = C.conv2d_backward(x.shape, cache, kernel, dy, (s, s), padding)
     finally:
-        C.INFERENCE_CHUNK_ROWS = chunk_rows
-    ref = _direct_conv(x.astype(np.float64), kernel.astype(np.float64), (s, s), padding)
+        C.INFERENCE_CHUNK_ROWS = default_rows
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
     if not keep:
         return
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, dk, db = C.conv2d_backward(x.shape, cache, kernel, dy, (s, s), padding)
-    np.testing.assert_allclose(
-        (dx.astype(np.float64) * x).sum(), (ref * dy).sum(), rtol=1e-4, atol=1e-3
-    )
+    inner = (ref * dy).sum()
+    np.testing.assert_allclose((dx.astype(np.float64) * x).sum(), inner, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose((dk.astype(np.float64) * kernel).sum(), inner, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(db, dy.sum(axis=(0, 1, 2)), rtol=1e-4, atol=1e-4)
