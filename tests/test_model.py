@@ -333,3 +333,42 @@ def test_trained_zoo_model_still_loads_and_matches_its_onnx(mnist):
     np.testing.assert_allclose(onnx_probs, probs[:64], atol=1e-5)
     int8 = Session(trained / "seed_cnn_int8.onnx").predict(mnist.x_test)
     assert (int8.argmax(-1) == mnist.y_test).mean() > 0.955
+
+
+@pytest.mark.parametrize(
+    "pool,strides,padding",
+    [((2, 2), None, "valid"), ((2, 3), (1, 2), "same"), ((3, 3), None, "same")],
+)
+def test_relu_backward_applied_by_max_pooling_changes_nothing(monkeypatch, pool, strides, padding):
+    """A MaxPooling2D fed by a ReLU applies the ReLU's backward to its small output gradient and
+    the layer below runs its linear backward only: the weights after a step are bit for bit
+    those of the unfused backward (ties and all-zero windows included)."""
+    import edgemine.models as models_mod
+
+    def step(fuse: bool):
+        if not fuse:
+            monkeypatch.setattr(models_mod, "_relu_into_max_pool", lambda layers, i: False)
+        set_random_seed(3)
+        m = Sequential(
+            [
+                Conv2D(4, (3, 3), padding="same", activation="relu", input_shape=(7, 8, 2)),
+                MaxPooling2D(pool, strides=strides, padding=padding),
+                Dense(3, activation="relu"),  # Dense over the last axis, then a second pair
+                MaxPooling2D((2, 2), padding="same"),
+                Flatten(),
+                Dense(5, activation="softmax"),
+            ]
+        )
+        m.compile("sgd", "categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((6, 7, 8, 2)).astype(np.float32)
+        y = to_categorical(rng.integers(0, 5, 6), 5)
+        m.train_on_batch(x, y)
+        monkeypatch.undo()
+        return m.get_weights()
+
+    assert models_mod._relu_into_max_pool(
+        [Conv2D(1, 1, activation="relu"), MaxPooling2D()], 1
+    ) and not models_mod._relu_into_max_pool([Conv2D(1, 1), MaxPooling2D()], 1)
+    for a, b in zip(step(True), step(False)):
+        np.testing.assert_array_equal(a, b)

@@ -32,6 +32,7 @@ class _Pooling2D(Layer):
             self.mode, x, self.pool_size, self.strides, self.padding
         )
         self._x_shape = x.shape
+        self._y = y
         return y
 
     def backward(self, dy):
@@ -53,6 +54,13 @@ class MaxPooling2D(_Pooling2D):
     """Max over each pool window (default 2x2, strides = pool_size)."""
 
     mode = "max"
+
+    def backward_through_relu(self, dy):
+        """The gradient of this pooling's input AND of the ReLU that produced it: the ReLU's
+        derivative at a window's winner is (pooled value > 0) and the other cells get no
+        gradient, so masking the pooled gradient (a quarter of the size, for 2x2 windows) equals
+        masking the input gradient. The layer below then runs its linear backward only."""
+        return self.backward(self.ops.activation_backward("relu", self._y, dy))
 
 
 @register
