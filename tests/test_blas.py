@@ -1,0 +1,52 @@
+"""OpenBLAS's sgemm called from jitted code (edgemine.kernels.cpu.blas) against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import njit
+
+from edgemine.kernels.cpu import blas
+
+pytestmark = pytest.mark.skipif(not blas.SGEMM, reason="numpy's OpenBLAS sgemm was not found")
+
+
+@njit(cache=True, nogil=True)
+def _gemm(addr, trans_a, trans_b, alpha, a, b, beta, c):
+    m, n = c.shape
+    k = a.shape[0] if trans_a == blas.TRANS else a.shape[1]
+    blas.sgemm(addr, trans_a, trans_b, m, n, k, alpha, a, a.shape[1], b, b.shape[1], beta, c, n)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=st.integers(1, 40),
+    n=st.integers(1, 40),
+    k=st.integers(1, 40),
+    trans_a=st.booleans(),
+    trans_b=st.booleans(),
+    beta=st.sampled_from([0.0, 1.0, -0.5]),
+    seed=st.integers(0, 1000),
+)
+def test_sgemm_from_jitted_code_matches_numpy(m, n, k, trans_a, trans_b, beta, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    c = rng.standard_normal((m, n)).astype(np.float32)
+    want = 1.5 * ((a.T if trans_a else a) @ (b.T if trans_b else b)) + beta * c
+    ta = blas.TRANS if trans_a else blas.NO_TRANS
+    tb = blas.TRANS if trans_b else blas.NO_TRANS
+    _gemm(blas.SGEMM, np.int32(ta), np.int32(tb), np.float32(1.5), a, b, np.float32(beta), c)
+    np.testing.assert_allclose(c, want, rtol=1e-4, atol=1e-4)
+
+
+def test_single_threaded_restores_the_thread_count():
+    before = blas.blas_threads()
+    with blas.single_threaded():
+        assert blas.blas_threads() == 1
+    assert blas.blas_threads() == before
+    with pytest.raises(RuntimeError), blas.single_threaded():
+        raise RuntimeError("an error inside the block")
+    assert blas.blas_threads() == before
