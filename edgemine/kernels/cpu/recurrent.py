@@ -999,6 +999,8 @@ def _forward_chunk(
             i = s if full else 0
             if s:
                 np.matmul(hmk, rk, out=gk[i])
+            else:
+                gk[i] = 0  # h is zero before the first step
             _lstm_step32(
                 gk[i], xk[s], hk, ck, hmk, mk[s], rmk, has_rd, hsk[s if store_h else 0], csk[i]
             )
@@ -1031,6 +1033,8 @@ def _forward_chunk(
             i = s if full else 0
             if s:
                 np.matmul(hm[k], rk, out=gates[k, i])
+            else:
+                gates[k, i] = 0  # h is zero before the first step
             _lstm_step(
                 g4[i],
                 x4[s],
@@ -1188,7 +1192,7 @@ def rnn_forward(
     tlen = steps if full else 1
     cst = np.empty((nch, tlen, rows, u), dt) if cell == "lstm" else hst
     if cell == "lstm":
-        gates = np.zeros((nch, tlen, rows, g), dt)
+        gates = np.empty((nch, tlen, rows, g), dt)  # every path writes a step's block first
     elif cell == "gru":
         gates = np.empty((nch, tlen, rows, 4 * u), dt)
     else:
