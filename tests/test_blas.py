@@ -50,3 +50,26 @@ def test_single_threaded_restores_the_thread_count():
     with pytest.raises(RuntimeError), blas.single_threaded():
         raise RuntimeError("an error inside the block")
     assert blas.blas_threads() == before
+
+
+def test_overlapping_single_threaded_blocks_restore_the_count_once():
+    """Two Python threads in overlapping blocks: the count is 1 while either is inside and the
+    original count comes back after the last one leaves (not 1, as a naive save/restore gives)."""
+    import threading
+
+    before = blas.blas_threads()
+    inside, leave = threading.Event(), threading.Event()
+
+    def other():
+        with blas.single_threaded():
+            inside.set()
+            leave.wait(5)
+
+    t = threading.Thread(target=other)
+    with blas.single_threaded():
+        t.start()
+        inside.wait(5)
+    assert blas.blas_threads() == 1  # the other thread is still inside
+    leave.set()
+    t.join(5)
+    assert blas.blas_threads() == before

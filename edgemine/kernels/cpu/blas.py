@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import glob
 import os
+import threading
 
 import numpy as np
 from llvmlite import ir
@@ -125,19 +126,33 @@ def set_blas_threads(n: int) -> None:
         _set_threads(int(n))
 
 
+_single_lock = threading.Lock()
+_single_depth = 0  # blocks inside single_threaded(), over all Python threads
+_single_saved: int | None = None  # the count to restore when the last block leaves
+
+
 @contextlib.contextmanager
 def single_threaded():
     """OpenBLAS on the calling thread only, for a block whose own threads each call BLAS.
 
     Besides oversubscription this avoids OpenBLAS's worker spinning: after a multi-threaded call
     it busy-waits for over 100 ms and takes a core from our second thread (measured 1.6x slower
-    recurrent chunks)."""
-    before = blas_threads()
-    if before is None or before == 1:
+    recurrent chunks). The setting is process-wide, so overlapping blocks (several Python
+    threads predicting at once) share it: the first sets 1, the last restores the count."""
+    global _single_depth, _single_saved
+    if _get_threads is None:
         yield
         return
-    set_blas_threads(1)
+    with _single_lock:
+        if _single_depth == 0:
+            _single_saved = blas_threads()
+            if _single_saved != 1:
+                set_blas_threads(1)
+        _single_depth += 1
     try:
         yield
     finally:
-        set_blas_threads(before)
+        with _single_lock:
+            _single_depth -= 1
+            if _single_depth == 0 and _single_saved not in (None, 1):
+                set_blas_threads(_single_saved)
