@@ -213,6 +213,7 @@ def test_paths_and_thread_splits_agree_in_float32(monkeypatch, return_sequences)
             x = rng.standard_normal((8, 7, 3)).astype(np.float32)
             mask = rng.random((8, 7)) > 0.3
             y = layer.forward(x, training=True, mask=mask)
+            assert layer._cache.fast == (cls is not SimpleRNN)  # the float32 LSTM / GRU kernels
             dx = layer.backward(np.ones_like(y))
             out.append([y, dx, *(v.grad for v in layer.variables)])
         results.append(out)
@@ -222,18 +223,22 @@ def test_paths_and_thread_splits_agree_in_float32(monkeypatch, return_sequences)
                 np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("return_sequences", [True, False])
-def test_float32_lstm_kernels_match_the_general_float64_ones(stepwise, return_sequences):
-    """The float32 LSTM with tanh and sigmoid runs its own vectorised step kernels
-    (``_lstm_step32`` / ``_lstm_bstep32``); outputs and all gradients agree with the general
-    kernels, which float64 runs, with masking, go_backwards and both dropouts."""
+def test_float32_lstm_and_gru_kernels_match_the_general_float64_ones(
+    stepwise, return_sequences, cell
+):
+    """The float32 LSTM and GRU with tanh and sigmoid run their own vectorised step kernels
+    (``_lstm_step32`` / ``_lstm_bstep32``, ``_gru_step32`` / ``_gru_bstep32``); outputs and all
+    gradients agree with the general kernels, which float64 runs, with masking, go_backwards
+    and both dropouts."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((20, 9, 5))
     mask = rng.random((20, 9)) > 0.3
     dy = None
     results = []
     for dtype in (np.float32, np.float64):
-        layer = LSTM(
+        layer = CELLS[cell](
             7,
             return_sequences=return_sequences,
             go_backwards=True,
@@ -246,6 +251,7 @@ def test_float32_lstm_kernels_match_the_general_float64_ones(stepwise, return_se
         for var in layer.variables:
             var.value = np.ascontiguousarray(var.value, dtype=dtype)
         y = layer.forward(x.astype(dtype), training=True, mask=mask)
+        assert layer._cache.fast == (dtype == np.float32)
         if dy is None:
             dy = rng.standard_normal(y.shape)
         dx = layer.backward(dy.astype(dtype))

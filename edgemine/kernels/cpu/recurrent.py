@@ -11,15 +11,17 @@ share, so the numbers are medians of noisy runs):
   gradients are one BLAS product each per chunk.
 * Only the recurrence loops over time. Each step's gate math (activations, cell update, caches,
   masking) is one jitted step function (``_<cell>_step`` / ``_<cell>_bstep``).
-* float32 LSTMs with the default activations, where numpy's OpenBLAS is found (``USE_SGEMM``):
-  the batch is split into one chunk of rows per thread (``MAX_THREADS``, default numba's
-  thread count) and each thread runs its chunk's whole sequence in ONE jitted call
-  (``_lstm_seq32`` / ``_lstm_bseq32``) that calls OpenBLAS's sgemm for ``h @ recurrent_kernel``
-  per step (``blas.py``: no Python runs per step). Each thread also does its chunk's input
-  projection and its share of the weight and input gradients. OpenBLAS is single-threaded
-  for the whole layer call: after any threaded product its worker busy-waits for over 100 ms
-  and takes the second thread's core (measured: chunk threads 1.6x slower). Seed LSTM training
-  step: 30-39 ms before, 21-23 ms with this.
+* float32 LSTMs and GRUs with the default activations, where numpy's OpenBLAS is found
+  (``USE_SGEMM``): the batch is split into one chunk of rows per thread (``MAX_THREADS``,
+  default numba's thread count) and each thread runs its chunk's whole sequence in ONE jitted
+  call (``_lstm_seq32`` / ``_lstm_bseq32``, ``_gru_seq32`` / ``_gru_bseq32``) that calls
+  OpenBLAS's sgemm for ``h @ recurrent_kernel`` per step (``blas.py``: no Python runs per
+  step). Each thread also does its chunk's input projection and its share of the weight and
+  input gradients. OpenBLAS is single-threaded for the whole layer call: after any threaded
+  product its worker busy-waits for over 100 ms and takes the second thread's core (measured:
+  chunk threads 1.6x slower). Seed LSTM training step: 30-39 ms before, 21-23 ms with this.
+  Embedding -> GRU(64, return_sequences) -> GRU(64) -> Dense -> Dense, 100 steps, batch 32:
+  median 25 ms before, 16 ms with this and the GRU step kernels below.
 * Other cells, activations and float64, from ``STEPWISE_MIN_BATCH`` rows on: ONE thread calls
   numpy's matmul per step from Python between step functions (splitting over two threads lost
   to the spinning worker, as above).
@@ -27,12 +29,13 @@ share, so the numbers are medians of noisy runs):
   chunk's whole sequence in ONE jitted call (``_<cell>_seq``) with a hand-vectorised product
   ``h @ recurrent_kernel`` (``_mm_acc``, about 60 % of OpenBLAS's speed), so no Python runs per
   step: 2-3x faster at batch 1.
-* float32 LSTMs with tanh and sigmoid (the defaults) have their own step kernels
-  (``_lstm_step32`` / ``_lstm_bstep32``): each row's gate math is one fused loop over the
-  units on 1-D row views, which LLVM vectorises; the general kernels index 3-D arrays
-  ``z3[b, g, j]``, for which the vectorised loop's runtime alias checks fail and the scalar
-  loop runs (3x slower on the seed LSTM's step). Other cells, activations and float64 use the
-  general kernels.
+* float32 LSTMs and GRUs with tanh and sigmoid (the defaults) have their own step kernels
+  (``_lstm_step32`` / ``_lstm_bstep32``, ``_gru_step32`` / ``_gru_bstep32``): each row's gate
+  math is one fused loop over the units on 1-D row views, which LLVM vectorises; the general
+  kernels index 3-D arrays ``z3[b, g, j]``, for which the vectorised loop's runtime alias
+  checks fail and the scalar loop runs (3x slower on the seed LSTM's step). The GRU kernels
+  take a row's gates as slices (``row[u : 2 * u]``), which is cheaper per row than numba's
+  ``reshape``. SimpleRNN, other activations and float64 use the general kernels.
 * tanh and sigmoid are a float32 rational approximation (Eigen's, error < 3e-7) that LLVM
   vectorises; numba's scalar ``np.tanh`` is 50x slower here (no SVML). float64 uses ``np.tanh``
   exactly, so finite-difference gradient checks in float64 see the true function.
@@ -85,7 +88,8 @@ STEPWISE_MIN_BATCH = 16
 MIN_ROWS_PER_THREAD = 4
 #: threads for the recurrence; None: numba's thread count (``numba.set_num_threads``)
 MAX_THREADS: int | None = None
-#: float32 LSTMs call OpenBLAS's sgemm from inside their jitted sequence kernels (``blas.py``)
+#: float32 LSTMs and GRUs call OpenBLAS's sgemm from inside their jitted sequence kernels
+#: (``blas.py``)
 USE_SGEMM = bool(SGEMM) and blas.blas_threads() is not None
 _GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 _OPTS = {"cache": True, "fastmath": {"contract"}, "error_model": "numpy", "nogil": True}
@@ -540,6 +544,99 @@ def _gru_bstep(
             dh[b, j] = dhj * zj
 
 
+@njit(**_OPTS)
+def _gru_step32(z, xs, h, rb, hm, g, ms, rmask, has_rd, hs):
+    """``_gru_step`` for float32, tanh and sigmoid; z and xs are (B, 3u), g is (B, 4u).
+
+    The gate rows are slices of the 1-D row views (``z[b][u : 2 * u]``): numba's
+    ``reshape(3, u)`` of a row costs a helper call per row and array, which made these kernels
+    1.8x slower at 64 units (16 rows per step)."""
+    nb, u = h.shape
+    one = _F32(1)
+    rbz = rb[0]
+    rbr = rb[1]
+    rbh = rb[2]
+    for b in range(nb):
+        hr = h[b]
+        hsr = hs[b]
+        if ms[b]:
+            zb = z[b]
+            zz = zb[:u]
+            zr = zb[u : 2 * u]
+            zh = zb[2 * u :]
+            xb = xs[b]
+            xz = xb[:u]
+            xr = xb[u : 2 * u]
+            xh = xb[2 * u :]
+            gb = g[b]
+            gz = gb[:u]
+            gr = gb[u : 2 * u]
+            gh = gb[2 * u : 3 * u]
+            gq = gb[3 * u :]
+            for j in range(u):
+                zj = _sigmoid32(xz[j] + zz[j] + rbz[j])
+                rj = _sigmoid32(xr[j] + zr[j] + rbr[j])
+                qj = zh[j] + rbh[j]
+                hh = _tanh32(xh[j] + rj * qj)
+                gz[j] = zj
+                gr[j] = rj
+                gh[j] = hh
+                gq[j] = qj
+                hsr[j] = zj * hr[j] + (one - zj) * hh
+            for j in range(u):
+                hr[j] = hsr[j]
+            _next_hm(b, u, h, hm, rmask, has_rd)
+        else:
+            for j in range(u):
+                hsr[j] = hr[j]
+
+
+@njit(**_OPTS)
+def _gru_bstep32(dr, dx, dh, dhr, ms, rmask, has_rd, dys, add_dy, g, hps, has_prev):
+    """``_gru_bstep`` for float32, tanh and sigmoid; dr and dx are (B, 3u), g is (B, 4u)."""
+    nb, u = dh.shape
+    zero = _F32(0)
+    one = _F32(1)
+    hpf = one if has_prev else zero
+    for b in range(nb):
+        _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy)
+        drb = dr[b]
+        dxb = dx[b]
+        if not ms[b]:
+            for j in range(3 * u):
+                drb[j] = zero
+                dxb[j] = zero
+            continue
+        gb = g[b]
+        gz = gb[:u]
+        gr = gb[u : 2 * u]
+        gh = gb[2 * u : 3 * u]
+        gq = gb[3 * u :]
+        rz = drb[:u]
+        rr = drb[u : 2 * u]
+        rh = drb[2 * u :]
+        xz = dxb[:u]
+        xr = dxb[u : 2 * u]
+        xh = dxb[2 * u :]
+        dhb = dh[b]
+        hpb = hps[b]
+        for j in range(u):
+            zj = gz[j]
+            rj = gr[j]
+            hj = gh[j]
+            dhj = dhb[j]
+            vz = dhj * (hpb[j] * hpf - hj) * (zj * (one - zj))
+            vh = dhj * (one - zj) * (one - hj * hj)
+            vr = vh * gq[j] * (rj * (one - rj))
+            xz[j] = vz
+            xr[j] = vr
+            xh[j] = vh
+            rz[j] = vz
+            rr[j] = vr
+            rh[j] = vh * rj
+            dhb[j] = dhj * zj
+
+
 # ----------------------------------------------------------------------------- SimpleRNN
 
 
@@ -840,6 +937,56 @@ def _lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, rmask, has_rd, dyt, seq, gates, cs
             _mm_acc(idx, n, dxp[s], rkt, dhr)
 
 
+@njit(**_OPTS)
+def _gru_seq32(z, xp, rk, h, rb, hm, gates, mask, rmask, has_rd, hst, gemm):
+    """``_gru_seq`` for float32, tanh and sigmoid (``gemm`` as in ``_lstm_seq32``)."""
+    steps, nb, ng = xp.shape
+    u = h.shape[1]
+    idx = np.empty(nb, np.int64)
+    one = np.float32(1)
+    zero = np.float32(0)
+    for s in range(steps):
+        if gemm:
+            sgemm(gemm, NO_TRANS, NO_TRANS, nb, ng, u, one, hm, u, rk, ng, zero, z, ng)
+        else:
+            z[:] = 0
+            n = _active_rows(mask[s], idx)
+            _mm_acc(idx, n, hm, rk, z)
+        _gru_step32(z, xp[s], h, rb, hm, gates[s], mask[s], rmask, has_rd, hst[s])
+
+
+@njit(**_OPTS)
+def _gru_bseq32(drec, dxp, rkt, dh, dhr, mask, rmask, has_rd, dyt, seq, gates, hst, gemm):
+    """``_gru_bseq`` for float32, tanh and sigmoid (``gemm`` as in ``_lstm_seq32``)."""
+    steps, nb, ng = dxp.shape
+    u = dh.shape[1]
+    idx = np.empty(nb, np.int64)
+    one = np.float32(1)
+    zero = np.float32(0)
+    for s in range(steps - 1, -1, -1):
+        _gru_bstep32(
+            drec[s],
+            dxp[s],
+            dh,
+            dhr,
+            mask[s],
+            rmask,
+            has_rd,
+            dyt[s if seq else 0],
+            seq or s == steps - 1,
+            gates[s],
+            hst[max(s - 1, 0)],
+            s > 0,
+        )
+        if s and gemm:  # masked rows of drec[s] are zero, so their dhr rows are too
+            sgemm(gemm, NO_TRANS, NO_TRANS, nb, u, ng, one, drec[s], ng, rkt, u, zero, dhr, u)
+            continue
+        dhr[:] = 0
+        if s:
+            n = _active_rows(mask[s], idx)
+            _mm_acc(idx, n, drec[s], rkt, dhr)
+
+
 # ----------------------------------------------------------------------------- threads
 # The batch is split into one chunk of rows per thread; a chunk's arrays are contiguous
 # ("chunk-major": (chunks, T, rows, ...)), each thread runs its chunk's whole sequence and the
@@ -866,9 +1013,9 @@ def _plan(nb: int, fast: bool) -> tuple[int, bool]:
     sequence in one jitted call (fused) or with a numpy product per step.
 
     Chunks: the most threads (up to numba's thread count, or ``MAX_THREADS``) that split the batch
-    evenly into chunks of at least ``MIN_ROWS_PER_THREAD`` rows. A float32 LSTM with the default
-    activations (``fast``) and OpenBLAS's sgemm at hand (``USE_SGEMM``) always runs fused, each
-    chunk thread calling sgemm per step, with OpenBLAS single-threaded for the whole layer (see
+    evenly into chunks of at least ``MIN_ROWS_PER_THREAD`` rows. A float32 LSTM or GRU with the
+    default activations (``fast``) and OpenBLAS's sgemm at hand (``USE_SGEMM``) always runs fused,
+    each chunk thread calling sgemm per step, with OpenBLAS single-threaded for the whole layer (see
     ``rnn_forward``). Otherwise, from ``STEPWISE_MIN_BATCH`` rows on (unless ``MAX_THREADS`` says
     otherwise) one thread runs the batch with a numpy product per step: after each multi-threaded
     product OpenBLAS's worker spins for over 100 ms and would take a core from a second chunk
@@ -990,6 +1137,20 @@ def _forward_chunk(
     steps, nb = m.shape[1:3]
     u = rk.shape[0]
     rmk = rmask[k] if has_rd else rmask
+    if fast and cell == "gru":
+        z = np.empty((nb, 3 * u), xp.dtype)
+        gk, xk, hk, hmk, mk, hsk = gates[k], xp[k], h[k], hm[k], m[k], hst[k]
+        if fused:
+            _gru_seq32(z, xk, rk, hk, rb, hmk, gk, mk, rmk, has_rd, hsk, _gemm())
+            return
+        for s in range(steps):
+            if s:
+                np.matmul(hmk, rk, out=z)
+            else:
+                z[:] = 0  # h is zero before the first step
+            i = s if full else 0
+            _gru_step32(z, xk[s], hk, rb, hmk, gk[i], mk[s], rmk, has_rd, hsk[s if store_h else 0])
+        return
     if fast:
         gk, xk, hk, ck, hmk, mk, hsk, csk = gates[k], xp[k], h[k], c[k], hm[k], m[k], hst[k], cst[k]
         if fused:
@@ -1161,8 +1322,8 @@ def rnn_forward(
     nb, steps, nin = x.shape
     u = recurrent_kernel.shape[0]
     rk = np.ascontiguousarray(recurrent_kernel)
-    # float32 LSTM with the default activations: the vectorised ``_lstm_step32`` kernels
-    fast = cell == "lstm" and not exact and act == 3 and ract == 2
+    # float32 LSTM / GRU with the default activations: the vectorised ``_<cell>_step32`` kernels
+    fast = cell in ("lstm", "gru") and not exact and act == 3 and ract == 2
     nch, fused = _plan(nb, fast)
     rows = nb // nch
     dmask = None
@@ -1263,6 +1424,29 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
     ng = dxp.shape[3] // u
     dd = np.empty((nb, ng, u), dt)
     dy = dyt[k]
+    if c.fast and c.cell == "gru":
+        dr, dk, gk, hs, has_rd = drec[k], dxp[k], c.gates[k], c.hst[k], c.has_rd
+        if fused:
+            _gru_bseq32(dr, dk, rkt, dh, dhr, m, rmk, has_rd, dy, seq, gk, hs, _gemm())
+            return
+        for s in range(steps - 1, -1, -1):
+            _gru_bstep32(
+                dr[s],
+                dk[s],
+                dh,
+                dhr,
+                m[s],
+                rmk,
+                has_rd,
+                dy[s if seq else 0],
+                seq or s == steps - 1,
+                gk[s],
+                hs[max(s - 1, 0)],
+                s > 0,
+            )
+            if s:
+                np.matmul(dr[s], rkt, out=dhr)
+        return
     if c.fast:
         dc = np.zeros((nb, u), dt)
         dk, gk, cs, has_rd = dxp[k], c.gates[k], c.cst[k], c.has_rd
