@@ -1621,38 +1621,52 @@ def rnn_backward(cache: RNNCache, dy, need_dx: bool = True):
         dyt = np.ascontiguousarray(dyt)
     rkt = np.ascontiguousarray(c.rk.T)
     dxp = np.empty((nch, steps, rows, g), dt)
-    drec = np.empty((nch, steps, rows, g), dt) if c.cell == "gru" else dxp
-    dkernel = np.empty((nch, nin, g), dt)
-    drk = np.empty((nch, u, g), dt)
+    gru = c.cell == "gru"
+    drec = np.empty((nch, steps, rows, g), dt) if gru else dxp
+    # LSTM / SimpleRNN: the kernel, recurrent-kernel and bias gradients all multiply dxp, so
+    # they are ONE product [x_t, h_(t-1), 1]^T @ dxp per chunk (one pass over dxp, and a taller
+    # product runs nearer BLAS's peak than three short ones). GRU's recurrent part has its own.
+    width = nin if gru else nin + u + 1
+    dw = np.empty((nch, width, g), dt)
+    drk = np.empty((nch, u, g), dt) if gru else None
     dxc = np.empty((nch, steps * rows, nin), dt) if need_dx else None
 
     def chunk(k):
-        # BPTT, then the chunk's share of the weight and input gradients: one product each
+        # BPTT, then the chunk's share of the weight and input gradients
         _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one)
         dxk = dxp[k].reshape(-1, g)
-        np.matmul(c.xc[k].reshape(-1, nin).T, dxk, out=dkernel[k])
         # the state that multiplied the recurrent kernel at step s is h[s - 1] (zero at s = 0)
         hprev = c.hst[k, :-1]
         if c.has_rd:
             hprev = hprev * c.rmask[k]
-        np.matmul(hprev.reshape(-1, u).T, drec[k, 1:].reshape(-1, g), out=drk[k])
+        if gru:
+            np.matmul(c.xc[k].reshape(-1, nin).T, dxk, out=dw[k])
+            np.matmul(hprev.reshape(-1, u).T, drec[k, 1:].reshape(-1, g), out=drk[k])
+        else:
+            z = np.empty((steps, rows, width), dt)
+            z[..., :nin] = c.xc[k]
+            z[0, :, nin:-1] = 0
+            z[1:, :, nin:-1] = hprev
+            z[..., -1] = 1
+            np.matmul(z.reshape(-1, width).T, dxk, out=dw[k])
         if need_dx:
             np.matmul(dxk, c.kernel.T, out=dxc[k])
 
     with _blas_for(nch):  # the column sums too: a threaded product would wake OpenBLAS's spinner
         _run_chunks(chunk, nch)
-        dxp2 = dxp.reshape(-1, g)
-        drec2 = drec.reshape(-1, g)
-        if c.cell == "gru":
-            dbias = np.stack([_column_sums(dxp2), _column_sums(drec2)])
-        else:
-            dbias = _column_sums(dxp2)
+        if gru:
+            dbias = np.stack([_column_sums(dxp.reshape(-1, g)), _column_sums(drec.reshape(-1, g))])
+    dw = dw.sum(axis=0)
+    if gru:
+        dkernel, drk = dw, drk.sum(axis=0)
+    else:
+        dkernel, drk, dbias = dw[:nin], dw[nin:-1], dw[-1]
     dx = None
     if need_dx:
         dx = _from_chunks(dxc.reshape(nch, steps, rows, nin), c.rev)
         if c.dmask is not None:
             dx *= c.dmask
-    return dx, dkernel.sum(axis=0), drk.sum(axis=0), dbias
+    return dx, dkernel, drk, dbias
 
 
 # ----------------------------------------------------------------------------- Bidirectional
