@@ -884,33 +884,35 @@ def _simple_bseq(dxp, rkt, dh, dhr, dd, mask, rmask, has_rd, act, one, dyt, seq,
 
 
 @njit(**_OPTS)
+def _recurrent_product(gemm, a, b, out, ms, idx):
+    """out = a @ b for one time step: OpenBLAS's sgemm at ``gemm`` (blas.SGEMM), or with 0 the
+    loop product over the rows of unmasked samples only (the other rows are zeroed: callers
+    never read them, or a's rows are zero there)."""
+    if gemm:
+        m, k = a.shape
+        n = b.shape[1]
+        sgemm(gemm, NO_TRANS, NO_TRANS, m, n, k, np.float32(1), a, k, b, n, np.float32(0), out, n)
+        return
+    out[:] = 0
+    _mm_acc(idx, _active_rows(ms, idx), a, b, out)
+
+
+@njit(**_OPTS)
 def _lstm_seq32(gates, xp, rk, h, c, hm, mask, rmask, has_rd, hst, cst, gemm):
     """``_lstm_seq`` for float32, tanh and sigmoid; ``gemm`` is OpenBLAS's sgemm (blas.SGEMM),
     or 0 for the loop product."""
-    steps, nb, ng = gates.shape
-    u = h.shape[1]
-    idx = np.empty(nb, np.int64)
-    one = np.float32(1)
-    zero = np.float32(0)
-    for s in range(steps):
+    idx = np.empty(h.shape[0], np.int64)
+    for s in range(gates.shape[0]):
         zs = gates[s]
-        if gemm:
-            sgemm(gemm, NO_TRANS, NO_TRANS, nb, ng, u, one, hm, u, rk, ng, zero, zs, ng)
-        else:
-            zs[:] = 0
-            n = _active_rows(mask[s], idx)
-            _mm_acc(idx, n, hm, rk, zs)
+        _recurrent_product(gemm, hm, rk, zs, mask[s], idx)
         _lstm_step32(zs, xp[s], h, c, hm, mask[s], rmask, has_rd, hst[s], cst[s])
 
 
 @njit(**_OPTS)
 def _lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, rmask, has_rd, dyt, seq, gates, cst, gemm):
     """``_lstm_bseq`` for float32, tanh and sigmoid (``gemm`` as in ``_lstm_seq32``)."""
-    steps, nb, ng = dxp.shape
-    u = dh.shape[1]
-    idx = np.empty(nb, np.int64)
-    one = np.float32(1)
-    zero = np.float32(0)
+    steps = dxp.shape[0]
+    idx = np.empty(dh.shape[0], np.int64)
     for s in range(steps - 1, -1, -1):
         _lstm_bstep32(
             dxp[s],
@@ -927,41 +929,26 @@ def _lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, rmask, has_rd, dyt, seq, gates, cs
             cst[max(s - 1, 0)],
             s > 0,
         )
-        if s and gemm:  # masked rows of dxp[s] are zero, so their dhr rows are too
-            sgemm(gemm, NO_TRANS, NO_TRANS, nb, u, ng, one, dxp[s], ng, rkt, u, zero, dhr, u)
-            continue
-        dhr[:] = 0
         if s:
-            n = _active_rows(mask[s], idx)
-            _mm_acc(idx, n, dxp[s], rkt, dhr)
+            _recurrent_product(gemm, dxp[s], rkt, dhr, mask[s], idx)
+        else:
+            dhr[:] = 0
 
 
 @njit(**_OPTS)
 def _gru_seq32(z, xp, rk, h, rb, hm, gates, mask, rmask, has_rd, hst, gemm):
     """``_gru_seq`` for float32, tanh and sigmoid (``gemm`` as in ``_lstm_seq32``)."""
-    steps, nb, ng = xp.shape
-    u = h.shape[1]
-    idx = np.empty(nb, np.int64)
-    one = np.float32(1)
-    zero = np.float32(0)
-    for s in range(steps):
-        if gemm:
-            sgemm(gemm, NO_TRANS, NO_TRANS, nb, ng, u, one, hm, u, rk, ng, zero, z, ng)
-        else:
-            z[:] = 0
-            n = _active_rows(mask[s], idx)
-            _mm_acc(idx, n, hm, rk, z)
+    idx = np.empty(h.shape[0], np.int64)
+    for s in range(xp.shape[0]):
+        _recurrent_product(gemm, hm, rk, z, mask[s], idx)
         _gru_step32(z, xp[s], h, rb, hm, gates[s], mask[s], rmask, has_rd, hst[s])
 
 
 @njit(**_OPTS)
 def _gru_bseq32(drec, dxp, rkt, dh, dhr, mask, rmask, has_rd, dyt, seq, gates, hst, gemm):
     """``_gru_bseq`` for float32, tanh and sigmoid (``gemm`` as in ``_lstm_seq32``)."""
-    steps, nb, ng = dxp.shape
-    u = dh.shape[1]
-    idx = np.empty(nb, np.int64)
-    one = np.float32(1)
-    zero = np.float32(0)
+    steps = dxp.shape[0]
+    idx = np.empty(dh.shape[0], np.int64)
     for s in range(steps - 1, -1, -1):
         _gru_bstep32(
             drec[s],
@@ -977,13 +964,10 @@ def _gru_bseq32(drec, dxp, rkt, dh, dhr, mask, rmask, has_rd, dyt, seq, gates, h
             hst[max(s - 1, 0)],
             s > 0,
         )
-        if s and gemm:  # masked rows of drec[s] are zero, so their dhr rows are too
-            sgemm(gemm, NO_TRANS, NO_TRANS, nb, u, ng, one, drec[s], ng, rkt, u, zero, dhr, u)
-            continue
-        dhr[:] = 0
         if s:
-            n = _active_rows(mask[s], idx)
-            _mm_acc(idx, n, drec[s], rkt, dhr)
+            _recurrent_product(gemm, drec[s], rkt, dhr, mask[s], idx)
+        else:
+            dhr[:] = 0
 
 
 # ----------------------------------------------------------------------------- threads
