@@ -577,3 +577,19 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_inference_equals_training_forward_without_dropout(stepwise, cls, return_sequences):
+    """Inference keeps one time step of the caches (the fast kernels reuse it); the outputs are
+    bit for bit those of a training forward pass, with masking and go_backwards."""
+    rng = np.random.default_rng(8)
+    layer = cls(7, return_sequences=return_sequences, go_backwards=True)
+    layer.build((9, 5))
+    _random_weights(layer, np.random.default_rng(9))
+    x = rng.standard_normal((20, 9, 5)).astype(np.float32)
+    mask = rng.random((20, 9)) > 0.3
+    np.testing.assert_array_equal(
+        layer.forward(x, training=False, mask=mask), layer.forward(x, training=True, mask=mask)
+    )

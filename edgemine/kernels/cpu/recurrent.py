@@ -900,12 +900,13 @@ def _recurrent_product(gemm, a, b, out, ms, idx):
 @njit(**_OPTS)
 def _lstm_seq32(gates, xp, rk, h, c, hm, mask, rmask, has_rd, hst, cst, gemm):
     """``_lstm_seq`` for float32, tanh and sigmoid; ``gemm`` is OpenBLAS's sgemm (blas.SGEMM),
-    or 0 for the loop product."""
+    or 0 for the loop product. A cache with one time step (inference) is reused every step."""
     idx = np.empty(h.shape[0], np.int64)
-    for s in range(gates.shape[0]):
-        zs = gates[s]
+    ng, nh, nc = gates.shape[0], hst.shape[0], cst.shape[0]
+    for s in range(xp.shape[0]):
+        zs = gates[s % ng]
         _recurrent_product(gemm, hm, rk, zs, mask[s], idx)
-        _lstm_step32(zs, xp[s], h, c, hm, mask[s], rmask, has_rd, hst[s], cst[s])
+        _lstm_step32(zs, xp[s], h, c, hm, mask[s], rmask, has_rd, hst[s % nh], cst[s % nc])
 
 
 @njit(**_OPTS)
@@ -937,11 +938,13 @@ def _lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, rmask, has_rd, dyt, seq, gates, cs
 
 @njit(**_OPTS)
 def _gru_seq32(z, xp, rk, h, rb, hm, gates, mask, rmask, has_rd, hst, gemm):
-    """``_gru_seq`` for float32, tanh and sigmoid (``gemm`` as in ``_lstm_seq32``)."""
+    """``_gru_seq`` for float32, tanh and sigmoid (``gemm`` and one-step caches as in
+    ``_lstm_seq32``)."""
     idx = np.empty(h.shape[0], np.int64)
+    ng, nh = gates.shape[0], hst.shape[0]
     for s in range(xp.shape[0]):
         _recurrent_product(gemm, hm, rk, z, mask[s], idx)
-        _gru_step32(z, xp[s], h, rb, hm, gates[s], mask[s], rmask, has_rd, hst[s])
+        _gru_step32(z, xp[s], h, rb, hm, gates[s % ng], mask[s], rmask, has_rd, hst[s % nh])
 
 
 @njit(**_OPTS)
@@ -1325,9 +1328,10 @@ def rnn_forward(
         m = np.ones((nch, steps, rows), np.uint8)
     else:
         m = _to_chunks(np.asarray(mask, dtype=np.bool_), nch, rev).view(np.uint8)
-    # whole-sequence caches when training (hst also for a returned sequence); the fused path
-    # always gets them (its batches are small) so that it has one kernel signature
-    full = train or fused
+    # whole-sequence caches when training (hst also for a returned sequence); the general fused
+    # kernels always get them (their batches are small) so that they have one signature, while
+    # the fast ones reuse a one-step cache in inference (39 MB per layer at batch 256)
+    full = train or (fused and not fast)
     store_h = full or seq
     h = np.zeros((nch, rows, u), dt)
     hm = np.zeros((nch, rows, u), dt)
