@@ -49,7 +49,7 @@ GROUPS = {
         "dropout",
         "memory",
     ],
-    "conv_pool": ["conv2d", "pool2d", "global_pool"],
+    "conv_pool": ["conv2d", "pool2d", "global_pool", "nan"],
     "loss_optim": ["losses", "optimizers", "sparse_rows"],
     "recurrent": ["embedding", "lstm", "gru", "simple_rnn", "bidirectional_ops"],
     "fit": ["fit_cnn", "fit_bn_dropout", "fit_lstm", "fit_bidirectional"],
@@ -404,6 +404,28 @@ def check_global_pool(rng):
         want = cpu.global_pool_backward(mode, x.shape, cache, dy)
         got = cu.global_pool_backward(mode, x.shape, gcache, cu.asarray(dy))
         close(f"global {mode} dx", cu.to_numpy(got), want, GRAD)
+
+
+def check_nan(rng):
+    """A NaN is never dropped: ReLU keeps it, and a max pooling window that holds one yields it
+    (the first NaN wins, as numpy's argmax), on both backends alike."""
+    cpu, cu = _ops()
+    x = _rand(rng, 2, 4, 6, 3)
+    x[0, 1, 1, 0] = x[1, 2, 3, 2] = x[1, 0, 0, 1] = np.nan
+
+    def same(name, got, want):
+        got, want = cu.to_numpy(got), np.asarray(want)
+        if not np.array_equal(np.isnan(got), np.isnan(want)) or not np.isnan(want).any():
+            raise AssertionError(f"{name}: NaN positions differ or none survived")
+        close(name, np.nan_to_num(got), np.nan_to_num(want), FWD)
+
+    same("relu", cu.activation_forward("relu", cu.asarray(x)), cpu.activation_forward("relu", x))
+    for pool, strides in (((2, 2), (2, 2)), ((3, 2), (1, 2))):
+        y, _ = cpu.pool2d_forward("max", x, pool, strides, "valid")
+        gy, _ = cu.pool2d_forward("max", cu.asarray(x), pool, strides, "valid")
+        same(f"max pool {pool} {strides}", gy, y)
+    y, _ = cpu.global_pool_forward("max", x)
+    same("global max", cu.global_pool_forward("max", cu.asarray(x))[0], y)
 
 
 # ----- loss_optim -----

@@ -205,6 +205,37 @@ def test_terminate_on_nan():
     assert len(hist.epoch) <= 2
 
 
+def test_a_nan_weight_is_not_hidden_by_relu_or_max_pooling():
+    """A NaN kernel entry must reach the loss (as in Keras), so that TerminateOnNaN stops: a
+    ReLU that maps NaN to 0 (``v if v > 0 else 0``) or a max pooling that skips NaN would let
+    training go on with a broken layer."""
+    x, y = toy_data()
+    model = small_cnn()
+    weights = model.get_weights()
+    weights[0][0, 0, 0, 0] = np.nan
+    model.set_weights(weights)
+    assert np.isnan(model.predict(x[:4])).all()
+    hist = model.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[cb.TerminateOnNaN()])
+    assert len(hist.epoch) == 1 and np.isnan(hist.history["loss"][0])
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (3, 2)])  # the tiled fast path and the general kernel
+def test_relu_and_max_pooling_propagate_nan(pool):
+    from edgemine.layers import Activation, GlobalMaxPooling2D
+
+    relu = Activation("relu")
+    np.testing.assert_array_equal(
+        relu(np.array([[np.nan, -1.0, 2.0]], np.float32)), [[np.nan, 0.0, 2.0]]
+    )
+    x = np.zeros((1, 6, 6, 2), np.float32)
+    x[0, 1, 1, 0] = np.nan
+    x[0, 2, 3, 0] = 5.0
+    layer = MaxPooling2D(pool, strides=(2, 2) if pool == (3, 2) else None)
+    y = layer(x)
+    assert np.isnan(y[0, 0, 0, 0]) and np.isnan(y).sum() == 1 and not np.isnan(y[..., 1]).any()
+    assert np.isnan(GlobalMaxPooling2D()(x)[0, 0])
+
+
 def test_train_and_test_on_batch_and_metrics():
     x, y = toy_data(16)
     model = small_cnn()

@@ -24,7 +24,7 @@ def _bias_act(z, bias, has_bias, code):
         for c in range(cols):
             v = z[r, c] + bias[c] if has_bias else z[r, c]
             if code == 1:
-                z[r, c] = v if v > 0 else 0
+                z[r, c] = v if not v <= 0 else 0  # NaN stays NaN, as in Keras
             elif code == 2:
                 z[r, c] = 1 / (1 + np.exp(-v)) if v >= 0 else np.exp(v) / (1 + np.exp(v))
             elif code == 3:

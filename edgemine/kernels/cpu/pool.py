@@ -34,7 +34,9 @@ def _max_fwd(x, ph, pw, sh, sw, pt, pl, y, arg):
                             continue
                         for ch in range(c):
                             v = x[b, yy, xx, ch]
-                            if v > best[ch] or where[ch] < 0:
+                            bv = best[ch]
+                            # a NaN wins (the first one), as numpy's argmax: never dropped
+                            if v > bv or where[ch] < 0 or (v != v and bv == bv):
                                 best[ch] = v
                                 where[ch] = yy * w + xx
                 for ch in range(c):
@@ -111,7 +113,8 @@ def _tiled_max_fwd(x, ph, pw, y, which):
                         k = p * pw + q
                         for ch in range(c):
                             v = x[b, i * ph + p, j * pw + q, ch]
-                            if k == 0 or v > y[b, i, j, ch]:
+                            cur = y[b, i, j, ch]
+                            if k == 0 or v > cur or (v != v and cur == cur):  # NaN wins
                                 y[b, i, j, ch] = v
                                 which[b, i, j, ch] = k
 

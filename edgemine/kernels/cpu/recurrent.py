@@ -111,7 +111,7 @@ def _act3(v, b, g0, g1, code, exact, one):
         for g in range(g0, g1):
             for j in range(u):
                 x = v[b, g, j]
-                v[b, g, j] = x if x > zero else zero
+                v[b, g, j] = x if not x <= zero else zero  # NaN stays NaN
         return
     if code != 2 and code != 3:
         return

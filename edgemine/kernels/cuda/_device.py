@@ -122,7 +122,7 @@ def workspace(name: str, shape: tuple, dtype: DTypeLike = np.float32) -> DeviceA
 def act(v, code):
     """Activation ``code`` (ACT_CODES) of a float32 value."""
     if code == 1:
-        return v if v > float32(0.0) else float32(0.0)
+        return v if not v <= float32(0.0) else float32(0.0)  # NaN stays NaN
     if code == 2:
         if v >= float32(0.0):
             return float32(1.0) / (float32(1.0) + math.exp(-v))

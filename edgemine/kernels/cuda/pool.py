@@ -36,7 +36,7 @@ def _max_fwd(x, ph, pw, sh, sw, pt, pl, y, arg):
                 if xx < 0 or xx >= w:
                     continue
                 v = x[b, yy, xx, ch]
-                if where < 0 or v > best:
+                if where < 0 or v > best or (v != v and best == best):  # NaN wins
                     best = v
                     where = int32(yy * w + xx)
         y[b, i, j, ch] = best
@@ -129,7 +129,7 @@ def _global_fwd(x, is_max, y, arg):
             where = int32(0)
             for k in range(1, hw):
                 v = x[b, k // w, k % w, ch]
-                if v > best:
+                if v > best or (v != v and best == best):  # NaN wins, as numpy's argmax
                     best = v
                     where = int32(k)
             y[b, ch] = best
