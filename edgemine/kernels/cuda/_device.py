@@ -119,6 +119,26 @@ def workspace(name: str, shape: tuple, dtype: DTypeLike = np.float32) -> DeviceA
 
 # ----- device functions -----
 @cuda.jit(device=True)
+def nhwc_index(idx, h, w, c):
+    """(b, row, col, ch) of the flat index ``idx`` into an (n, h, w, c) array: the kernels run
+    one thread per element over a grid-stride loop."""
+    ch = idx % c
+    t = idx // c
+    col = t % w
+    t = t // w
+    return t // h, t % h, col, ch
+
+
+@cuda.jit(device=True)
+def covering_windows(pos, pad, k, stride, out):
+    """(first, last) output positions whose window (size k, stride, leading pad) covers input
+    position ``pos`` along one axis; empty when last < first."""
+    num = pos + pad - k
+    first = 0 if num < 0 else num // stride + 1
+    return first, min(out - 1, (pos + pad) // stride)
+
+
+@cuda.jit(device=True)
 def act(v, code):
     """Activation ``code`` (ACT_CODES) of a float32 value."""
     if code == 1:

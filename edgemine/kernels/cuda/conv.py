@@ -12,7 +12,7 @@ from __future__ import annotations
 from numba import cuda, float32
 
 from ..cpu.conv import conv_output_size
-from ._device import DeviceArray, empty, grid1d
+from ._device import DeviceArray, empty, grid1d, nhwc_index
 from .activations import softmax_rows_inplace
 from .gemm import column_sums, gemm
 
@@ -45,12 +45,7 @@ def _im2col(x, kh, kw, sh, sw, pt, pl, oh, ow, cols):
 def _col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
     n, h, w, c = dx.shape
     for idx in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        ch = idx % c
-        t = idx // c
-        xx = t % w
-        t = t // w
-        yy = t % h
-        b = t // h
+        b, yy, xx, ch = nhwc_index(idx, h, w, c)
         acc = float32(0.0)
         for p in range(kh):
             iy = yy + pt - p

@@ -11,7 +11,7 @@ from __future__ import annotations
 from numba import cuda, float32, int32
 
 from ..cpu.conv import conv_output_size
-from ._device import DeviceArray, dummy, empty, grid1d
+from ._device import DeviceArray, covering_windows, dummy, empty, grid1d, nhwc_index
 
 
 @cuda.jit(cache=True)
@@ -19,12 +19,7 @@ def _max_fwd(x, ph, pw, sh, sw, pt, pl, y, arg):
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
     for idx in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        ch = idx % c
-        t = idx // c
-        j = t % ow
-        t = t // ow
-        i = t % oh
-        b = t // oh
+        b, i, j, ch = nhwc_index(idx, oh, ow, c)
         best = float32(0.0)
         where = int32(-1)
         for p in range(ph):
@@ -48,19 +43,10 @@ def _max_bwd(dy, arg, ph, pw, sh, sw, pt, pl, dx):
     n, h, w, c = dx.shape
     _, oh, ow, _ = dy.shape
     for idx in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        ch = idx % c
-        t = idx // c
-        xx = t % w
-        t = t // w
-        yy = t % h
-        b = t // h
+        b, yy, xx, ch = nhwc_index(idx, h, w, c)
         me = yy * w + xx
-        num = yy + pt - ph
-        i0 = 0 if num < 0 else num // sh + 1
-        i1 = min(oh - 1, (yy + pt) // sh)
-        num = xx + pl - pw
-        j0 = 0 if num < 0 else num // sw + 1
-        j1 = min(ow - 1, (xx + pl) // sw)
+        i0, i1 = covering_windows(yy, pt, ph, sh, oh)
+        j0, j1 = covering_windows(xx, pl, pw, sw, ow)
         acc = float32(0.0)
         for i in range(i0, i1 + 1):
             for j in range(j0, j1 + 1):
@@ -74,12 +60,7 @@ def _avg_fwd(x, ph, pw, sh, sw, pt, pl, y):
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
     for idx in range(cuda.grid(1), y.size, cuda.gridsize(1)):
-        ch = idx % c
-        t = idx // c
-        j = t % ow
-        t = t // ow
-        i = t % oh
-        b = t // oh
+        b, i, j, ch = nhwc_index(idx, oh, ow, c)
         y0 = max(i * sh - pt, 0)
         y1 = min(i * sh - pt + ph, h)
         x0 = max(j * sw - pl, 0)
@@ -96,18 +77,9 @@ def _avg_bwd(dy, ph, pw, sh, sw, pt, pl, dx):
     n, h, w, c = dx.shape
     _, oh, ow, _ = dy.shape
     for idx in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
-        ch = idx % c
-        t = idx // c
-        xx = t % w
-        t = t // w
-        yy = t % h
-        b = t // h
-        num = yy + pt - ph
-        i0 = 0 if num < 0 else num // sh + 1
-        i1 = min(oh - 1, (yy + pt) // sh)
-        num = xx + pl - pw
-        j0 = 0 if num < 0 else num // sw + 1
-        j1 = min(ow - 1, (xx + pl) // sw)
+        b, yy, xx, ch = nhwc_index(idx, h, w, c)
+        i0, i1 = covering_windows(yy, pt, ph, sh, oh)
+        j0, j1 = covering_windows(xx, pl, pw, sw, ow)
         acc = float32(0.0)
         for i in range(i0, i1 + 1):
             cy = min(i * sh - pt + ph, h) - max(i * sh - pt, 0)
