@@ -31,8 +31,18 @@ def _sgd(p1, g1, v1, lr, momentum, nesterov):
             p1[i] += v
 
 
+def _update(kernel, arrays, *scalars):
+    """Run an element-wise update kernel over the flattened arrays (the parameter first);
+    float hyper-parameters as float32 (see the module note), flags as they are."""
+    kernel(
+        arrays[0].size,
+        *(a.reshape(-1) for a in arrays),
+        *(x if isinstance(x, bool) else _f32(x) for x in scalars),
+    )
+
+
 def sgd_update(p, g, vel, lr, momentum, nesterov):
-    _sgd(p.size, p.reshape(-1), g.reshape(-1), vel.reshape(-1), _f32(lr), _f32(momentum), nesterov)
+    _update(_sgd, (p, g, vel), lr, momentum, bool(nesterov))
 
 
 @dual
@@ -48,17 +58,7 @@ def _adam(p1, g1, m1, v1, lr_t, beta1, beta2, eps):
 
 
 def adam_update(p, g, m, v, lr_t, beta1, beta2, eps):
-    _adam(
-        p.size,
-        p.reshape(-1),
-        g.reshape(-1),
-        m.reshape(-1),
-        v.reshape(-1),
-        _f32(lr_t),
-        _f32(beta1),
-        _f32(beta2),
-        _f32(eps),
-    )
+    _update(_adam, (p, g, m, v), lr_t, beta1, beta2, eps)
 
 
 @dual
@@ -110,16 +110,4 @@ def _rmsprop(p1, g1, s1, c1, o1, lr, rho, eps, momentum, centered):
 
 def rmsprop_update(p, g, ms, mg, mom, lr, rho, eps, momentum, centered):
     """Keras 3's RMSprop: step = lr * g / sqrt(ms - mg^2 + eps) (mg only when centered)."""
-    _rmsprop(
-        p.size,
-        p.reshape(-1),
-        g.reshape(-1),
-        ms.reshape(-1),
-        mg.reshape(-1),
-        mom.reshape(-1),
-        _f32(lr),
-        _f32(rho),
-        _f32(eps),
-        _f32(momentum),
-        centered,
-    )
+    _update(_rmsprop, (p, g, ms, mg, mom), lr, rho, eps, momentum, bool(centered))
