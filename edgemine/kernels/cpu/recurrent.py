@@ -1071,7 +1071,8 @@ def _dropout_mask(shape, rate, rng, dtype):
 
 
 class RNNCache:
-    """What ``rnn_backward`` needs from ``rnn_forward`` (opaque to layers)."""
+    """What ``rnn_backward`` needs from ``rnn_forward`` (opaque to layers); while the forward
+    runs, also the state that its chunk threads share."""
 
     __slots__ = (
         "cell",
@@ -1092,34 +1093,33 @@ class RNNCache:
         "gates",
         "fast",
         "fused",
+        # forward-only state (dropped before the cache is returned)
+        "xp",
+        "rb",
+        "exact",
+        "one",
+        "full",
+        "store_h",
+        "h",
+        "c",
+        "hm",
     )
 
 
-def _forward_chunk(
-    fused,
-    fast,
-    cell,
-    k,
-    xp,
-    rk,
-    rb,
-    m,
-    rmask,
-    has_rd,
-    act,
-    ract,
-    exact,
-    one,
-    full,
-    store_h,
-    h,
-    c,
-    hm,
-    hst,
-    cst,
-    gates,
-):
+def _forward_chunk(r: RNNCache, k: int) -> None:
     """Run chunk k's sequence: one jitted call (small chunks) or a BLAS product per step."""
+    fused, fast, cell, xp, rk, rb, m = r.fused, r.fast, r.cell, r.xp, r.rk, r.rb, r.mask
+    rmask, has_rd, act, ract, exact, one = r.rmask, r.has_rd, r.act, r.ract, r.exact, r.one
+    full, store_h, h, c, hm, hst, cst, gates = (
+        r.full,
+        r.store_h,
+        r.h,
+        r.c,
+        r.hm,
+        r.hst,
+        r.cst,
+        r.gates,
+    )
     steps, nb = m.shape[1:3]
     u = rk.shape[0]
     rmk = rmask[k] if has_rd else rmask
@@ -1349,35 +1349,19 @@ def rnn_forward(
     if cell == "gru":
         rb = np.zeros((3, u), dt) if bias is None else np.ascontiguousarray(bias[1]).reshape(3, u)
 
+    r = RNNCache()
+    r.cell, r.xc, r.kernel, r.rk, r.rb, r.xp = cell, xc, kernel, rk, rb, xp
+    r.mask, r.rmask, r.dmask, r.has_rd = m, rmask, dmask, has_rd
+    r.act, r.ract, r.exact, r.one, r.fast, r.fused = act, ract, exact, one, fast, fused
+    r.full, r.store_h, r.h, r.c, r.hm = full, store_h, h, c, hm
+    r.hst, r.cst, r.gates = hst, cst, gates
+
     def chunk(k):
         # the input projection of all the chunk's steps is one product (in the chunk's thread)
         np.matmul(xc[k].reshape(-1, nin), kernel, out=xp[k].reshape(-1, g))
         if xbias is not None:
             xp[k] += xbias
-        _forward_chunk(
-            fused,
-            fast,
-            cell,
-            k,
-            xp,
-            rk,
-            rb,
-            m,
-            rmask,
-            has_rd,
-            act,
-            ract,
-            exact,
-            one,
-            full,
-            store_h,
-            h,
-            c,
-            hm,
-            hst,
-            cst,
-            gates,
-        )
+        _forward_chunk(r, k)
 
     with _blas_for(nch):
         _run_chunks(chunk, nch)
@@ -1388,14 +1372,9 @@ def rnn_forward(
         y = (h * m[:, -1, :, None] if zero_out else h).reshape(nb, u)
     if not train:
         return y, None
-    cache = RNNCache()
-    cache.cell, cache.xc, cache.kernel, cache.rk = cell, xc, kernel, rk
-    cache.mask, cache.rmask, cache.dmask, cache.has_rd = m, rmask, dmask, has_rd
-    cache.rev, cache.seq, cache.zero_out = rev, seq, zero_out
-    cache.act, cache.ract, cache.fused = act, ract, fused
-    cache.hst, cache.cst, cache.gates = hst, cst, gates
-    cache.fast = fast
-    return y, cache
+    r.xp = r.h = r.c = r.hm = None  # forward-only buffers: not kept until backward
+    r.rev, r.seq, r.zero_out = rev, seq, zero_out
+    return y, r
 
 
 def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
