@@ -39,6 +39,26 @@ BMP = BM + 1  # padded shared-memory rows against bank conflicts
 BNP = BN + 1
 
 
+@cuda.jit(device=True)
+def _stage(src, k_first, origin, limit, k0, k_end, width, tile, tid):
+    """Copy a width x BK slice of an operand into shared ``tile[kk, x]`` (zero outside), x the
+    operand's M (or N) index from ``origin``. ``k_first``: src is (K, width-axis), so neighbouring
+    threads read along the width axis; else (width-axis, K) and they read along K (coalesced)."""
+    for e in range(tid, width * BK, NT):
+        if k_first:
+            kk = e // width
+            x = e - kk * width
+        else:
+            x = e // BK
+            kk = e - x * BK
+        g = origin + x
+        gk = k0 + kk
+        v = float32(0.0)
+        if g < limit and gk < k_end:
+            v = src[gk, g] if k_first else src[g, gk]
+        tile[kk, x] = v
+
+
 @cuda.jit(cache=True)
 def _gemm_kernel(a, b, out, m, n, k, trans_a, trans_b, k_chunk, bias, has_bias, code, accumulate):
     """out[z] (or out[0] with the epilogue when gridDim.z == 1) = op(a) @ op(b) over K-chunk z."""
@@ -59,40 +79,10 @@ def _gemm_kernel(a, b, out, m, n, k, trans_a, trans_b, k_chunk, bias, has_bias, 
         for j in range(TN):
             acc[i, j] = float32(0.0)
     for k0 in range(k_begin, k_end, BK):
-        # stage A[row0:row0+BM, k0:k0+BK] as as_[kk, mm]
-        for e in range(tid, BM * BK, NT):
-            if trans_a:  # a is (K, M): neighbours read along M
-                kk = e // BM
-                mm = e - kk * BM
-            else:  # a is (M, K): neighbours read along K
-                mm = e // BK
-                kk = e - mm * BK
-            gm = row0 + mm
-            gk = k0 + kk
-            v = float32(0.0)
-            if gm < m and gk < k_end:
-                if trans_a:
-                    v = a[gk, gm]
-                else:
-                    v = a[gm, gk]
-            as_[kk, mm] = v
-        # stage B[k0:k0+BK, col0:col0+BN] as bs[kk, nn]
-        for e in range(tid, BK * BN, NT):
-            if trans_b:  # b is (N, K)
-                nn = e // BK
-                kk = e - nn * BK
-            else:  # b is (K, N)
-                kk = e // BN
-                nn = e - kk * BN
-            gn = col0 + nn
-            gk = k0 + kk
-            v = float32(0.0)
-            if gn < n and gk < k_end:
-                if trans_b:
-                    v = b[gn, gk]
-                else:
-                    v = b[gk, gn]
-            bs[kk, nn] = v
+        # A[row0:row0+BM, k0:k0+BK] as as_[kk, mm]; a is (K, M) when transposed
+        _stage(a, trans_a, row0, m, k0, k_end, BM, as_, tid)
+        # B[k0:k0+BK, col0:col0+BN] as bs[kk, nn]; b is (K, N) unless transposed
+        _stage(b, not trans_b, col0, n, k0, k_end, BN, bs, tid)
         cuda.syncthreads()
         for kk in range(BK):
             for i in range(TM):
