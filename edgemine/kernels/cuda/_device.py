@@ -139,6 +139,18 @@ def covering_windows(pos, pad, k, stride, out):
 
 
 @cuda.jit(device=True)
+def row_max_and_expsum(z, r, cols):
+    """(max, sum of exp(z - max)) over row r: the two reductions of a stable softmax."""
+    mx = z[r, 0]
+    for c in range(1, cols):
+        mx = max(mx, z[r, c])
+    s = float32(0.0)
+    for c in range(cols):
+        s += math.exp(z[r, c] - mx)
+    return mx, s
+
+
+@cuda.jit(device=True)
 def act(v, code):
     """Activation ``code`` (ACT_CODES) of a float32 value."""
     if code == 1:

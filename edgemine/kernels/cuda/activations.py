@@ -11,7 +11,17 @@ import math
 
 from numba import cuda, float32
 
-from ._device import ACT_CODES, DeviceArray, act, act_grad, as2d, empty, flat, grid1d
+from ._device import (
+    ACT_CODES,
+    DeviceArray,
+    act,
+    act_grad,
+    as2d,
+    empty,
+    flat,
+    grid1d,
+    row_max_and_expsum,
+)
 
 
 @cuda.jit(cache=True)
@@ -30,16 +40,9 @@ def _act_bwd(y, dy, dx, code):
 def _softmax_rows(x, y):
     rows, cols = x.shape
     for r in range(cuda.grid(1), rows, cuda.gridsize(1)):
-        mx = x[r, 0]
-        for c in range(1, cols):
-            mx = max(mx, x[r, c])
-        s = float32(0.0)
-        for c in range(cols):
-            e = math.exp(x[r, c] - mx)
-            y[r, c] = e
-            s += e
-        for c in range(cols):
-            y[r, c] = y[r, c] / s
+        mx, s = row_max_and_expsum(x, r, cols)
+        for c in range(cols):  # x may be y (in place): each element is read before it is written
+            y[r, c] = math.exp(x[r, c] - mx) / s
 
 
 @cuda.jit(cache=True)

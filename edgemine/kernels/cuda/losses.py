@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from ._device import DeviceArray, as2d, empty, grid1d
+from ._device import DeviceArray, as2d, empty, grid1d, row_max_and_expsum
 
 EPSILON = np.float32(1e-7)  # Keras's backend epsilon
 ONE_M_EPS = np.float32(1.0 - 1e-7)
@@ -35,12 +35,7 @@ def _ce_forward(z, t, sparse, logits, eps, one_m_eps, out):
     for r in range(cuda.grid(1), rows, cuda.gridsize(1)):
         acc = float32(0.0)
         if logits:
-            mx = z[r, 0]
-            for c in range(1, cols):
-                mx = max(mx, z[r, c])
-            s = float32(0.0)
-            for c in range(cols):
-                s += math.exp(z[r, c] - mx)
+            mx, s = row_max_and_expsum(z, r, cols)
             lse = math.log(s)
             for c in range(cols):
                 tc = _target(t, sparse, r, c)
@@ -68,12 +63,7 @@ def _ce_gradient(z, t, sparse, logits, fused, inv_n, eps, one_m_eps, g):
         for c in range(cols):
             tsum += _target(t, sparse, r, c)
         if logits:
-            mx = z[r, 0]
-            for c in range(1, cols):
-                mx = max(mx, z[r, c])
-            s = float32(0.0)
-            for c in range(cols):
-                s += math.exp(z[r, c] - mx)
+            mx, s = row_max_and_expsum(z, r, cols)
             for c in range(cols):
                 p = math.exp(z[r, c] - mx) / s
                 g[r, c] = (p * tsum - _target(t, sparse, r, c)) * inv_n
