@@ -41,6 +41,16 @@ def _im2col(x, kh, kw, sh, sw, pt, pl, oh, ow, cols):
         cols[row, kidx] = v
 
 
+@cuda.jit(device=True)
+def _output_of_tap(pos, pad, tap, stride, out):
+    """Along one axis: the output position whose window reads input ``pos`` through kernel tap
+    ``tap``, or -1 where none does."""
+    v = pos + pad - tap
+    if v < 0 or v % stride != 0 or v // stride >= out:
+        return -1
+    return v // stride
+
+
 @cuda.jit(cache=True)
 def _col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
     n, h, w, c = dx.shape
@@ -48,18 +58,12 @@ def _col2im(dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx):
         b, yy, xx, ch = nhwc_index(idx, h, w, c)
         acc = float32(0.0)
         for p in range(kh):
-            iy = yy + pt - p
-            if iy < 0 or iy % sh != 0:
-                continue
-            i = iy // sh
-            if i >= oh:
+            i = _output_of_tap(yy, pt, p, sh, oh)
+            if i < 0:
                 continue
             for q in range(kw):
-                jx = xx + pl - q
-                if jx < 0 or jx % sw != 0:
-                    continue
-                j = jx // sw
-                if j >= ow:
+                j = _output_of_tap(xx, pl, q, sw, ow)
+                if j < 0:
                     continue
                 acc += dcols[(b * oh + i) * ow + j, (p * kw + q) * c + ch]
         dx[b, yy, xx, ch] = acc
