@@ -9,6 +9,10 @@ PyTorch CUDA, at each batch size (default 32 and 256), and their ratio. Both tra
 arrays with one host-to-device copy per batch and read the loss back every step, as ``fit`` does.
 Each measurement runs a warm-up (kernel compilation), then trains for ``--seconds`` seconds.
 
+``profile``: where the time of one edgemine ``device='cuda'`` training step goes: kernel
+launches, allocations, uploads and downloads (counts and host milliseconds per step), and each
+kernel's GPU time (CUDA events around every launch; real GPU only).
+
 ``accuracy``: trains the seed CNN (edgemine.datasets.mnist) or the seed LSTM
 (edgemine.datasets.tweets) for ``--epochs`` epochs on one device and reports test accuracy.
 
@@ -18,7 +22,8 @@ CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``) and on PyTorch CPU, without a GPU.
 Examples::
 
     python tools/gpu_bench.py speed --batch-sizes 32,256 --seconds 8
-    python tools/gpu_bench.py accuracy --model cnn --device cuda
+    python tools/gpu_bench.py accuracy --models cnn --device cuda
+    python tools/gpu_bench.py profile --batch-sizes 32 --steps 30
     NUMBA_ENABLE_CUDASIM=1 python tools/gpu_bench.py speed --tiny --torch-device cpu
 """
 
@@ -265,6 +270,166 @@ def cmd_speed(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+# ----- profile -----
+class HostCallProfiler:
+    """Counts, and times on the host, every CUDA kernel launch, device allocation, upload and
+    download that numba.cuda makes while active (a context manager). With ``gpu_events`` each
+    launch is also bracketed by two CUDA events, which gives each kernel's GPU time (real GPU
+    only; the events add host work, so host times from such a run are not representative).
+
+    Works with numba-cuda and with Numba's CUDA simulator (host times only)."""
+
+    def __init__(self, gpu_events: bool = False):
+        from numba import config
+
+        self.sim = bool(config.ENABLE_CUDASIM)
+        self.gpu_events = gpu_events and not self.sim
+        self.calls: dict[str, list[float]] = {}  # kind of call -> [count, host seconds]
+        self.kernels: dict[str, list[float]] = {}  # kernel name -> [launches, host seconds]
+        self.events: list[tuple[str, Any, Any]] = []
+        self._undo: list[tuple[Any, str, Any]] = []
+        self._depth = 0
+
+    def _add(self, table: dict, key: str, seconds: float) -> None:
+        row = table.setdefault(key, [0, 0.0])
+        row[0] += 1
+        row[1] += seconds
+
+    def _patch(self, owner: Any, name: str, key: str, kernel: bool = False) -> None:
+        original = getattr(owner, name)
+        prof = self
+        from numba import cuda
+
+        def timed(*args, **kwargs):
+            if prof._depth:  # a nested call of one already being timed
+                return original(*args, **kwargs)
+            if kernel:
+                fn = args[0]
+                if getattr(fn, "_device", False):  # simulator: a device function call
+                    return original(*args, **kwargs)
+                label = getattr(fn, "py_func", getattr(fn, "fn", fn)).__name__
+            prof._depth += 1
+            e0 = None
+            try:
+                if kernel and prof.gpu_events:
+                    e0 = cuda.event(timing=True)
+                    e0.record()
+                t0 = time.perf_counter()
+                out = original(*args, **kwargs)
+                dt = time.perf_counter() - t0
+                if e0 is not None:
+                    e1 = cuda.event(timing=True)
+                    e1.record()
+                    prof.events.append((label, e0, e1))
+            finally:
+                prof._depth -= 1
+            prof._add(prof.calls, key, dt)
+            if kernel:
+                prof._add(prof.kernels, label, dt)
+            return out
+
+        setattr(owner, name, timed)
+        self._undo.append((owner, name, original))
+
+    def __enter__(self) -> HostCallProfiler:
+        from numba import cuda
+
+        if self.sim:
+            from numba.cuda.simulator import kernel as sim_kernel
+            from numba.cuda.simulator.cudadrv import devicearray as sim_da
+
+            self._patch(sim_kernel.FakeCUDAKernel, "__call__", "launches", kernel=True)
+            self._patch(sim_da.FakeCUDAArray, "copy_to_host", "downloads")
+        else:
+            from numba.cuda import dispatcher
+            from numba.cuda.cudadrv import devicearray
+
+            self._patch(dispatcher.CUDADispatcher, "call", "launches", kernel=True)
+            self._patch(devicearray.DeviceNDArrayBase, "copy_to_host", "downloads")
+        self._patch(cuda, "device_array", "allocations")
+        self._patch(cuda, "to_device", "uploads")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+        self._undo.clear()
+
+    def gpu_seconds(self) -> dict[str, float]:
+        """GPU time per kernel name (after a synchronize), from the event pairs."""
+        from numba import cuda
+
+        cuda.synchronize()
+        out: dict[str, float] = {}
+        for label, e0, e1 in self.events:
+            out[label] = out.get(label, 0.0) + cuda.event_elapsed_time(e0, e1) / 1000.0
+        return out
+
+
+def profile_edgemine(kind: str, s: dict, batch: int, steps: int) -> dict:
+    """Where the time of one ``fit`` training step goes on device='cuda': host time in kernel
+    launches, allocations, uploads and downloads, per step; then, in a second run with CUDA
+    events around each launch, the kernels' GPU time per step."""
+    from edgemine.callbacks import Callback
+    from edgemine.utils import set_random_seed, to_categorical
+
+    class StepClock(Callback):
+        def __init__(self):
+            super().__init__()
+            self.t0 = 0.0
+            self.total = 0.0
+
+        def on_train_begin(self, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_train_end(self, logs=None):
+            self.total = time.perf_counter() - self.t0
+
+    set_random_seed(0)
+    model = edgemine_model(kind, s)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", device="cuda")
+    x, y = synthetic(kind, s, batch * steps, seed=1)
+    y = to_categorical(y, s["classes"])
+    model.fit(x[: 2 * batch], y[: 2 * batch], batch_size=batch, verbose=0)  # compile, warm up
+    clock = StepClock()
+    with HostCallProfiler() as prof:
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, callbacks=[clock])
+    row: dict[str, Any] = {"bench": "profile", "model": kind, "batch": batch, "steps": steps}
+    row["wall_ms_per_step"] = round(1000 * clock.total / steps, 3)
+    accounted = 0.0
+    for key, (count, secs) in sorted(prof.calls.items()):  # a download waits for the GPU
+        row[f"{key}_per_step"] = round(count / steps, 2)
+        row[f"{key}_host_ms_per_step"] = round(1000 * secs / steps, 3)
+        accounted += secs
+    row["other_host_ms_per_step"] = round(1000 * (clock.total - accounted) / steps, 3)
+    top = sorted(prof.kernels.items(), key=lambda kv: -kv[1][1])
+    row["launches_by_kernel"] = {k: round(c / steps, 2) for k, (c, _) in top}
+    if not prof.sim:
+        with HostCallProfiler(gpu_events=True) as gprof:
+            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+        gpu = gprof.gpu_seconds()
+        row["gpu_kernel_ms_per_step"] = round(1000 * sum(gpu.values()) / steps, 3)
+        busiest = sorted(gpu.items(), key=lambda kv: -kv[1])[:8]
+        row["gpu_ms_by_kernel"] = {k: round(1000 * v / steps, 3) for k, v in busiest}
+    return row
+
+
+def cmd_profile(args: argparse.Namespace) -> list[dict]:
+    """Profile rows for every model and batch size."""
+    shapes = TINY if args.tiny else FULL
+    rows = []
+    for kind in args.models.split(","):
+        for batch in (int(b) for b in args.batch_sizes.split(",")):
+            try:
+                row = profile_edgemine(kind, shapes[kind], batch, args.steps)
+            except Exception as e:
+                row = {"bench": "profile", "model": kind, "batch": batch}
+                row["error"] = f"{type(e).__name__}: {e}"
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
 # ----- accuracy -----
 def load(kind: str, tiny: bool) -> tuple[tuple, tuple]:
     """(x_train, y_train), (x_test, y_test) of the seed program, one-hot labels."""
@@ -347,11 +512,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--max-train", type=int, default=0, help="cap the training samples (0: all)")
     ap.add_argument("--tiny", action="store_true")
+    pp = sub.add_parser("profile", help="where an edgemine cuda training step's time goes")
+    pp.add_argument("--models", default="cnn,lstm")
+    pp.add_argument("--batch-sizes", default="32")
+    pp.add_argument("--steps", type=int, default=30, help="timed training steps")
+    pp.add_argument("--tiny", action="store_true")
     args = p.parse_args(argv)
     from edgemine.kernels.cuda._simulator import make_strict
 
     make_strict()  # under NUMBA_ENABLE_CUDASIM=1: fail where a real GPU would
-    rows = cmd_speed(args) if args.command == "speed" else cmd_accuracy(args)
+    commands = {"speed": cmd_speed, "accuracy": cmd_accuracy, "profile": cmd_profile}
+    rows = commands[args.command](args)
     print(json.dumps(rows))
     return 1 if any("error" in k for r in rows for k in r) else 0
 

@@ -8,7 +8,8 @@
 # 2. runs tests/test_cuda_sim.py on the real GPU (EDGEMINE_CUDA_REAL=1: no simulator);
 # 3. trains the seed CNN (MNIST subset) and the seed LSTM (tweets) one epoch each on CPU and GPU
 #    and reports test accuracy for both (the CPU runs go in the background meanwhile);
-# 4. runs tools/gpu_bench.py speed: edgemine cuda vs PyTorch CUDA, batch 32 and 256;
+# 4. runs tools/gpu_bench.py speed: edgemine cuda vs PyTorch CUDA, batch 32 and 256, then
+#    tools/gpu_bench.py profile: launches, allocations, copies and GPU time per training step;
 # 5. writes $OUT/gpu_check.md when $OUT is set, else tools/results/gpu_check.md.
 #
 # Meant to finish within about 5 minutes (GPU_CHECK_BUDGET seconds, default 300): later steps
@@ -143,15 +144,29 @@ if [ -z "$REASON" ]; then
     say "CPU accuracy runs done (status $?)"
 
     # ----- 4. speed: edgemine cuda vs PyTorch -----
-    SECS=$(((($(left)) - 40) / 16))
+    # 8 measurements (2 models x 2 batch sizes x 2 engines) plus warm-ups; 35 s kept for 4b
+    SECS=$(((($(left)) - 75) / 16))
     [ "$SECS" -gt 8 ] && SECS=8
+    BATCHES=32,256
+    [ "$DRY" = 1 ] && BATCHES=2,4
     if [ "$SECS" -ge 1 ]; then
-        timeout --kill-after=10 $(($(left) - 5)) "$PY" tools/gpu_bench.py speed \
-            --batch-sizes 32,256 --seconds "$SECS" --torch-device "$TORCH_DEV" ${BENCH[@]+"${BENCH[@]}"} \
-            >"$WORK/speed.jsonl" 2>>"$LOG"
+        timeout --kill-after=10 $(($(left) - 35)) "$PY" tools/gpu_bench.py speed \
+            --batch-sizes "$BATCHES" --seconds "$SECS" --torch-device "$TORCH_DEV" \
+            ${BENCH[@]+"${BENCH[@]}"} >"$WORK/speed.jsonl" 2>>"$LOG"
         say "speed bench done (status $?, ${SECS}s per measurement)"
     else
         note "no time left for the speed benchmark"
+    fi
+
+    # ----- 4b. where an edgemine training step's time goes -----
+    PROFILE=(--batch-sizes 32,256 --steps 30)
+    [ "$DRY" = 1 ] && PROFILE=(--batch-sizes 2 --steps 1)
+    if [ "$(left)" -gt 25 ]; then
+        timeout --kill-after=10 $(($(left) - 15)) "$PY" tools/gpu_bench.py profile "${PROFILE[@]}" \
+            ${BENCH[@]+"${BENCH[@]}"} >"$WORK/profile.jsonl" 2>>"$LOG"
+        say "profile done (status $?)"
+    else
+        note "no time left for the step profile"
     fi
 fi
 
@@ -222,6 +237,28 @@ else:
         )
     if not rows("speed.jsonl"):
         lines.append("| - | - | - | - | - | not run or no result |")
+    lines += ["", "## Where an edgemine training step's time goes (tools/gpu_bench.py profile)", "",
+              "Per step of `fit`; host ms is time spent in the call on the CPU (a download waits "
+              "for the GPU to finish the queued work). GPU ms: CUDA events around each launch, "
+              "from a second run.", "",
+              "| model | batch | wall ms | launches | launch ms | allocations | alloc ms | "
+              "upload ms | download ms | other host ms | GPU kernel ms |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows("profile.jsonl"):
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['batch']} | {r['error']} |" + " |" * 8)
+            continue
+        cells = [r.get(k, "-") for k in (
+            "wall_ms_per_step", "launches_per_step", "launches_host_ms_per_step",
+            "allocations_per_step", "allocations_host_ms_per_step", "uploads_host_ms_per_step",
+            "downloads_host_ms_per_step", "other_host_ms_per_step", "gpu_kernel_ms_per_step")]
+        lines.append(f"| {r['model']} | {r['batch']} | " + " | ".join(map(str, cells)) + " |")
+    for r in rows("profile.jsonl"):
+        if "gpu_ms_by_kernel" in r:
+            busiest = ", ".join(f"{k} {v}" for k, v in r["gpu_ms_by_kernel"].items())
+            lines.append(f"\n- {r['model']} batch {r['batch']}, GPU ms by kernel: {busiest}")
+    if not rows("profile.jsonl"):
+        lines.append("| - | - | not run or no result |" + " |" * 8)
 notes = (work / "notes.md").read_text().strip() if (work / "notes.md").exists() else ""
 if notes:
     lines += ["", "## Notes", "", notes]
