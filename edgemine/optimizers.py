@@ -7,13 +7,64 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .layers.base import SparseGradient, Variable
 
 
+class _FlatPack:
+    """Variables with dense gradients, packed into one flat buffer each for their values, their
+    gradients and every optimizer slot: each variable's ``value``, ``grad_out`` and slots become
+    views into these buffers. The layers' backward ops write the gradients into place, and one
+    update kernel then covers every variable (as PyTorch's fused optimizers do): on a GPU each
+    kernel launch costs tens of microseconds of host time, and the seed models have 10 weights.
+    """
+
+    def __init__(self, ops, variables: list[Variable], indices: list[int], slots: list[dict]):
+        self.indices = indices
+        self.variables = [variables[i] for i in indices]
+        shapes = [v.shape for v in self.variables]
+        ends = np.cumsum([math.prod(s) for s in shapes]).tolist()
+        starts = [0, *ends[:-1]]
+
+        def pack(arrays):
+            host = np.concatenate([np.ravel(ops.to_numpy(a)).astype(np.float32) for a in arrays])
+            flat = ops.asarray(host)
+            return flat, [flat[a:b].reshape(s) for a, b, s in zip(starts, ends, shapes)]
+
+        self.value, self.value_views = pack([v.value for v in self.variables])
+        self.grad, self.grad_views = pack([np.zeros(s, np.float32) for s in shapes])
+        self.slots = {}
+        for name in slots[indices[0]]:
+            self.slots[name], views = pack([slots[i][name] for i in indices])
+            for i, view in zip(indices, views):
+                slots[i][name] = view
+        for v, value, grad in zip(self.variables, self.value_views, self.grad_views):
+            v.value, v.grad_out = value, grad
+
+    def intact(self) -> bool:
+        """Every value is still its view (``set_weights`` rebinds values)."""
+        return all(v.value is view for v, view in zip(self.variables, self.value_views))
+
+    def ready(self) -> bool:
+        """Intact, and every gradient of this step was written into its place."""
+        return self.intact() and all(
+            v.grad is view for v, view in zip(self.variables, self.grad_views)
+        )
+
+    def release(self) -> None:
+        for v in self.variables:
+            v.grad_out = None
+
+
 class Optimizer:
-    """Base class: keeps per-variable slots (keyed by position) and the step counter."""
+    """Base class: keeps per-variable slots (keyed by position) and the step counter.
+
+    After the first step, the variables with dense gradients are packed into flat buffers
+    (``_FlatPack``) and updated by one kernel call per step; a step where any of their
+    gradients is missing or was not written into place updates them one by one instead."""
 
     slot_names: tuple[str, ...] = ()
 
@@ -23,6 +74,7 @@ class Optimizer:
         self.iterations = 0
         self.slots: list[dict[str, object]] = []
         self._scratch: dict[int, object] = {}
+        self._pack: _FlatPack | None = None
 
     @property
     def learning_rate(self) -> float:
@@ -41,24 +93,52 @@ class Optimizer:
     def build(self, variables: list[Variable], ops) -> None:
         if getattr(self, "ops", None) is not ops:
             self._scratch.clear()  # scratch tables live on the previous device
+            self._unpack()
         self.ops = ops
         if len(self.slots) == len(variables):
             return
+        self._unpack()
         self.slots = [{n: ops.zeros_like(v.value) for n in self.slot_names} for v in variables]
+
+    def _unpack(self) -> None:
+        if self._pack is not None:
+            self._pack.release()
+            self._pack = None
 
     def apply_gradients(self, variables: list[Variable]) -> None:
         """One update of every variable from its ``.grad``."""
         if len(self.slots) != len(variables):
             raise RuntimeError("optimizer was built for a different set of variables")
         self.iterations += 1
+        pack = self._pack
+        fused = pack is not None and pack.ready()
+        if fused:
+            self._apply_dense(pack.value, pack.grad, pack.slots)
+        packed = set(pack.indices) if fused else ()
         for i, var in enumerate(variables):
             g = var.grad
-            if g is None:
+            if g is None or i in packed:
                 continue
             if isinstance(g, SparseGradient):
                 self._apply_sparse(i, var, g)
             else:
                 self._apply_dense(var.value, g, self.slots[i])
+        if not fused:
+            self._repack(variables)
+
+    def _repack(self, variables: list[Variable]) -> None:
+        """Pack the variables that had dense gradients this step, unless the pack in place
+        already holds them (a gradient that was not written into place does not repack)."""
+        dense = [
+            i
+            for i, v in enumerate(variables)
+            if v.grad is not None and not isinstance(v.grad, SparseGradient)
+        ]
+        pack = self._pack
+        if not dense or (pack is not None and pack.indices == dense and pack.intact()):
+            return
+        self._unpack()
+        self._pack = _FlatPack(self.ops, variables, dense, self.slots)
 
     def _apply_sparse(self, i: int, var: Variable, g: SparseGradient) -> None:
         # The dense-equivalent update through a persistent scratch table (allocated once).
@@ -85,6 +165,7 @@ class Optimizer:
 
     def set_state(self, state: dict[str, np.ndarray], variables: list[Variable], ops) -> None:
         self.build(variables, ops)
+        self._unpack()  # the slots below replace the packed ones
         self.iterations = int(state["iterations"])
         for i, slot in enumerate(self.slots):
             for name in slot:

@@ -52,7 +52,7 @@ GROUPS = {
     "conv_pool": ["conv2d", "pool2d", "global_pool", "nan"],
     "loss_optim": ["losses", "optimizers", "sparse_rows"],
     "recurrent": ["embedding", "lstm", "gru", "simple_rnn", "bidirectional_ops"],
-    "fit": ["fit_cnn", "fit_bn_dropout", "fit_lstm", "fit_bidirectional"],
+    "fit": ["fit_cnn", "fit_bn_dropout", "fit_lstm", "fit_stacked_lstm", "fit_bidirectional"],
 }
 
 
@@ -148,6 +148,30 @@ def test_every_kernel_compiles_for_a_real_gpu(tmp_path):
     assert report["compiled"] > 30
 
 
+def test_step_profile_and_launch_budget():
+    """tools/gpu_bench.py profile (simulated): it counts every kind of call, and a training
+    step of each seed model stays within its kernel-launch budget (launches cost tens of
+    microseconds each on a GPU): one optimizer update for all dense weights, no fill kernels."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "gpu_bench.py"), "profile", "--tiny"]
+        + ["--steps", "2", "--batch-sizes", "2"],
+        env=_child_env(True),
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {r["model"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])}
+    for model, budget in (("cnn", 39), ("lstm", 33)):
+        r = rows[model]
+        assert r["uploads_per_step"] >= 2 and r["downloads_per_step"] >= 1  # batch in, loss out
+        assert r["allocations_per_step"] > 0
+        assert r["launches_per_step"] <= budget, r["launches_by_kernel"]
+        assert r["launches_by_kernel"]["_adam"] == 1
+        assert "_fill" not in r["launches_by_kernel"]
+
+
 def test_simulated_reason_is_none_under_the_simulator():
     info = _run_child(["--availability"], simulate=True, timeout=120)
     assert info["reason"] is None
@@ -212,15 +236,16 @@ def check_column_sums(rng):
     from edgemine.kernels.cuda.gemm import column_sums
 
     _, cu = _ops()
-    x = _rand(rng, 37, 5)
-    y = _rand(rng, 37, 5)
-    close("colsum", cu.to_numpy(column_sums(cu.asarray(x))), x.sum(0), FWD)
-    s, p = column_sums(cu.asarray(x), cu.asarray(y), mode=1)
-    close("colsum x", cu.to_numpy(s), x.sum(0), FWD)
-    close("colsum xy", cu.to_numpy(p), (x * y).sum(0), FWD)
-    m, v = column_sums(cu.asarray(x), mode=2, scale=1 / 37)
-    close("mean", cu.to_numpy(m), x.mean(0), FWD)
-    close("var", cu.to_numpy(v), x.var(0), FWD)
+    for rows in (37, 5):  # several row slices and a final pass; one slice finished in place
+        x = _rand(rng, rows, 5)
+        y = _rand(rng, rows, 5)
+        close(f"colsum {rows}", cu.to_numpy(column_sums(cu.asarray(x))), x.sum(0), FWD)
+        s, p = column_sums(cu.asarray(x), cu.asarray(y), mode=1)
+        close(f"colsum x {rows}", cu.to_numpy(s), x.sum(0), FWD)
+        close(f"colsum xy {rows}", cu.to_numpy(p), (x * y).sum(0), FWD)
+        m, v = column_sums(cu.asarray(x), mode=2, scale=1 / rows)
+        close(f"mean {rows}", cu.to_numpy(m), x.mean(0), FWD)
+        close(f"var {rows}", cu.to_numpy(v), x.var(0), FWD)
 
 
 def check_dense(rng):
@@ -737,6 +762,19 @@ def check_fit_lstm(rng):
         lambda L: [
             L.Embedding(12, 4, input_length=5, mask_zero=True),
             L.LSTM(3),
+            L.Dense(3, activation="softmax"),
+        ]
+    )
+
+
+def check_fit_stacked_lstm(rng):
+    """The seed LSTM's layout: no mask, the second LSTM fed by the first's sequence."""
+    _sequence_fit(
+        lambda L: [
+            L.Embedding(12, 4, input_length=5),
+            L.LSTM(3, return_sequences=True),
+            L.LSTM(3),
+            L.Dense(4, activation="relu"),
             L.Dense(3, activation="softmax"),
         ]
     )

@@ -178,3 +178,89 @@ def test_unknown_optimizer_name(bad):
 def test_unknown_loss_name():
     with pytest.raises(ValueError, match="unknown loss"):
         losses.get("hinge_loss")
+
+
+# ----- the flat pack: one update for every variable with a dense gradient -----
+def _seed_like_models():
+    from edgemine import layers as L
+
+    cnn = [
+        L.Conv2D(3, 3, activation="relu", input_shape=(8, 8, 1)),
+        L.MaxPooling2D(),
+        L.BatchNormalization(),
+        L.Flatten(),
+        L.Dense(4, activation="relu"),
+        L.Dense(3, activation="softmax"),
+    ]
+    lstm = [
+        L.Embedding(20, 4, input_length=6),
+        L.LSTM(5, return_sequences=True),
+        L.GRU(3),
+        L.Dense(3, activation="softmax"),
+    ]
+    data = np.random.default_rng(4)
+    x_img = data.random((12, 8, 8, 1), dtype=np.float32)
+    x_ids = data.integers(0, 20, (12, 6))
+    y = np.eye(3, dtype=np.float32)[data.integers(0, 3, 12)]
+    return [(cnn, x_img, y), (lstm, x_ids, y)]
+
+
+def _trained(build, x, y, optimizer, pack: bool, monkeypatch):
+    from edgemine.models import Sequential
+    from edgemine.utils import set_random_seed
+
+    with monkeypatch.context() as m:
+        if not pack:
+            m.setattr(optimizers.Optimizer, "_repack", lambda self, variables: None)
+        set_random_seed(7)
+        model = Sequential(build())
+        model.compile(optimizer=optimizer, loss="categorical_crossentropy")
+        for step in range(3):
+            model.train_on_batch(x[4 * step : 4 * step + 4], y[4 * step : 4 * step + 4])
+    return model
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+@pytest.mark.parametrize("which", [0, 1], ids=["cnn", "lstm"])
+def test_packed_update_equals_one_update_per_variable(optimizer, which, monkeypatch):
+    """After the first step the dense-gradient variables live in one flat buffer, the layers
+    write their gradients into it, and one kernel call updates them all: bit for bit what the
+    per-variable updates give."""
+    layers_of = lambda: _seed_like_models()[which][0]  # noqa: E731 - fresh layers per model
+    _, x, y = _seed_like_models()[which]
+    packed = _trained(layers_of, x, y, optimizer, True, monkeypatch)
+    single = _trained(layers_of, x, y, optimizer, False, monkeypatch)
+    pack = packed.optimizer._pack
+    assert pack is not None and pack.ready(), "the last steps did not take the packed update"
+    assert single.optimizer._pack is None
+    for v in pack.variables:
+        assert np.shares_memory(v.value, pack.value) and np.shares_memory(v.grad, pack.grad)
+    for a, b in zip(packed.get_weights(), single.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    state_a, state_b = packed.optimizer.get_state(), single.optimizer.get_state()
+    assert state_a.keys() == state_b.keys()
+    for k in state_a:
+        np.testing.assert_array_equal(state_a[k], state_b[k])
+
+
+@pytest.mark.parametrize("change", ["set_weights", "set_state"])
+def test_set_weights_and_set_state_after_packing_take_effect(change, monkeypatch):
+    """Values rebound by set_weights, and slots replaced by set_state, are used by the next
+    step and packed again, not overwritten by the stale flat buffers."""
+    build = lambda: _seed_like_models()[0][0]  # noqa: E731
+    _, x, y = _seed_like_models()[0]
+    model = _trained(build, x, y, "adam", True, monkeypatch)
+    twin = _trained(build, x, y, "adam", False, monkeypatch)
+    weights = [w + 0.5 for w in model.get_weights()]
+    state = model.optimizer.get_state()
+    state = {k: (v if k == "iterations" else v * 0.5) for k, v in state.items()}
+    for m in (model, twin):
+        if change == "set_weights":
+            m.set_weights(weights)
+        else:
+            m.optimizer.set_state(state, m.trainable_variables, m.ops)
+        m.train_on_batch(x[:4], y[:4])
+        m.train_on_batch(x[4:8], y[4:8])
+    assert model.optimizer._pack is not None and model.optimizer._pack.ready()
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -39,14 +39,19 @@ def reset_name_counts() -> None:
 
 
 class Variable:
-    """A weight: its value, its gradient after a backward pass, and whether it trains."""
+    """A weight: its value, its gradient after a backward pass, and whether it trains.
 
-    __slots__ = ("name", "value", "grad", "trainable")
+    ``grad_out`` is where the optimizer wants the next gradient written (a view into its flat
+    gradient buffer, see ``edgemine.optimizers.Optimizer``), or None; layers pass it to the
+    backend's backward ops as ``out``."""
+
+    __slots__ = ("name", "value", "grad", "grad_out", "trainable")
 
     def __init__(self, name: str, value, trainable: bool = True):
         self.name = name
         self.value = value
         self.grad = None
+        self.grad_out = None
         self.trainable = trainable
 
     @property
@@ -195,6 +200,11 @@ class Layer:
             if not np.issubdtype(w.dtype, np.number):
                 raise TypeError(f"layer {self.name!r}, weight {var.name!r}: not numeric")
             var.value = self.ops.asarray(w.astype(np.float32))
+
+    @staticmethod
+    def _grad_outs(*variables: Variable | None) -> tuple:
+        """The ``out`` argument of a backward op: each variable's ``grad_out`` (None if absent)."""
+        return tuple(None if v is None else v.grad_out for v in variables)
 
     def count_params(self) -> int:
         return int(sum(math.prod(v.shape) for v in self.variables))

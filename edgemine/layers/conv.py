@@ -104,6 +104,7 @@ class Conv2D(ActivationMixin, Layer):
             self.need_input_grad,
             activation=activation,
             y=self._y,
+            out=self._grad_outs(self.kernel, self.bias),
         )
         self.kernel.grad = dk
         if self.bias is not None:

@@ -87,7 +87,13 @@ class Dense(ActivationMixin, Layer):
         return self._y
 
     def backward_linear(self, dz):
-        dx, dk, db = self.ops.dense_backward(self._x, self.kernel.value, dz, self.need_input_grad)
+        dx, dk, db = self.ops.dense_backward(
+            self._x,
+            self.kernel.value,
+            dz,
+            self.need_input_grad,
+            out=self._grad_outs(self.kernel, self.bias),
+        )
         self.kernel.grad = dk
         if self.bias is not None:
             self.bias.grad = db

@@ -80,7 +80,12 @@ class BatchNormalization(Layer):
     def backward(self, dy):
         gamma = self.gamma.value if self.gamma else None
         dx, dgamma, dbeta = self.ops.batchnorm_backward(
-            self._xhat, self._inv_std, gamma, dy, self._training
+            self._xhat,
+            self._inv_std,
+            gamma,
+            dy,
+            self._training,
+            out=self._grad_outs(self.gamma, self.beta),
         )
         if self.gamma is not None:
             self.gamma.grad = dgamma

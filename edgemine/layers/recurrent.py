@@ -141,10 +141,10 @@ class BaseRNN(Layer):
                 f"{self.name}: {kind} expects input of rank 3 (batch, timesteps, features), got "
                 f"shape {tuple(x.shape)}"
             )
-        if x.shape[-1] != self.input_shape[-1]:
+        features = tuple(x.shape)[-1]  # a tuple: device arrays' shapes refuse negative indices
+        if features != self.input_shape[-1]:
             raise ValueError(
-                f"{self.name}: {kind} was built for {self.input_shape[-1]} features, got "
-                f"{x.shape[-1]}"
+                f"{self.name}: {kind} was built for {self.input_shape[-1]} features, got {features}"
             )
         if mask is not None and tuple(mask.shape) != tuple(x.shape[:2]):
             raise ValueError(
@@ -173,7 +173,12 @@ class BaseRNN(Layer):
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward needs a forward pass with training=True")
-        dx, dk, drk, db = self.ops.rnn_backward(self._cache, dy, self.need_input_grad)
+        dx, dk, drk, db = self.ops.rnn_backward(
+            self._cache,
+            dy,
+            self.need_input_grad,
+            out=self._grad_outs(self.kernel, self.recurrent_kernel, self.bias),
+        )
         self.kernel.grad = dk
         self.recurrent_kernel.grad = drk
         if self.bias is not None:

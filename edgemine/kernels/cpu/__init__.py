@@ -14,6 +14,8 @@ from .activations import (
     activation_forward,
     bias_activation_inplace,
     column_sums,
+    gradient_into,
+    gradient_out,
 )
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .embedding import (
@@ -91,12 +93,13 @@ def dense_forward(x, kernel, bias, activation="linear"):
     return bias_activation_inplace(y, bias, activation)
 
 
-def dense_backward(x, kernel, dz, need_dx=True):
-    """Returns (dx or None, dkernel, dbias) for dz = dL/d(x @ kernel + bias)."""
+def dense_backward(x, kernel, dz, need_dx=True, out=None):
+    """Returns (dx or None, dkernel, dbias) for dz = dL/d(x @ kernel + bias). ``out``: None, or
+    (dkernel, dbias) arrays (either None) that the weight gradients are written into."""
     x2 = x.reshape(-1, x.shape[-1])
     dz2 = dz.reshape(-1, dz.shape[-1])
-    dkernel = x2.T @ dz2
-    dbias = column_sums(dz2)
+    dkernel = np.matmul(x2.T, dz2, out=gradient_out(out, 0))
+    dbias = column_sums(dz2, out=gradient_out(out, 1))
     dx = dz @ kernel.T if need_dx else None
     return dx, dkernel, dbias
 
@@ -141,11 +144,12 @@ def batch_moments(x):
     return mean, var
 
 
-def batchnorm_backward(xhat, inv_std, gamma, dy, training):
-    """Returns (dx, dgamma, dbeta). In training the statistics depend on the batch."""
+def batchnorm_backward(xhat, inv_std, gamma, dy, training, out=None):
+    """Returns (dx, dgamma, dbeta). In training the statistics depend on the batch. ``out``:
+    None, or (dgamma, dbeta) arrays (either None) that the gradients are written into."""
     axes = tuple(range(dy.ndim - 1))
-    dbeta = dy.sum(axis=axes)
-    dgamma = (dy * xhat).sum(axis=axes)
+    dbeta = gradient_into(out, 1, dy.sum(axis=axes))
+    dgamma = gradient_into(out, 0, (dy * xhat).sum(axis=axes))
     g = gamma if gamma is not None else 1.0
     if not training:
         return dy * (g * inv_std), dgamma, dbeta

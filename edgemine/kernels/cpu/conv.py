@@ -19,7 +19,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import dual
-from .activations import activation_backward, bias_activation_inplace, column_sums
+from .activations import activation_backward, bias_activation_inplace, column_sums, gradient_out
 
 
 def conv_output_size(size: int, k: int, stride: int, padding: str) -> tuple[int, int]:
@@ -159,12 +159,23 @@ def conv2d_forward(x, kernel, bias, strides, padding, activation="linear", keep=
 
 
 def conv2d_backward(
-    x_shape, cache, kernel, dy, strides, padding, need_dx=True, activation="linear", y=None
+    x_shape,
+    cache,
+    kernel,
+    dy,
+    strides,
+    padding,
+    need_dx=True,
+    activation="linear",
+    y=None,
+    out=None,
 ):
     """Returns (dx or None, dkernel, dbias); ``cache`` is conv2d_forward's patch matrix.
 
     ``dy`` is the gradient of the convolution's output, or, with ``activation`` and the forward
-    output ``y``, of the activation's output (the activation's backward is applied first)."""
+    output ``y``, of the activation's output (the activation's backward is applied first).
+    ``out``: None, or (dkernel, dbias) arrays (either None) that the weight gradients are
+    written into."""
     kh, kw, c, f = kernel.shape
     if activation != "linear":
         dy = activation_backward(activation, y, dy)
@@ -172,8 +183,11 @@ def conv2d_backward(
     oh, pt = conv_output_size(h, kh, strides[0], padding)
     ow, pl = conv_output_size(w, kw, strides[1], padding)
     dy2 = dy.reshape(-1, f)
-    dkernel = (cache.T @ dy2).reshape(kernel.shape)
-    dbias = column_sums(dy2)
+    dkernel = gradient_out(out, 0)
+    if dkernel is None:
+        dkernel = np.empty(kernel.shape, dy2.dtype)
+    np.matmul(cache.T, dy2, out=dkernel.reshape(-1, f))
+    dbias = column_sums(dy2, out=gradient_out(out, 1))
     dx = None
     if need_dx:
         dcols = dy2 @ kernel.reshape(kh * kw * c, f).T

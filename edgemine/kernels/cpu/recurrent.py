@@ -68,6 +68,7 @@ import numpy as np
 from numba import njit
 
 from . import blas
+from .activations import gradient_into
 from .blas import NO_TRANS, SGEMM, sgemm
 
 __all__ = [
@@ -1566,9 +1567,11 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
                 np.matmul(dxp[k, s], rkt, out=dhr)
 
 
-def rnn_backward(cache: RNNCache, dy, need_dx: bool = True):
+def rnn_backward(cache: RNNCache, dy, need_dx: bool = True, out=None):
     """Gradients from ``rnn_forward``'s cache and dL/dy. Returns (dx or None, dkernel,
-    drecurrent_kernel, dbias) with dbias shaped like the layer's bias ((2, 3u) for GRU)."""
+    drecurrent_kernel, dbias) with dbias shaped like the layer's bias ((2, 3u) for GRU).
+    ``out``: None, or (dkernel, drecurrent_kernel, dbias) arrays (any None) that the weight
+    gradients are written into."""
     c = cache
     nch, steps, rows, u = c.hst.shape
     nin = c.xc.shape[-1]
@@ -1628,6 +1631,8 @@ def rnn_backward(cache: RNNCache, dy, need_dx: bool = True):
         dkernel, drk = dw, drk.sum(axis=0)
     else:
         dkernel, drk, dbias = dw[:nin], dw[nin:-1], dw[-1]
+    dkernel, drk = gradient_into(out, 0, dkernel), gradient_into(out, 1, drk)
+    dbias = gradient_into(out, 2, dbias)
     dx = None
     if need_dx:
         dx = _from_chunks(dxc.reshape(nch, steps, rows, nin), c.rev)

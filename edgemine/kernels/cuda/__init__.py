@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import DTypeLike
 
+from ..cpu.activations import gradient_out
 from ..cpu.conv import conv_output_size
 from ._device import SIM, DeviceArray, add, is_device, multiply, zeros
 from ._device import last as _last
@@ -140,13 +141,18 @@ def dense_forward(
 
 
 def dense_backward(
-    x: DeviceArray, kernel: DeviceArray, dz: DeviceArray, need_dx: bool = True
+    x: DeviceArray,
+    kernel: DeviceArray,
+    dz: DeviceArray,
+    need_dx: bool = True,
+    out: tuple | None = None,
 ) -> tuple[DeviceArray | None, DeviceArray, DeviceArray]:
-    """Returns (dx or None, dkernel, dbias) for dz = dL/d(x @ kernel + bias)."""
+    """Returns (dx or None, dkernel, dbias) for dz = dL/d(x @ kernel + bias). ``out``: None, or
+    (dkernel, dbias) device arrays (either None) that the weight gradients are written into."""
     x2 = x.reshape(x.size // _last(x), _last(x))
     dz2 = dz.reshape(dz.size // _last(dz), _last(dz))
-    dkernel = gemm(x2, dz2, trans_a=True)
-    dbias = column_sums(dz2)
+    dkernel = gemm(x2, dz2, gradient_out(out, 0), trans_a=True)
+    dbias = column_sums(dz2, out=gradient_out(out, 1))
     dx = gemm(dz2, kernel, trans_b=True).reshape(x.shape) if need_dx else None
     return dx, dkernel, dbias
 

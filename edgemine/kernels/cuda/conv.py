@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from numba import cuda, float32
 
+from ..cpu.activations import gradient_out
 from ..cpu.conv import conv_output_size
 from ._device import DeviceArray, empty, grid1d, nhwc_index
 from .activations import softmax_rows_inplace
@@ -108,9 +109,11 @@ def conv2d_backward(
     need_dx: bool = True,
     activation: str = "linear",
     y: DeviceArray | None = None,
+    out: tuple | None = None,
 ) -> tuple[DeviceArray | None, DeviceArray, DeviceArray]:
     """Returns (dx or None, dkernel, dbias). With ``activation`` and the forward output ``y``,
-    ``dy`` is the gradient of the activation's output (as in the CPU backend)."""
+    ``dy`` is the gradient of the activation's output (as in the CPU backend). ``out``: None, or
+    (dkernel, dbias) device arrays (either None) that the weight gradients are written into."""
     if activation != "linear":
         from .activations import activation_backward
 
@@ -121,8 +124,11 @@ def conv2d_backward(
     oh, pt = conv_output_size(h, kh, sh, padding)
     ow, pl = conv_output_size(w, kw, sw, padding)
     dy2 = dy.reshape(dy.size // f, f)
-    dkernel = gemm(cols, dy2, trans_a=True).reshape(kh, kw, c, f)
-    dbias = column_sums(dy2)
+    dkernel = gradient_out(out, 0)
+    if dkernel is None:
+        dkernel = empty((kh, kw, c, f), dy.dtype)
+    gemm(cols, dy2, dkernel.reshape(kh * kw * c, f), trans_a=True)
+    dbias = column_sums(dy2, out=gradient_out(out, 1))
     dx = None
     if need_dx:
         dcols = gemm(dy2, kernel.reshape(kh * kw * c, f), trans_b=True)

@@ -225,9 +225,24 @@ else:
     CW, RW = 32, 8
 
 
+@cuda.jit(device=True)
+def _colsum_store(t0, t1, mode, scale, out0, out1, c):
+    """Write column c's finished sums: scaled, or (mean, variance) in mode 2."""
+    t0 *= scale
+    t1 *= scale
+    if mode == 2:
+        out0[c] = t0
+        out1[c] = max(t1 - t0 * t0, 0.0)
+    else:
+        out0[c] = t0
+        if mode == 1:
+            out1[c] = t1
+
+
 @cuda.jit(cache=True)
-def _colsum_partial(x, y, mode, rows_per, part):
-    """part[:, s, c] = sums over rows [s*rows_per, (s+1)*rows_per) of column c.
+def _colsum_partial(x, y, mode, rows_per, part, scale, out0, out1):
+    """part[:, s, c] = sums over rows [s*rows_per, (s+1)*rows_per) of column c; with a single
+    row slice (gridDim.y == 1) the finished sums go straight to out0/out1 (no second launch).
 
     mode 0: (sum x, 0); mode 1: (sum x, sum x*y); mode 2: (sum x, sum x*x)."""
     sh = cuda.shared.array((2, RW, CW), float64)
@@ -257,8 +272,11 @@ def _colsum_partial(x, y, mode, rows_per, part):
         for q in range(RW):
             t0 += sh[0, q, tx]
             t1 += sh[1, q, tx]
-        part[0, s, c] = t0
-        part[1, s, c] = t1
+        if cuda.gridDim.y == 1:
+            _colsum_store(t0, t1, mode, scale, out0, out1, c)
+        else:
+            part[0, s, c] = t0
+            part[1, s, c] = t1
 
 
 @cuda.jit(cache=True)
@@ -270,15 +288,7 @@ def _colsum_final(part, mode, scale, out0, out1):
         for z in range(s):
             t0 += part[0, z, c]
             t1 += part[1, z, c]
-        t0 *= scale
-        t1 *= scale
-        if mode == 2:  # (mean, variance)
-            out0[c] = t0
-            out1[c] = max(t1 - t0 * t0, 0.0)
-        else:
-            out0[c] = t0
-            if mode == 1:
-                out1[c] = t1
+        _colsum_store(t0, t1, mode, scale, out0, out1, c)
 
 
 def column_sums(
@@ -287,24 +297,28 @@ def column_sums(
     mode: int = 0,
     scale: float = 1.0,
     out: DeviceArray | None = None,
+    out1: DeviceArray | None = None,
 ) -> DeviceArray | tuple[DeviceArray, DeviceArray]:
     """Fixed-order sums over the rows of a 2-D float32 device array, accumulated in float64.
 
     mode 0: ``x.sum(0)``; mode 1: ``(x.sum(0), (x*y).sum(0))``; mode 2: mean and biased
     variance ``(E[x], E[x^2] - E[x]^2)`` with ``scale = 1/rows``. Results are float32, times
-    ``scale`` (mode 0 and 1). Returns one array (mode 0, written into ``out`` when given) or a
-    pair."""
+    ``scale`` (mode 0 and 1). Returns one array (mode 0) or a pair, written into ``out`` (and
+    ``out1``) when given."""
     m, n = x2d.shape
     out0 = empty((n,)) if out is None else out
-    out1 = empty((n,)) if mode else None
+    if mode and out1 is None:
+        out1 = empty((n,))
     cols = math.ceil(n / CW)
     rows_min = 4 * RW
     splits = max(1, min(math.ceil(2 * sm_count() / cols), math.ceil(m / rows_min), 512))
     rows_per = max(1, math.ceil(m / splits))
     splits = max(1, math.ceil(m / rows_per))
     part = workspace("colsum", (2, splits, n), np.float64)
+    out1_arr = out1 if out1 is not None else out0
     _colsum_partial[(cols, splits), (CW, RW)](
-        x2d, y2d if y2d is not None else x2d, mode, rows_per, part
+        x2d, y2d if y2d is not None else x2d, mode, rows_per, part, float(scale), out0, out1_arr
     )
-    _colsum_final[grid1d(n)](part, mode, float(scale), out0, out1 if out1 is not None else out0)
+    if splits > 1:
+        _colsum_final[grid1d(n)](part, mode, float(scale), out0, out1_arr)
     return out0 if mode == 0 else (out0, out1)

@@ -13,6 +13,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
+from ..cpu.activations import gradient_out
 from ._device import DeviceArray, as2d, dummy, empty, flat, grid1d, last
 from .gemm import column_sums
 
@@ -105,10 +106,14 @@ def batchnorm_backward(
     gamma: DeviceArray | None,
     dy: DeviceArray,
     training: bool,
+    out: tuple | None = None,
 ) -> tuple[DeviceArray, DeviceArray, DeviceArray]:
-    """Returns (dx, dgamma, dbeta). In training the statistics depend on the batch."""
+    """Returns (dx, dgamma, dbeta). In training the statistics depend on the batch. ``out``:
+    None, or (dgamma, dbeta) device arrays (either None) that the gradients are written into."""
     dy2 = as2d(dy)
-    dbeta, dgamma = column_sums(dy2, as2d(xhat), mode=1)
+    dbeta, dgamma = column_sums(
+        dy2, as2d(xhat), mode=1, out=gradient_out(out, 1), out1=gradient_out(out, 0)
+    )
     dx = empty(dy.shape, dy.dtype)
     if dy.size:
         _bn_bwd[grid1d(dy.size)](

@@ -18,7 +18,8 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from ._device import SIM, DeviceArray, act, dummy, empty, fill, grid1d, last
+from ..cpu.activations import gradient_out
+from ._device import SIM, DeviceArray, act, dummy, empty, fill, grid1d, last, workspace
 from .gemm import column_sums, gemm
 
 RNN_ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
@@ -62,7 +63,7 @@ def _rnn_fwd(
     h,
     c,
 ):
-    """One block per batch row b; the whole sequence. h, c: (B, u) scratch, zero on entry."""
+    """One block per batch row b; the whole sequence. h, c: (B, u) state scratch, zeroed here."""
     sh = cuda.shared.array(0, float32)
     b = cuda.blockIdx.x
     tid = cuda.threadIdx.x
@@ -72,6 +73,10 @@ def _rnn_fwd(
     ng = rk.shape[1]
     hm = sh[:u]
     gs = sh[u : 5 * u]
+    for j in range(tid, u, bs):
+        h[b, j] = float32(0.0)
+        c[b, j] = float32(0.0)
+    cuda.syncthreads()
     for s in range(steps):
         tt = steps - 1 - s if rev else s
         m = True
@@ -151,9 +156,9 @@ def _rnn_bwd(
     dh,
     dc,
 ):
-    """Backpropagation through time, one block per batch row. dh, dc: (B, u) zeroed scratch.
-    Writes dxp (gradient of the input projection) and, for GRU, drec (of hm @ rk + rbias), in
-    input time order."""
+    """Backpropagation through time, one block per batch row. dh, dc: (B, u) scratch, zeroed
+    here. Writes dxp (gradient of the input projection) and, for GRU, drec (of hm @ rk + rbias),
+    in input time order."""
     dzs = cuda.shared.array(0, float32)
     b = cuda.blockIdx.x
     tid = cuda.threadIdx.x
@@ -161,6 +166,10 @@ def _rnn_bwd(
     steps = hst.shape[1]
     u = hst.shape[2]
     ng = rkt.shape[0]
+    for j in range(tid, u, bs):
+        dh[b, j] = float32(0.0)
+        dc[b, j] = float32(0.0)
+    cuda.syncthreads()
     for s in range(steps - 1, -1, -1):
         tt = steps - 1 - s if rev else s
         m = True
@@ -370,10 +379,8 @@ def rnn_forward(
         hp = empty((nb, steps, u))
     else:
         hst = cst = gates = hp = dummy().reshape(1, 1, 1)
-    h = empty((nb, u))
-    c = empty((nb, u))
-    fill(h, 0.0)
-    fill(c, 0.0)
+    h = workspace("rnn_h", (nb, u))
+    c = workspace("rnn_c", (nb, u))
     if nb and steps:
         _rnn_fwd[nb, _block(ng), 0, 4 * 5 * u](
             code, xp, recurrent_kernel, rbias if rbias is not None else dummy(),
@@ -395,22 +402,22 @@ def rnn_forward(
 
 
 def rnn_backward(
-    cache: RNNCache, dy: DeviceArray, need_dx: bool = True
+    cache: RNNCache, dy: DeviceArray, need_dx: bool = True, out: tuple | None = None
 ) -> tuple[DeviceArray | None, DeviceArray, DeviceArray, DeviceArray]:
     """Gradients from ``rnn_forward``'s cache and dL/dy. Returns (dx or None, dkernel,
-    drecurrent_kernel, dbias) with dbias shaped like the layer's bias ((2, 3u) for GRU)."""
+    drecurrent_kernel, dbias) with dbias shaped like the layer's bias ((2, 3u) for GRU).
+    ``out``: None, or (dkernel, drecurrent_kernel, dbias) device arrays (any None) that the
+    weight gradients are written into."""
     c = cache
     nb, steps, nin = (int(d) for d in c.x.shape)
     u, ng = (int(d) for d in c.rk.shape)
     dy3 = dy.reshape(nb, steps if c.seq else 1, u)
     dxp = empty((nb, steps, ng))
     drec = empty((nb, steps, ng)) if c.cell == 1 else dxp
-    rkt = empty((ng, u))
+    rkt = workspace("rnn_rkt", (ng, u))
     _transpose[grid1d(c.rk.size)](c.rk, rkt)
-    dh = empty((nb, u))
-    dc = empty((nb, u))
-    fill(dh, 0.0)
-    fill(dc, 0.0)
+    dh = workspace("rnn_dh", (nb, u))
+    dc = workspace("rnn_dc", (nb, u))
     if nb and steps:
         _rnn_bwd[nb, _block(ng), 0, 4 * ng](
             c.cell, rkt, c.mask if c.has_mask else dummy(np.bool_).reshape(1, 1), c.has_mask,
@@ -419,14 +426,16 @@ def rnn_backward(
         )  # fmt: skip
     dxp2 = dxp.reshape(nb * steps, ng)
     drec2 = drec.reshape(nb * steps, ng)
-    dkernel = gemm(c.x.reshape(nb * steps, nin), dxp2, trans_a=True)
-    drk = gemm(c.hp.reshape(nb * steps, u), drec2, trans_a=True)
+    dkernel = gemm(c.x.reshape(nb * steps, nin), dxp2, gradient_out(out, 0), trans_a=True)
+    drk = gemm(c.hp.reshape(nb * steps, u), drec2, gradient_out(out, 1), trans_a=True)
+    dbias = gradient_out(out, 2)
     if c.cell == 1:
-        dbias = empty((2, ng))
+        if dbias is None:
+            dbias = empty((2, ng))
         column_sums(dxp2, out=dbias[0])
         column_sums(drec2, out=dbias[1])
     else:
-        dbias = column_sums(dxp2)
+        dbias = column_sums(dxp2, out=dbias)
     dx = None
     if need_dx:
         dx = gemm(dxp2, c.kernel, trans_b=True).reshape(nb, steps, nin)
