@@ -73,3 +73,33 @@ def test_overlapping_single_threaded_blocks_restore_the_count_once():
     leave.set()
     t.join(5)
     assert blas.blas_threads() == before
+
+
+def test_small_products_run_on_one_thread(monkeypatch):
+    """Below SMALL_PRODUCT multiply-adds OpenBLAS runs single-threaded (its worker would spin for
+    100+ ms afterwards); larger products keep the caller's thread count. The CPU Dense ops use
+    it, so a batch-256 Dense inside them sees one thread."""
+    from edgemine.kernels import cpu
+
+    before = blas.blas_threads()
+    blas.set_blas_threads(2)
+    try:
+        with blas.for_product(256, 64, 64):
+            assert blas.blas_threads() == 1
+        with blas.for_product(1024, 1024, 64):
+            assert blas.blas_threads() == 2
+        seen = []
+        real = blas.for_product
+
+        def spy(m, n, k):
+            seen.append((m, n, k))
+            return real(m, n, k)
+
+        monkeypatch.setattr(blas, "for_product", spy)
+        x = np.ones((4, 256, 6), np.float32)
+        k = np.ones((6, 5), np.float32)
+        cpu.dense_forward(x, k, None)
+        cpu.dense_backward(x, k, np.ones((4, 256, 5), np.float32))
+        assert seen == [(1024, 5, 6), (1024, 6, 5)]
+    finally:
+        blas.set_blas_threads(before)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import blas
 from .activations import (
     activation_backward,
     activation_forward,
@@ -89,7 +90,8 @@ def zeros_like(x):
 
 def dense_forward(x, kernel, bias, activation="linear"):
     """activation(x @ kernel + bias) over the last axis of x (any rank >= 2)."""
-    y = np.ascontiguousarray(x @ kernel)
+    with blas.for_product(x.size // kernel.shape[0], kernel.shape[1], kernel.shape[0]):
+        y = np.ascontiguousarray(x @ kernel)
     return bias_activation_inplace(y, bias, activation)
 
 
@@ -98,9 +100,10 @@ def dense_backward(x, kernel, dz, need_dx=True, out=None):
     (dkernel, dbias) arrays (either None) that the weight gradients are written into."""
     x2 = x.reshape(-1, x.shape[-1])
     dz2 = dz.reshape(-1, dz.shape[-1])
-    dkernel = np.matmul(x2.T, dz2, out=gradient_out(out, 0))
-    dbias = column_sums(dz2, out=gradient_out(out, 1))
-    dx = dz @ kernel.T if need_dx else None
+    with blas.for_product(*x2.shape, dz2.shape[1]):
+        dkernel = np.matmul(x2.T, dz2, out=gradient_out(out, 0))
+        dbias = column_sums(dz2, out=gradient_out(out, 1))
+        dx = dz @ kernel.T if need_dx else None
     return dx, dkernel, dbias
 
 

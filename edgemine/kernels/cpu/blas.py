@@ -126,6 +126,21 @@ def set_blas_threads(n: int) -> None:
         _set_threads(int(n))
 
 
+#: products with fewer multiply-adds than this run on one thread (see ``for_product``)
+SMALL_PRODUCT = 1 << 22
+
+
+def for_product(m: int, n: int, k: int):
+    """A context for one (m x k) @ (k x n) product: OpenBLAS single-threaded when it is small.
+
+    Splitting a small product over threads saves microseconds, but afterwards OpenBLAS's worker
+    busy-waits for over 100 ms, and it took a core from the next layer's own threads: a Dense
+    after an LSTM at batch 256 slowed the next batch's recurrent layers by half."""
+    if m * n * k < SMALL_PRODUCT:
+        return single_threaded()
+    return contextlib.nullcontext()
+
+
 _single_lock = threading.Lock()
 _single_depth = 0  # blocks inside single_threaded(), over all Python threads
 _single_saved: int | None = None  # the count to restore when the last block leaves
