@@ -86,12 +86,21 @@ class Dense(ActivationMixin, Layer):
         )
         return self._y
 
+    def backward(self, dy):
+        # the backend applies the activation's backward itself (fused with the bias gradient)
+        return self._backward(dy, self.activation)
+
     def backward_linear(self, dz):
+        return self._backward(dz, "linear")
+
+    def _backward(self, dy, activation):
         dx, dk, db = self.ops.dense_backward(
             self._x,
             self.kernel.value,
-            dz,
+            dy,
             self.need_input_grad,
+            activation=activation,
+            y=self._y,
             out=self._grad_outs(self.kernel, self.bias),
         )
         self.kernel.grad = dk

@@ -60,7 +60,16 @@ class MaxPooling2D(_Pooling2D):
         derivative at a window's winner is (pooled value > 0) and the other cells get no
         gradient, so masking the pooled gradient (a quarter of the size, for 2x2 windows) equals
         masking the input gradient. The layer below then runs its linear backward only."""
-        return self.backward(self.ops.activation_backward("relu", self._y, dy))
+        return self.ops.pool2d_backward(
+            self.mode,
+            self._x_shape,
+            self._arg,
+            dy,
+            self.pool_size,
+            self.strides,
+            self.padding,
+            relu_y=self._y,
+        )
 
 
 @register

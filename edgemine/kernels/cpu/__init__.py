@@ -95,9 +95,13 @@ def dense_forward(x, kernel, bias, activation="linear"):
     return bias_activation_inplace(y, bias, activation)
 
 
-def dense_backward(x, kernel, dz, need_dx=True, out=None):
-    """Returns (dx or None, dkernel, dbias) for dz = dL/d(x @ kernel + bias). ``out``: None, or
-    (dkernel, dbias) arrays (either None) that the weight gradients are written into."""
+def dense_backward(x, kernel, dz, need_dx=True, activation="linear", y=None, out=None):
+    """Returns (dx or None, dkernel, dbias) for dz = dL/d(x @ kernel + bias), or, with
+    ``activation`` and the forward output ``y``, dL/d(the activation's output) (the activation's
+    backward is applied first). ``out``: None, or (dkernel, dbias) arrays (either None) that the
+    weight gradients are written into."""
+    if activation != "linear":
+        dz = activation_backward(activation, y, dz)
     x2 = x.reshape(-1, x.shape[-1])
     dz2 = dz.reshape(-1, dz.shape[-1])
     with blas.for_product(*x2.shape, dz2.shape[1]):

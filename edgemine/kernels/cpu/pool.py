@@ -10,6 +10,7 @@ import numpy as np
 from numba import prange
 
 from ._jit import VECTORIZE, dual
+from .activations import activation_backward
 from .conv import conv_output_size
 
 
@@ -161,7 +162,11 @@ def pool2d_forward(mode, x, pool, strides, padding):
     return y, None
 
 
-def pool2d_backward(mode, x_shape, arg, dy, pool, strides, padding):
+def pool2d_backward(mode, x_shape, arg, dy, pool, strides, padding, relu_y=None):
+    """dL/dx of pool2d_forward. ``relu_y``: the max pooling's output y when its input came from
+    a ReLU; the ReLU's backward is then applied to dy first (4x smaller than the input's)."""
+    if relu_y is not None:
+        dy = activation_backward("relu", relu_y, dy)
     dx = np.empty(x_shape, dtype=dy.dtype)
     if mode == "max" and _tiles(pool, strides, padding):
         _tiled_max_bwd(dx.size, np.ascontiguousarray(dy), arg, pool[0], pool[1], dx)

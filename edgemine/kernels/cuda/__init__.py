@@ -30,7 +30,7 @@ from .embedding import (
     embedding_id_range,
     embedding_mask,
 )
-from .gemm import column_sums, gemm
+from .gemm import bias_gradient, gemm
 from .losses import loss_forward, loss_gradient
 from .norm import (
     batch_moments,
@@ -143,16 +143,19 @@ def dense_forward(
 def dense_backward(
     x: DeviceArray,
     kernel: DeviceArray,
-    dz: DeviceArray,
+    dy: DeviceArray,
     need_dx: bool = True,
+    activation: str = "linear",
+    y: DeviceArray | None = None,
     out: tuple | None = None,
 ) -> tuple[DeviceArray | None, DeviceArray, DeviceArray]:
-    """Returns (dx or None, dkernel, dbias) for dz = dL/d(x @ kernel + bias). ``out``: None, or
-    (dkernel, dbias) device arrays (either None) that the weight gradients are written into."""
+    """Returns (dx or None, dkernel, dbias) for dy = dL/d(x @ kernel + bias), or, with
+    ``activation`` and the forward output ``y``, dL/d(the activation's output) (as in the CPU
+    backend). ``out``: None, or (dkernel, dbias) device arrays (either None) that the weight
+    gradients are written into."""
     x2 = x.reshape(x.size // _last(x), _last(x))
-    dz2 = dz.reshape(dz.size // _last(dz), _last(dz))
+    dz2, dbias = bias_gradient(activation, y, dy, gradient_out(out, 1))
     dkernel = gemm(x2, dz2, gradient_out(out, 0), trans_a=True)
-    dbias = column_sums(dz2, out=gradient_out(out, 1))
     dx = gemm(dz2, kernel, trans_b=True).reshape(x.shape) if need_dx else None
     return dx, dkernel, dbias
 

@@ -15,7 +15,7 @@ from ..cpu.activations import gradient_out
 from ..cpu.conv import conv_output_size
 from ._device import DeviceArray, empty, grid1d, nhwc_index
 from .activations import softmax_rows_inplace
-from .gemm import column_sums, gemm
+from .gemm import bias_gradient, gemm
 
 
 @cuda.jit(cache=True)
@@ -114,21 +114,16 @@ def conv2d_backward(
     """Returns (dx or None, dkernel, dbias). With ``activation`` and the forward output ``y``,
     ``dy`` is the gradient of the activation's output (as in the CPU backend). ``out``: None, or
     (dkernel, dbias) device arrays (either None) that the weight gradients are written into."""
-    if activation != "linear":
-        from .activations import activation_backward
-
-        dy = activation_backward(activation, y, dy)
     n, h, w, c = (int(d) for d in x_shape)
     kh, kw, _, f = kernel.shape
     sh, sw = int(strides[0]), int(strides[1])
     oh, pt = conv_output_size(h, kh, sh, padding)
     ow, pl = conv_output_size(w, kw, sw, padding)
-    dy2 = dy.reshape(dy.size // f, f)
+    dy2, dbias = bias_gradient(activation, y, dy, gradient_out(out, 1))
     dkernel = gradient_out(out, 0)
     if dkernel is None:
         dkernel = empty((kh, kw, c, f), dy.dtype)
     gemm(cols, dy2, dkernel.reshape(kh * kw * c, f), trans_a=True)
-    dbias = column_sums(dy2, out=gradient_out(out, 1))
     dx = None
     if need_dx:
         dcols = gemm(dy2, kernel.reshape(kh * kw * c, f), trans_b=True)

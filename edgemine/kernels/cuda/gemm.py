@@ -26,7 +26,19 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
-from ._device import ACT_CODES, SIM, DeviceArray, act, dummy, empty, grid1d, sm_count, workspace
+from ._device import (
+    ACT_CODES,
+    SIM,
+    DeviceArray,
+    act,
+    act_grad,
+    dummy,
+    empty,
+    grid1d,
+    last,
+    sm_count,
+    workspace,
+)
 
 if SIM:  # tiny tiles: the simulator runs one Python thread per CUDA thread
     BM, BN, BK, TM, TN = 16, 16, 8, 8, 8
@@ -240,11 +252,12 @@ def _colsum_store(t0, t1, mode, scale, out0, out1, c):
 
 
 @cuda.jit(cache=True)
-def _colsum_partial(x, y, mode, rows_per, part, scale, out0, out1):
+def _colsum_partial(x, y, mode, rows_per, part, scale, out0, out1, code, dz):
     """part[:, s, c] = sums over rows [s*rows_per, (s+1)*rows_per) of column c; with a single
     row slice (gridDim.y == 1) the finished sums go straight to out0/out1 (no second launch).
 
-    mode 0: (sum x, 0); mode 1: (sum x, sum x*y); mode 2: (sum x, sum x*x)."""
+    mode 0: (sum x, 0); mode 1: (sum x, sum x*y); mode 2: (sum x, sum x*x); mode 3: x is dL/dy
+    of activation ``code`` with output y: writes dz = dL/d(pre-activation) and sums it."""
     sh = cuda.shared.array((2, RW, CW), float64)
     m, n = x.shape
     tx = cuda.threadIdx.x
@@ -257,7 +270,12 @@ def _colsum_partial(x, y, mode, rows_per, part, scale, out0, out1):
     a1 = 0.0
     if c < n:
         for r in range(r0 + ty, r1, RW):
-            v = float64(x[r, c])
+            if mode == 3:
+                g = act_grad(y[r, c], x[r, c], code)
+                dz[r, c] = g
+                v = float64(g)
+            else:
+                v = float64(x[r, c])
             a0 += v
             if mode == 1:
                 a1 += v * float64(y[r, c])
@@ -305,9 +323,40 @@ def column_sums(
     variance ``(E[x], E[x^2] - E[x]^2)`` with ``scale = 1/rows``. Results are float32, times
     ``scale`` (mode 0 and 1). Returns one array (mode 0) or a pair, written into ``out`` (and
     ``out1``) when given."""
+    return _column_sums(x2d, y2d, mode, scale, out, out1, 0, None)
+
+
+def activation_grad_column_sums(
+    activation: str, y2d: DeviceArray, dy2d: DeviceArray, out: DeviceArray | None = None
+) -> tuple[DeviceArray, DeviceArray]:
+    """``(dz, dz.sum(0))`` for dz = dL/d(pre-activation) of an element-wise activation with
+    output y2d and dL/dy = dy2d, in one pass: a layer's activation backward and bias gradient.
+    The sum goes into ``out`` when given."""
+    dz = empty(dy2d.shape, dy2d.dtype)
+    return dz, _column_sums(dy2d, y2d, 3, 1.0, out, None, ACT_CODES[activation], dz)
+
+
+def bias_gradient(
+    activation: str, y: DeviceArray | None, dy: DeviceArray, out: DeviceArray | None = None
+) -> tuple[DeviceArray, DeviceArray]:
+    """(dz, dbias) of a layer whose output is ``activation(z + bias)`` (y; any rank, channels
+    last), from dL/dy: dz as a 2-D (rows, channels) array. An element-wise activation's backward
+    and the column sums are one kernel."""
+    n = last(dy)
+    dy2 = dy.reshape(dy.size // n, n)
+    if activation in ACT_CODES and activation != "linear":
+        return activation_grad_column_sums(activation, y.reshape(y.size // n, n), dy2, out)
+    if activation != "linear":
+        from .activations import activation_backward
+
+        dy2 = activation_backward(activation, y, dy).reshape(dy.size // n, n)
+    return dy2, column_sums(dy2, out=out)
+
+
+def _column_sums(x2d, y2d, mode, scale, out, out1, code, dz):
     m, n = x2d.shape
     out0 = empty((n,)) if out is None else out
-    if mode and out1 is None:
+    if mode in (1, 2) and out1 is None:
         out1 = empty((n,))
     cols = math.ceil(n / CW)
     rows_min = 4 * RW
@@ -317,8 +366,17 @@ def column_sums(
     part = workspace("colsum", (2, splits, n), np.float64)
     out1_arr = out1 if out1 is not None else out0
     _colsum_partial[(cols, splits), (CW, RW)](
-        x2d, y2d if y2d is not None else x2d, mode, rows_per, part, float(scale), out0, out1_arr
+        x2d,
+        y2d if y2d is not None else x2d,
+        mode,
+        rows_per,
+        part,
+        float(scale),
+        out0,
+        out1_arr,
+        code,
+        dz if dz is not None else x2d,
     )
     if splits > 1:
         _colsum_final[grid1d(n)](part, mode, float(scale), out0, out1_arr)
-    return out0 if mode == 0 else (out0, out1)
+    return out0 if mode in (0, 3) else (out0, out1)

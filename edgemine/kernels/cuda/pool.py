@@ -39,7 +39,9 @@ def _max_fwd(x, ph, pw, sh, sw, pt, pl, y, arg):
 
 
 @cuda.jit(cache=True)
-def _max_bwd(dy, arg, ph, pw, sh, sw, pt, pl, dx):
+def _max_bwd(dy, arg, ph, pw, sh, sw, pt, pl, dx, y, relu):
+    """With ``relu``, a window's gradient counts only where its output y > 0 (the input came
+    from a ReLU, whose backward this applies too)."""
     n, h, w, c = dx.shape
     _, oh, ow, _ = dy.shape
     for idx in range(cuda.grid(1), dx.size, cuda.gridsize(1)):
@@ -50,7 +52,7 @@ def _max_bwd(dy, arg, ph, pw, sh, sw, pt, pl, dx):
         acc = float32(0.0)
         for i in range(i0, i1 + 1):
             for j in range(j0, j1 + 1):
-                if arg[b, i, j, ch] == me:
+                if arg[b, i, j, ch] == me and (not relu or y[b, i, j, ch] > float32(0.0)):
                     acc += dy[b, i, j, ch]
         dx[b, yy, xx, ch] = acc
 
@@ -160,15 +162,19 @@ def pool2d_backward(
     pool: tuple[int, int],
     strides: tuple[int, int],
     padding: str,
+    relu_y: DeviceArray | None = None,
 ) -> DeviceArray:
-    """dL/dx of pool2d_forward."""
+    """dL/dx of pool2d_forward. ``relu_y``: the max pooling's output y when its input came from
+    a ReLU; the ReLU's backward is then applied too (in the same kernel)."""
     ph, pw, sh, sw = int(pool[0]), int(pool[1]), int(strides[0]), int(strides[1])
     _, _, pt, pl = _geometry(x_shape, (ph, pw), (sh, sw), padding)
     dx = empty(tuple(int(d) for d in x_shape), dy.dtype)
     if dx.size == 0:
         return dx
     if mode == "max":
-        _max_bwd[grid1d(dx.size)](dy, arg, ph, pw, sh, sw, pt, pl, dx)
+        relu = relu_y is not None
+        y = relu_y if relu else dummy().reshape(1, 1, 1, 1)
+        _max_bwd[grid1d(dx.size)](dy, arg, ph, pw, sh, sw, pt, pl, dx, y, relu)
     else:
         _avg_bwd[grid1d(dx.size)](dy, ph, pw, sh, sw, pt, pl, dx)
     return dx
