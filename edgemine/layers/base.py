@@ -256,6 +256,29 @@ class ActivationMixin:
         raise NotImplementedError  # abstract
 
 
+class KernelBiasMixin(ActivationMixin):
+    """For layers with a ``kernel``, an optional ``bias`` and a fused activation whose backend
+    backward op applies the activation's backward itself (fused with the bias gradient) and
+    writes the weight gradients where the optimizer asks (``Variable.grad_out``). Subclasses
+    implement ``_backward_op(dy, activation, out) -> (dx, dkernel, dbias)``."""
+
+    def backward(self, dy):
+        return self._backward(dy, self.activation)
+
+    def backward_linear(self, dz):
+        return self._backward(dz, "linear")
+
+    def _backward(self, dy, activation: str):
+        dx, dk, db = self._backward_op(dy, activation, self._grad_outs(self.kernel, self.bias))
+        self.kernel.grad = dk
+        if self.bias is not None:
+            self.bias.grad = db
+        return dx
+
+    def _backward_op(self, dy, activation: str, out: tuple):
+        raise NotImplementedError  # abstract
+
+
 class SparseGradient:
     """A row-sparse gradient of a 2-D table: ``values[k]`` is the gradient of row ``rows[k]``.
 

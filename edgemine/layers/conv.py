@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from .. import initializers
 from ..kernels.cpu.conv import conv_output_size
-from .base import ActivationMixin, Layer, check_padding, normalize_tuple, register
+from .base import KernelBiasMixin, Layer, check_padding, normalize_tuple, register
 
 
 @register
-class Conv2D(ActivationMixin, Layer):
+class Conv2D(KernelBiasMixin, Layer):
     """2-D convolution, channels_last.
 
     >>> Conv2D(32, (3, 3), activation="relu").compute_output_shape((28, 28, 1))
@@ -86,15 +86,8 @@ class Conv2D(ActivationMixin, Layer):
         self._cols = cols if training else None
         return self._y
 
-    def backward(self, dy):
-        # the backend applies the activation's backward itself
-        return self._backward(dy, self.activation)
-
-    def backward_linear(self, dz):
-        return self._backward(dz, "linear")
-
-    def _backward(self, dy, activation):
-        dx, dk, db = self.ops.conv2d_backward(
+    def _backward_op(self, dy, activation, out):
+        return self.ops.conv2d_backward(
             self._x_shape,
             self._cols,
             self.kernel.value,
@@ -104,12 +97,8 @@ class Conv2D(ActivationMixin, Layer):
             self.need_input_grad,
             activation=activation,
             y=self._y,
-            out=self._grad_outs(self.kernel, self.bias),
+            out=out,
         )
-        self.kernel.grad = dk
-        if self.bias is not None:
-            self.bias.grad = db
-        return dx
 
     def flops(self):
         oh, ow, f = self.output_shape

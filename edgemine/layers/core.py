@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import initializers
 from ..utils import get_rng
-from .base import ActivationMixin, Layer, register
+from .base import ActivationMixin, KernelBiasMixin, Layer, register
 
 
 @register
@@ -38,7 +38,7 @@ def Input(shape, name: str | None = None) -> InputLayer:  # noqa: N802 (Keras's 
 
 
 @register
-class Dense(ActivationMixin, Layer):
+class Dense(KernelBiasMixin, Layer):
     """Fully connected layer over the last axis: ``activation(x @ kernel + bias)``.
 
     >>> Dense(3, activation="relu", input_shape=(4,)).get_config()["units"]
@@ -86,27 +86,16 @@ class Dense(ActivationMixin, Layer):
         )
         return self._y
 
-    def backward(self, dy):
-        # the backend applies the activation's backward itself (fused with the bias gradient)
-        return self._backward(dy, self.activation)
-
-    def backward_linear(self, dz):
-        return self._backward(dz, "linear")
-
-    def _backward(self, dy, activation):
-        dx, dk, db = self.ops.dense_backward(
+    def _backward_op(self, dy, activation, out):
+        return self.ops.dense_backward(
             self._x,
             self.kernel.value,
             dy,
             self.need_input_grad,
             activation=activation,
             y=self._y,
-            out=self._grad_outs(self.kernel, self.bias),
+            out=out,
         )
-        self.kernel.grad = dk
-        if self.bias is not None:
-            self.bias.grad = db
-        return dx
 
     def flops(self):
         rows = math.prod(self.input_shape[:-1]) if len(self.input_shape) > 1 else 1
