@@ -356,13 +356,14 @@ class Sequential:
         self.optimizer.apply_gradients(self.trainable_variables)
         return out
 
-    def _batch_logs(self, out, yb) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _batch_logs(self, out, yb, host_y) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Per-sample losses and metric values of one batch; ``host_y`` is yb's host copy (the
+        metrics run on the host: on a GPU this saves a download per step)."""
         ops = self.ops
         per = ops.to_numpy(ops.loss_forward(self.loss.name, out, yb, self.loss.from_logits))
         if not self._metrics:
             return per, []
         host_out = ops.to_numpy(out)
-        host_y = ops.to_numpy(yb)
         pred = host_out
         if self.loss.from_logits:
             from .kernels.cpu.activations import activation_forward
@@ -441,9 +442,10 @@ class Sequential:
                 for cb in cbs:
                     cb.on_train_batch_begin(step)
                 xb = ops.asarray(x[idx])
-                yb = ops.asarray(y[idx])
+                y_host = y[idx]
+                yb = ops.asarray(y_host)
                 out = self._train_step(xb, yb)
-                per, mvals = self._batch_logs(out, yb)
+                per, mvals = self._batch_logs(out, yb, y_host)
                 loss_sum += float(per.sum())
                 seen += len(idx)
                 for k, mv in enumerate(mvals):
@@ -480,7 +482,7 @@ class Sequential:
             sl = slice(step * batch_size, (step + 1) * batch_size)
             yb = ops.asarray(y[sl])
             out = self._forward(ops.asarray(x[sl]), training=False)
-            per, mvals = self._batch_logs(out, yb)
+            per, mvals = self._batch_logs(out, yb, y[sl])
             loss_sum += float(per.sum())
             for k, mv in enumerate(mvals):
                 metric_sums[k] += float(mv.sum())
@@ -552,7 +554,7 @@ class Sequential:
         self.optimizer.build(self.trainable_variables, self.ops)
         xb, yb = self.ops.asarray(x), self.ops.asarray(y)
         out = self._train_step(xb, yb)
-        return self._single_batch_result(out, yb, return_dict)
+        return self._single_batch_result(out, yb, y, return_dict)
 
     def test_on_batch(self, x, y, return_dict: bool = False):
         self._require_compiled()
@@ -561,10 +563,10 @@ class Sequential:
         y = self._check_y(y, len(x))
         yb = self.ops.asarray(y)
         out = self._forward(self.ops.asarray(x), training=False)
-        return self._single_batch_result(out, yb, return_dict)
+        return self._single_batch_result(out, yb, y, return_dict)
 
-    def _single_batch_result(self, out, yb, return_dict):
-        per, mvals = self._batch_logs(out, yb)
+    def _single_batch_result(self, out, yb, host_y, return_dict):
+        per, mvals = self._batch_logs(out, yb, host_y)
         logs = {"loss": float(per.mean())}
         for (disp, _), mv in zip(self._metrics, mvals):
             logs[disp] = float(mv.mean())
