@@ -252,12 +252,25 @@ def _colsum_store(t0, t1, mode, scale, out0, out1, c):
 
 
 @cuda.jit(cache=True)
-def _colsum_partial(x, y, mode, rows_per, part, scale, out0, out1, code, dz):
+def _colsum_partial(x, y, mode, rows_per, part, scale, out0, out1):
     """part[:, s, c] = sums over rows [s*rows_per, (s+1)*rows_per) of column c; with a single
     row slice (gridDim.y == 1) the finished sums go straight to out0/out1 (no second launch).
 
-    mode 0: (sum x, 0); mode 1: (sum x, sum x*y); mode 2: (sum x, sum x*x); mode 3: x is dL/dy
-    of activation ``code`` with output y: writes dz = dL/d(pre-activation) and sums it."""
+    mode 0: (sum x, 0); mode 1: (sum x, sum x*y); mode 2: (sum x, sum x*x)."""
+    _slice_sums(x, y, mode, 0, x, rows_per, part, scale, out0, out1)
+
+
+@cuda.jit(cache=True)
+def _act_grad_colsum_partial(dy, y, code, dz, rows_per, part, out0):
+    """As _colsum_partial, for dy = dL/d(output y of activation ``code``): writes dz =
+    dL/d(pre-activation) and sums it (a separate kernel, so that the plain sums' launches carry
+    no extra arguments: each costs host time in Numba's launcher)."""
+    _slice_sums(dy, y, 3, code, dz, rows_per, part, 1.0, out0, out0)
+
+
+@cuda.jit(device=True)
+def _slice_sums(x, y, mode, code, dz, rows_per, part, scale, out0, out1):
+    """The body of both column-sum kernels; mode 3: dz = act_grad(y, x, code), summed."""
     sh = cuda.shared.array((2, RW, CW), float64)
     m, n = x.shape
     tx = cuda.threadIdx.x
@@ -365,18 +378,12 @@ def _column_sums(x2d, y2d, mode, scale, out, out1, code, dz):
     splits = max(1, math.ceil(m / rows_per))
     part = workspace("colsum", (2, splits, n), np.float64)
     out1_arr = out1 if out1 is not None else out0
-    _colsum_partial[(cols, splits), (CW, RW)](
-        x2d,
-        y2d if y2d is not None else x2d,
-        mode,
-        rows_per,
-        part,
-        float(scale),
-        out0,
-        out1_arr,
-        code,
-        dz if dz is not None else x2d,
-    )
+    launch = (cols, splits), (CW, RW)
+    if mode == 3:
+        _act_grad_colsum_partial[launch](x2d, y2d, code, dz, rows_per, part, out0)
+    else:
+        y_arr = y2d if y2d is not None else x2d
+        _colsum_partial[launch](x2d, y_arr, mode, rows_per, part, float(scale), out0, out1_arr)
     if splits > 1:
         _colsum_final[grid1d(n)](part, mode, float(scale), out0, out1_arr)
     return out0 if mode in (0, 3) else (out0, out1)
