@@ -13,7 +13,7 @@ from numba import cuda, float32
 
 from ..cpu.activations import gradient_out
 from ..cpu.conv import conv_output_size
-from ._device import DeviceArray, empty, grid1d, nhwc_index
+from ._device import DeviceArray, empty, grid1d, nhwc_index, workspace
 from .activations import softmax_rows_inplace
 from .gemm import bias_gradient, gemm
 
@@ -126,10 +126,13 @@ def conv2d_backward(
     gemm(cols, dy2, dkernel.reshape(kh * kw * c, f), trans_a=True)
     dx = None
     if need_dx:
-        dcols = gemm(dy2, kernel.reshape(kh * kw * c, f), trans_b=True)
+        k2 = kernel.reshape(kh * kw * c, f)
         if kh == 1 and kw == 1 and (sh, sw) == (1, 1):
-            dx = dcols.reshape(n, h, w, c)
-        else:
+            dx = gemm(dy2, k2, trans_b=True).reshape(n, h, w, c)
+        else:  # the patch gradients live only until col2im has gathered them: scratch
+            dcols = gemm(
+                dy2, k2, workspace("conv_dcols", (dy2.shape[0], kh * kw * c)), trans_b=True
+            )
             dx = empty((n, h, w, c), dy.dtype)
             if dx.size:
                 _col2im[grid1d(dx.size)](dcols, kh, kw, sh, sw, pt, pl, oh, ow, dx)

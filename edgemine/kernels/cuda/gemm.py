@@ -344,8 +344,9 @@ def activation_grad_column_sums(
 ) -> tuple[DeviceArray, DeviceArray]:
     """``(dz, dz.sum(0))`` for dz = dL/d(pre-activation) of an element-wise activation with
     output y2d and dL/dy = dy2d, in one pass: a layer's activation backward and bias gradient.
-    The sum goes into ``out`` when given."""
-    dz = empty(dy2d.shape, dy2d.dtype)
+    The sum goes into ``out`` when given. dz is scratch, valid until the next call: the layer's
+    backward uses it for its two products at once."""
+    dz = workspace("act_grad_dz", dy2d.shape, dy2d.dtype)
     return dz, _column_sums(dy2d, y2d, 3, 1.0, out, None, ACT_CODES[activation], dz)
 
 
