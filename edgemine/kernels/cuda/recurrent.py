@@ -1,5 +1,5 @@
 """Recurrent layers (LSTM, GRU, SimpleRNN) on device arrays, with the CPU backend's semantics
-(kernels/cpu/recurrent.py: Keras layouts, masking, go_backwards, dropout masks, GRU reset_after).
+(kernels/cpu/recurrent/: Keras layouts, masking, go_backwards, dropout masks, GRU reset_after).
 
 The work is split as on the CPU: the input projection of all time steps is ONE GEMM (bias fused),
 and in backward the kernel, recurrent-kernel and input gradients are one GEMM each. The recurrence

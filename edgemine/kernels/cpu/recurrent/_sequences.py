@@ -1,0 +1,325 @@
+"""Whole-sequence kernels: one jitted call runs every time step of a chunk of rows
+(``<cell>_seq`` / ``<cell>_bseq``; the float32 LSTM and GRU ``*_seq32`` call OpenBLAS's sgemm per
+step), so that no Python runs between steps. See the package's docstring.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..blas import NO_TRANS, sgemm
+from ._cells import (
+    JIT_OPTIONS,
+    active_rows,
+    gru_bstep,
+    gru_bstep32,
+    gru_step,
+    gru_step32,
+    lstm_bstep,
+    lstm_bstep32,
+    lstm_step,
+    lstm_step32,
+    mm_acc,
+    simple_bstep,
+    simple_step,
+)
+
+# ----------------------------------------------------------------------------- whole sequences
+# For small batches one jitted call runs the whole sequence: the same step functions with the
+# hand-written product in between, so there is no Python call per step. Arrays are time-major
+# (T, B, ...) as in ``rnn_forward`` / ``rnn_backward``.
+
+
+@njit(**JIT_OPTIONS)
+def lstm_seq(gates, xp, rk, h, c, hm, tmp, mask, rmask, has_rd, act, ract, exact, one, hst, cst):
+    steps, nb, _ = gates.shape
+    u = h.shape[1]
+    idx = np.empty(nb, np.int64)
+    for s in range(steps):
+        zs = gates[s]
+        zs[:] = 0
+        n = active_rows(mask[s], idx)
+        mm_acc(idx, n, hm, rk, zs)
+        lstm_step(
+            zs.reshape(nb, 4, u),
+            xp[s].reshape(nb, 4, u),
+            h,
+            c,
+            hm,
+            tmp,
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            ract,
+            exact,
+            one,
+            hst[s],
+            cst[s],
+        )
+
+
+@njit(**JIT_OPTIONS)
+def lstm_bseq(
+    dxp,
+    rkt,
+    dh,
+    dc,
+    dhr,
+    tc,
+    dtc,
+    dd,
+    mask,
+    rmask,
+    has_rd,
+    act,
+    ract,
+    exact,
+    one,
+    dyt,
+    seq,
+    gates,
+    cst,
+):
+    steps, nb, _ = dxp.shape
+    u = dh.shape[1]
+    idx = np.empty(nb, np.int64)
+    for s in range(steps - 1, -1, -1):
+        lstm_bstep(
+            dxp[s].reshape(nb, 4, u),
+            dh,
+            dc,
+            dhr,
+            tc,
+            dtc,
+            dd,
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            ract,
+            exact,
+            one,
+            dyt[s if seq else 0],
+            seq or s == steps - 1,
+            gates[s].reshape(nb, 4, u),
+            cst[s],
+            cst[max(s - 1, 0)],
+            s > 0,
+        )
+        dhr[:] = 0
+        n = active_rows(mask[s], idx)
+        mm_acc(idx, n, dxp[s], rkt, dhr)
+
+
+@njit(**JIT_OPTIONS)
+def gru_seq(z, xp, rk, h, rb, hm, gates, mask, rmask, has_rd, act, ract, exact, one, hst):
+    steps, nb, _ = gates.shape
+    u = h.shape[1]
+    idx = np.empty(nb, np.int64)
+    for s in range(steps):
+        z[:] = 0
+        n = active_rows(mask[s], idx)
+        mm_acc(idx, n, hm, rk, z)
+        gru_step(
+            z.reshape(nb, 3, u),
+            xp[s].reshape(nb, 3, u),
+            h,
+            rb,
+            hm,
+            gates[s].reshape(nb, 4, u),
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            ract,
+            exact,
+            one,
+            hst[s],
+        )
+
+
+@njit(**JIT_OPTIONS)
+def gru_bseq(
+    drec,
+    dxp,
+    rkt,
+    dh,
+    dhr,
+    dd,
+    mask,
+    rmask,
+    has_rd,
+    act,
+    ract,
+    exact,
+    one,
+    dyt,
+    seq,
+    gates,
+    hst,
+):
+    steps, nb, _ = dxp.shape
+    u = dh.shape[1]
+    idx = np.empty(nb, np.int64)
+    for s in range(steps - 1, -1, -1):
+        gru_bstep(
+            drec[s].reshape(nb, 3, u),
+            dxp[s].reshape(nb, 3, u),
+            dh,
+            dhr,
+            dd,
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            ract,
+            exact,
+            one,
+            dyt[s if seq else 0],
+            seq or s == steps - 1,
+            gates[s].reshape(nb, 4, u),
+            hst[max(s - 1, 0)],
+            s > 0,
+        )
+        dhr[:] = 0
+        n = active_rows(mask[s], idx)
+        mm_acc(idx, n, drec[s], rkt, dhr)
+
+
+@njit(**JIT_OPTIONS)
+def simple_seq(z, xp, rk, h, hm, mask, rmask, has_rd, act, exact, one, hst):
+    steps, nb, u = hst.shape
+    idx = np.empty(nb, np.int64)
+    for s in range(steps):
+        z[:] = 0
+        n = active_rows(mask[s], idx)
+        mm_acc(idx, n, hm, rk, z)
+        simple_step(
+            z.reshape(nb, 1, u),
+            xp[s].reshape(nb, 1, u),
+            h,
+            hm,
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            exact,
+            one,
+            hst[s],
+        )
+
+
+@njit(**JIT_OPTIONS)
+def simple_bseq(dxp, rkt, dh, dhr, dd, mask, rmask, has_rd, act, one, dyt, seq, hst):
+    steps, nb, u = dxp.shape
+    idx = np.empty(nb, np.int64)
+    for s in range(steps - 1, -1, -1):
+        simple_bstep(
+            dxp[s].reshape(nb, 1, u),
+            dh,
+            dhr,
+            dd,
+            mask[s],
+            rmask,
+            has_rd,
+            act,
+            one,
+            dyt[s if seq else 0],
+            seq or s == steps - 1,
+            hst[s].reshape(nb, 1, u),
+        )
+        dhr[:] = 0
+        n = active_rows(mask[s], idx)
+        mm_acc(idx, n, dxp[s], rkt, dhr)
+
+
+@njit(**JIT_OPTIONS)
+def _recurrent_product(gemm, a, b, out, ms, idx):
+    """out = a @ b for one time step: OpenBLAS's sgemm at ``gemm`` (blas.SGEMM), or with 0 the
+    loop product over the rows of unmasked samples only (the other rows are zeroed: callers
+    never read them, or a's rows are zero there)."""
+    if gemm:
+        m, k = a.shape
+        n = b.shape[1]
+        sgemm(gemm, NO_TRANS, NO_TRANS, m, n, k, np.float32(1), a, k, b, n, np.float32(0), out, n)
+        return
+    out[:] = 0
+    mm_acc(idx, active_rows(ms, idx), a, b, out)
+
+
+@njit(**JIT_OPTIONS)
+def lstm_seq32(gates, xp, rk, h, c, hm, mask, rmask, has_rd, hst, cst, gemm):
+    """``lstm_seq`` for float32, tanh and sigmoid; ``gemm`` is OpenBLAS's sgemm (blas.SGEMM),
+    or 0 for the loop product. A cache with one time step (inference) is reused every step."""
+    idx = np.empty(h.shape[0], np.int64)
+    ng, nh, nc = gates.shape[0], hst.shape[0], cst.shape[0]
+    for s in range(xp.shape[0]):
+        zs = gates[s % ng]
+        _recurrent_product(gemm, hm, rk, zs, mask[s], idx)
+        lstm_step32(zs, xp[s], h, c, hm, mask[s], rmask, has_rd, hst[s % nh], cst[s % nc])
+
+
+@njit(**JIT_OPTIONS)
+def lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, rmask, has_rd, dyt, seq, gates, cst, gemm):
+    """``lstm_bseq`` for float32, tanh and sigmoid (``gemm`` as in ``lstm_seq32``)."""
+    steps = dxp.shape[0]
+    idx = np.empty(dh.shape[0], np.int64)
+    for s in range(steps - 1, -1, -1):
+        lstm_bstep32(
+            dxp[s],
+            dh,
+            dc,
+            dhr,
+            mask[s],
+            rmask,
+            has_rd,
+            dyt[s if seq else 0],
+            seq or s == steps - 1,
+            gates[s],
+            cst[s],
+            cst[max(s - 1, 0)],
+            s > 0,
+        )
+        if s:
+            _recurrent_product(gemm, dxp[s], rkt, dhr, mask[s], idx)
+        else:
+            dhr[:] = 0
+
+
+@njit(**JIT_OPTIONS)
+def gru_seq32(z, xp, rk, h, rb, hm, gates, mask, rmask, has_rd, hst, gemm):
+    """``gru_seq`` for float32, tanh and sigmoid (``gemm`` and one-step caches as in
+    ``lstm_seq32``)."""
+    idx = np.empty(h.shape[0], np.int64)
+    ng, nh = gates.shape[0], hst.shape[0]
+    for s in range(xp.shape[0]):
+        _recurrent_product(gemm, hm, rk, z, mask[s], idx)
+        gru_step32(z, xp[s], h, rb, hm, gates[s % ng], mask[s], rmask, has_rd, hst[s % nh])
+
+
+@njit(**JIT_OPTIONS)
+def gru_bseq32(drec, dxp, rkt, dh, dhr, mask, rmask, has_rd, dyt, seq, gates, hst, gemm):
+    """``gru_bseq`` for float32, tanh and sigmoid (``gemm`` as in ``lstm_seq32``)."""
+    steps = dxp.shape[0]
+    idx = np.empty(dh.shape[0], np.int64)
+    for s in range(steps - 1, -1, -1):
+        gru_bstep32(
+            drec[s],
+            dxp[s],
+            dh,
+            dhr,
+            mask[s],
+            rmask,
+            has_rd,
+            dyt[s if seq else 0],
+            seq or s == steps - 1,
+            gates[s],
+            hst[max(s - 1, 0)],
+            s > 0,
+        )
+        if s:
+            _recurrent_product(gemm, drec[s], rkt, dhr, mask[s], idx)
+        else:
+            dhr[:] = 0
