@@ -72,8 +72,11 @@ def _stage(src, k_first, origin, limit, k0, k_end, width, tile, tid):
 
 
 @cuda.jit(cache=True)
-def _gemm_kernel(a, b, out, m, n, k, trans_a, trans_b, k_chunk, bias, has_bias, code, accumulate):
-    """out[z] (or out[0] with the epilogue when gridDim.z == 1) = op(a) @ op(b) over K-chunk z."""
+def _gemm_kernel(a, b, out, trans_a, trans_b, k_chunk, bias, has_bias, code, accumulate):
+    """out[z] (or out[0] with the epilogue when gridDim.z == 1) = op(a) @ op(b) over K-chunk z.
+    The sizes come from the arrays' shapes (every launch argument costs host time)."""
+    _, m, n = out.shape
+    k = a.shape[0] if trans_a else a.shape[1]
     as_ = cuda.shared.array((BK, BMP), float32)
     bs = cuda.shared.array((BK, BNP), float32)
     acc = cuda.local.array((TM, TN), float32)
@@ -200,9 +203,6 @@ def gemm(
             a,
             b,
             out.reshape(1, m, n),
-            m,
-            n,
-            k,
             trans_a,
             trans_b,
             chunk,
@@ -213,9 +213,7 @@ def gemm(
         )
         return out
     part = workspace("gemm_splitk", (splits, m, n))
-    _gemm_kernel[grid, (TX, TY)](
-        a, b, part, m, n, k, trans_a, trans_b, chunk, bias_arr, False, 0, False
-    )
+    _gemm_kernel[grid, (TX, TY)](a, b, part, trans_a, trans_b, chunk, bias_arr, False, 0, False)
     _splitk_reduce[grid1d(m * n)](part, out, bias_arr, has_bias, code, accumulate)
     return out
 
