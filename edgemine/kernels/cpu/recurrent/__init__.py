@@ -270,12 +270,13 @@ def _forward_chunk(r: RNNCache, k: int) -> None:
     )
     steps, nb = m.shape[1:3]
     u = rk.shape[0]
-    rmk = rmask[k] if has_rd else rmask
+    # the cell's settings, as every step and sequence kernel takes them (_cells.py)
+    cfg = (rmask[k] if has_rd else rmask, has_rd, act, ract, exact, one)
     if fast and cell == "gru":
         z = np.empty((nb, 3 * u), xp.dtype)
         gk, xk, hk, hmk, mk, hsk = gates[k], xp[k], h[k], hm[k], m[k], hst[k]
         if fused:
-            gru_seq32(z, xk, rk, hk, rb, hmk, gk, mk, rmk, has_rd, hsk, _gemm())
+            gru_seq32(z, xk, rk, hk, rb, hmk, gk, mk, cfg, hsk, _gemm())
             return
         for s in range(steps):
             if s:
@@ -283,12 +284,12 @@ def _forward_chunk(r: RNNCache, k: int) -> None:
             else:
                 z[:] = 0  # h is zero before the first step
             i = s if full else 0
-            gru_step32(z, xk[s], hk, rb, hmk, gk[i], mk[s], rmk, has_rd, hsk[s if store_h else 0])
+            gru_step32(z, xk[s], hk, rb, hmk, gk[i], mk[s], cfg, hsk[s if store_h else 0])
         return
     if fast:
         gk, xk, hk, ck, hmk, mk, hsk, csk = gates[k], xp[k], h[k], c[k], hm[k], m[k], hst[k], cst[k]
         if fused:
-            lstm_seq32(gk, xk, rk, hk, ck, hmk, mk, rmk, has_rd, hsk, csk, _gemm())
+            lstm_seq32(gk, xk, rk, hk, ck, hmk, mk, cfg, hsk, csk, _gemm())
             return
         for s in range(steps):
             i = s if full else 0
@@ -296,31 +297,12 @@ def _forward_chunk(r: RNNCache, k: int) -> None:
                 np.matmul(hmk, rk, out=gk[i])
             else:
                 gk[i] = 0  # h is zero before the first step
-            lstm_step32(
-                gk[i], xk[s], hk, ck, hmk, mk[s], rmk, has_rd, hsk[s if store_h else 0], csk[i]
-            )
+            lstm_step32(gk[i], xk[s], hk, ck, hmk, mk[s], cfg, hsk[s if store_h else 0], csk[i])
         return
     if cell == "lstm":
         tmp = np.empty((nb, 1, u), xp.dtype)
         if fused:
-            lstm_seq(
-                gates[k],
-                xp[k],
-                rk,
-                h[k],
-                c[k],
-                hm[k],
-                tmp,
-                m[k],
-                rmk,
-                has_rd,
-                act,
-                ract,
-                exact,
-                one,
-                hst[k],
-                cst[k],
-            )
+            lstm_seq(gates[k], xp[k], rk, h[k], c[k], hm[k], tmp, m[k], cfg, hst[k], cst[k])
             return
         g4 = gates[k].reshape(len(gates[k]), nb, 4, u)
         x4 = xp[k].reshape(steps, nb, 4, u)
@@ -338,35 +320,14 @@ def _forward_chunk(r: RNNCache, k: int) -> None:
                 hm[k],
                 tmp,
                 m[k, s],
-                rmk,
-                has_rd,
-                act,
-                ract,
-                exact,
-                one,
+                cfg,
                 hst[k, s if store_h else 0],
                 cst[k, i],
             )
     elif cell == "gru":
         z = np.zeros((nb, 3 * u), xp.dtype)
         if fused:
-            gru_seq(
-                z,
-                xp[k],
-                rk,
-                h[k],
-                rb,
-                hm[k],
-                gates[k],
-                m[k],
-                rmk,
-                has_rd,
-                act,
-                ract,
-                exact,
-                one,
-                hst[k],
-            )
+            gru_seq(z, xp[k], rk, h[k], rb, hm[k], gates[k], m[k], cfg, hst[k])
             return
         g4 = gates[k].reshape(len(gates[k]), nb, 4, u)
         x4 = xp[k].reshape(steps, nb, 3, u)
@@ -382,37 +343,20 @@ def _forward_chunk(r: RNNCache, k: int) -> None:
                 hm[k],
                 g4[s if full else 0],
                 m[k, s],
-                rmk,
-                has_rd,
-                act,
-                ract,
-                exact,
-                one,
+                cfg,
                 hst[k, s if store_h else 0],
             )
     else:
         z = np.zeros((nb, u), xp.dtype)
         if fused:
-            simple_seq(z, xp[k], rk, h[k], hm[k], m[k], rmk, has_rd, act, exact, one, hst[k])
+            simple_seq(z, xp[k], rk, h[k], hm[k], m[k], cfg, hst[k])
             return
         x3 = xp[k].reshape(steps, nb, 1, u)
         z3 = z.reshape(nb, 1, u)
         for s in range(steps):
             if s:
                 np.matmul(hm[k], rk, out=z)
-            simple_step(
-                z3,
-                x3[s],
-                h[k],
-                hm[k],
-                m[k, s],
-                rmk,
-                has_rd,
-                act,
-                exact,
-                one,
-                hst[k, s if store_h else 0],
-            )
+            simple_step(z3, x3[s], h[k], hm[k], m[k, s], cfg, hst[k, s if store_h else 0])
 
 
 def rnn_forward(
@@ -530,7 +474,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
     _, steps, nb, u = c.hst.shape
     dt = c.hst.dtype
     m = c.mask[k]
-    rmk = c.rmask[k] if c.has_rd else c.rmask
+    cfg = (c.rmask[k] if c.has_rd else c.rmask, c.has_rd, c.act, c.ract, exact, one)
     seq = c.seq
     fused = c.fused
     dh = np.zeros((nb, u), dt)
@@ -539,9 +483,9 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
     dd = np.empty((nb, ng, u), dt)
     dy = dyt[k]
     if c.fast and c.cell == "gru":
-        dr, dk, gk, hs, has_rd = drec[k], dxp[k], c.gates[k], c.hst[k], c.has_rd
+        dr, dk, gk, hs = drec[k], dxp[k], c.gates[k], c.hst[k]
         if fused:
-            gru_bseq32(dr, dk, rkt, dh, dhr, m, rmk, has_rd, dy, seq, gk, hs, _gemm())
+            gru_bseq32(dr, dk, rkt, dh, dhr, m, cfg, dy, seq, gk, hs, _gemm())
             return
         for s in range(steps - 1, -1, -1):
             gru_bstep32(
@@ -550,8 +494,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
                 dh,
                 dhr,
                 m[s],
-                rmk,
-                has_rd,
+                cfg,
                 dy[s if seq else 0],
                 seq or s == steps - 1,
                 gk[s],
@@ -563,9 +506,9 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
         return
     if c.fast:
         dc = np.zeros((nb, u), dt)
-        dk, gk, cs, has_rd = dxp[k], c.gates[k], c.cst[k], c.has_rd
+        dk, gk, cs = dxp[k], c.gates[k], c.cst[k]
         if fused:
-            lstm_bseq32(dk, rkt, dh, dc, dhr, m, rmk, has_rd, dy, seq, gk, cs, _gemm())
+            lstm_bseq32(dk, rkt, dh, dc, dhr, m, cfg, dy, seq, gk, cs, _gemm())
             return
         for s in range(steps - 1, -1, -1):
             lstm_bstep32(
@@ -574,8 +517,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
                 dc,
                 dhr,
                 m[s],
-                rmk,
-                has_rd,
+                cfg,
                 dy[s if seq else 0],
                 seq or s == steps - 1,
                 gk[s],
@@ -591,27 +533,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
         tc = np.empty((nb, 1, u), dt)
         dtc = np.empty((nb, 1, u), dt)
         if fused:
-            lstm_bseq(
-                dxp[k],
-                rkt,
-                dh,
-                dc,
-                dhr,
-                tc,
-                dtc,
-                dd,
-                m,
-                rmk,
-                c.has_rd,
-                c.act,
-                c.ract,
-                exact,
-                one,
-                dy,
-                seq,
-                c.gates[k],
-                c.cst[k],
-            )
+            lstm_bseq(dxp[k], rkt, dh, dc, dhr, tc, dtc, dd, m, cfg, dy, seq, c.gates[k], c.cst[k])
             return
         d4 = dxp[k].reshape(steps, nb, 4, u)
         g4 = c.gates[k].reshape(steps, nb, 4, u)
@@ -626,12 +548,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
                 dtc,
                 dd,
                 m[s],
-                rmk,
-                c.has_rd,
-                c.act,
-                c.ract,
-                exact,
-                one,
+                cfg,
                 dy[s if seq else 0],
                 seq or s == steps - 1,
                 g4[s],
@@ -643,25 +560,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
                 np.matmul(dxp[k, s], rkt, out=dhr)
     elif c.cell == "gru":
         if fused:
-            gru_bseq(
-                drec[k],
-                dxp[k],
-                rkt,
-                dh,
-                dhr,
-                dd,
-                m,
-                rmk,
-                c.has_rd,
-                c.act,
-                c.ract,
-                exact,
-                one,
-                dy,
-                seq,
-                c.gates[k],
-                c.hst[k],
-            )
+            gru_bseq(drec[k], dxp[k], rkt, dh, dhr, dd, m, cfg, dy, seq, c.gates[k], c.hst[k])
             return
         r4 = drec[k].reshape(steps, nb, 3, u)
         d4 = dxp[k].reshape(steps, nb, 3, u)
@@ -675,12 +574,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
                 dhr,
                 dd,
                 m[s],
-                rmk,
-                c.has_rd,
-                c.act,
-                c.ract,
-                exact,
-                one,
+                cfg,
                 dy[s if seq else 0],
                 seq or s == steps - 1,
                 g4[s],
@@ -691,24 +585,13 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
                 np.matmul(drec[k, s], rkt, out=dhr)
     else:
         if fused:
-            simple_bseq(dxp[k], rkt, dh, dhr, dd, m, rmk, c.has_rd, c.act, one, dy, seq, c.hst[k])
+            simple_bseq(dxp[k], rkt, dh, dhr, dd, m, cfg, dy, seq, c.hst[k])
             return
         d3 = dxp[k].reshape(steps, nb, 1, u)
         h3 = c.hst[k].reshape(steps, nb, 1, u)
         for s in range(steps - 1, -1, -1):
             simple_bstep(
-                d3[s],
-                dh,
-                dhr,
-                dd,
-                m[s],
-                rmk,
-                c.has_rd,
-                c.act,
-                one,
-                dy[s if seq else 0],
-                seq or s == steps - 1,
-                h3[s],
+                d3[s], dh, dhr, dd, m[s], cfg, dy[s if seq else 0], seq or s == steps - 1, h3[s]
             )
             if s:
                 np.matmul(dxp[k, s], rkt, out=dhr)

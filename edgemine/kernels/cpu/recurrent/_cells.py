@@ -2,6 +2,11 @@
 (``<cell>_step``) and backward (``<cell>_bstep``), the float32 tanh/sigmoid variants
 (``<cell>_step32``, ``<cell>_bstep32``) and the helpers they share. How they are driven, and why
 they are written as they are: the package's docstring (``recurrent/__init__.py``).
+
+Every step and sequence kernel takes the cell's settings as one tuple ``cfg = (rmask, has_rd,
+act, ract, exact, one)``: the recurrent-dropout mask and whether it applies, the activation and
+recurrent-activation codes (``RNN_ACTIVATIONS``), exact (float64) activations or the float32
+approximations, and 1 in the arrays' dtype. Numba passes the tuple as a struct, at no cost.
 """
 
 from __future__ import annotations
@@ -153,8 +158,9 @@ def active_rows(ms, idx):
 
 
 @njit(**JIT_OPTIONS)
-def _next_hm(b, u, h, hm, rmask, has_rd):
+def _next_hm(b, u, h, hm, cfg):
     """hm[b] = h[b] * the recurrent-dropout mask: what multiplies the recurrent kernel next."""
+    rmask, has_rd, act, ract, exact, one = cfg
     if has_rd:
         for j in range(u):
             hm[b, j] = h[b, j] * rmask[b, j]
@@ -164,9 +170,10 @@ def _next_hm(b, u, h, hm, rmask, has_rd):
 
 
 @njit(**JIT_OPTIONS)
-def _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy):
+def _take_dh(b, u, dh, dhr, cfg, dys, add_dy):
     """dh[b] += the gradient back through the recurrent kernel (times the recurrent-dropout
     mask) and, when ``add_dy``, the gradient of this step's output."""
+    rmask, has_rd, act, ract, exact, one = cfg
     if has_rd:
         for j in range(u):
             dh[b, j] += dhr[b, j] * rmask[b, j]
@@ -182,10 +189,11 @@ def _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy):
 
 
 @njit(**JIT_OPTIONS)
-def lstm_step(z3, xs, h, c, hm, tmp, ms, rmask, has_rd, act, ract, exact, one, hs, cs):
+def lstm_step(z3, xs, h, c, hm, tmp, ms, cfg, hs, cs):
     """One LSTM step. z3 (B, 4, u) holds hm @ recurrent_kernel and becomes the activated gates
     i, f, c~, o (the backward cache when z3 is gates[s]); xs (B, 4, u) is the step's input
     projection. Updates h, c and hm; hs[:] = h, cs[:] = c (masked rows keep their states)."""
+    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = h.shape
     for b in range(nb):
         if ms[b]:
@@ -202,44 +210,24 @@ def lstm_step(z3, xs, h, c, hm, tmp, ms, rmask, has_rd, act, ract, exact, one, h
             _act3(tmp, b, 0, 1, act, exact, one)
             for j in range(u):
                 h[b, j] = z3[b, 3, j] * tmp[b, 0, j]
-            _next_hm(b, u, h, hm, rmask, has_rd)
+            _next_hm(b, u, h, hm, cfg)
         for j in range(u):
             hs[b, j] = h[b, j]
             cs[b, j] = c[b, j]
 
 
 @njit(**JIT_OPTIONS)
-def lstm_bstep(
-    dz3,
-    dh,
-    dc,
-    dhr,
-    tc,
-    dtc,
-    dd,
-    ms,
-    rmask,
-    has_rd,
-    act,
-    ract,
-    exact,
-    one,
-    dys,
-    add_dy,
-    g3,
-    cs,
-    cps,
-    has_prev,
-):
+def lstm_bstep(dz3, dh, dc, dhr, tc, dtc, dd, ms, cfg, dys, add_dy, g3, cs, cps, has_prev):
     """One backward LSTM step: takes dhr (the gradient back through the recurrent kernel from
     the next step) and writes dz3 (B, 4, u), the gradient of the gate pre-activations (zero on
     masked rows). g3: the step's gates; cs, cps: its cell state and the previous one."""
+    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = dh.shape
     zero = one - one
     cpf = one if has_prev else zero
     for b in range(nb):
         m = ms[b]
-        _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy)
+        _take_dh(b, u, dh, dhr, cfg, dys, add_dy)
         if not m:
             for g in range(4):
                 for j in range(u):
@@ -299,8 +287,9 @@ def _sigmoid32(x):
 
 
 @njit(**JIT_OPTIONS)
-def lstm_step32(z, xs, h, c, hm, ms, rmask, has_rd, hs, cs):
+def lstm_step32(z, xs, h, c, hm, ms, cfg, hs, cs):
     """``lstm_step`` for float32, tanh and sigmoid; z and xs are (B, 4u)."""
+    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = h.shape
     for b in range(nb):
         hr = h[b]
@@ -330,7 +319,7 @@ def lstm_step32(z, xs, h, c, hm, ms, rmask, has_rd, hs, cs):
                 hsr[j] = og * _tanh32(cj)
             for j in range(u):
                 hr[j] = hsr[j]
-            _next_hm(b, u, h, hm, rmask, has_rd)
+            _next_hm(b, u, h, hm, cfg)
             for j in range(u):
                 csr[j] = cr[j]
         else:
@@ -340,14 +329,15 @@ def lstm_step32(z, xs, h, c, hm, ms, rmask, has_rd, hs, cs):
 
 
 @njit(**JIT_OPTIONS)
-def lstm_bstep32(dz, dh, dc, dhr, ms, rmask, has_rd, dys, add_dy, g, cs, cps, has_prev):
+def lstm_bstep32(dz, dh, dc, dhr, ms, cfg, dys, add_dy, g, cs, cps, has_prev):
     """``lstm_bstep`` for float32, tanh and sigmoid; dz and g are (B, 4u)."""
+    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = dh.shape
     zero = _F32(0)
     one = _F32(1)
     cpf = one if has_prev else zero
     for b in range(nb):
-        _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy)
+        _take_dh(b, u, dh, dhr, cfg, dys, add_dy)
         dzr = dz[b]
         if not ms[b]:
             for j in range(4 * u):
@@ -386,10 +376,11 @@ def lstm_bstep32(dz, dh, dc, dhr, ms, rmask, has_rd, dys, add_dy, g, cs, cps, ha
 
 
 @njit(**JIT_OPTIONS)
-def gru_step(z3, xs, h, rb, hm, g3, ms, rmask, has_rd, act, ract, exact, one, hs):
+def gru_step(z3, xs, h, rb, hm, g3, ms, cfg, hs):
     """One GRU (reset_after) step. z3 (B, 3, u) = hm @ recurrent_kernel; rb (3, u) the
     recurrent bias; g3 (B, 4, u) receives z, r, hh and the recurrent h-part (the backward
     cache when it is gates[s]). Updates h and hm; hs[:] = h."""
+    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = h.shape
     for b in range(nb):
         if ms[b]:
@@ -404,39 +395,22 @@ def gru_step(z3, xs, h, rb, hm, g3, ms, rmask, has_rd, act, ract, exact, one, hs
             for j in range(u):
                 zj = g3[b, 0, j]
                 h[b, j] = zj * h[b, j] + (one - zj) * g3[b, 2, j]
-            _next_hm(b, u, h, hm, rmask, has_rd)
+            _next_hm(b, u, h, hm, cfg)
         for j in range(u):
             hs[b, j] = h[b, j]
 
 
 @njit(**JIT_OPTIONS)
-def gru_bstep(
-    dz3,
-    dx3,
-    dh,
-    dhr,
-    dd,
-    ms,
-    rmask,
-    has_rd,
-    act,
-    ract,
-    exact,
-    one,
-    dys,
-    add_dy,
-    g3,
-    hps,
-    has_prev,
-):
+def gru_bstep(dz3, dx3, dh, dhr, dd, ms, cfg, dys, add_dy, g3, hps, has_prev):
     """One backward GRU step: dx3 (B, 3, u) = gradient of the input projection, dz3 (B, 3, u)
     = gradient of hm @ recurrent_kernel + recurrent bias; hps: the previous state."""
+    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = dh.shape
     zero = one - one
     hpf = one if has_prev else zero
     for b in range(nb):
         m = ms[b]
-        _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy)
+        _take_dh(b, u, dh, dhr, cfg, dys, add_dy)
         if not m:
             for g in range(3):
                 for j in range(u):
@@ -461,12 +435,13 @@ def gru_bstep(
 
 
 @njit(**JIT_OPTIONS)
-def gru_step32(z, xs, h, rb, hm, g, ms, rmask, has_rd, hs):
+def gru_step32(z, xs, h, rb, hm, g, ms, cfg, hs):
     """``gru_step`` for float32, tanh and sigmoid; z and xs are (B, 3u), g is (B, 4u).
 
     The gate rows are slices of the 1-D row views (``z[b][u : 2 * u]``): numba's
     ``reshape(3, u)`` of a row costs a helper call per row and array, which made these kernels
     1.8x slower at 64 units (16 rows per step)."""
+    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = h.shape
     one = _F32(1)
     rbz = rb[0]
@@ -501,21 +476,22 @@ def gru_step32(z, xs, h, rb, hm, g, ms, rmask, has_rd, hs):
                 hsr[j] = zj * hr[j] + (one - zj) * hh
             for j in range(u):
                 hr[j] = hsr[j]
-            _next_hm(b, u, h, hm, rmask, has_rd)
+            _next_hm(b, u, h, hm, cfg)
         else:
             for j in range(u):
                 hsr[j] = hr[j]
 
 
 @njit(**JIT_OPTIONS)
-def gru_bstep32(dr, dx, dh, dhr, ms, rmask, has_rd, dys, add_dy, g, hps, has_prev):
+def gru_bstep32(dr, dx, dh, dhr, ms, cfg, dys, add_dy, g, hps, has_prev):
     """``gru_bstep`` for float32, tanh and sigmoid; dr and dx are (B, 3u), g is (B, 4u)."""
+    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = dh.shape
     zero = _F32(0)
     one = _F32(1)
     hpf = one if has_prev else zero
     for b in range(nb):
-        _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy)
+        _take_dh(b, u, dh, dhr, cfg, dys, add_dy)
         drb = dr[b]
         dxb = dx[b]
         if not ms[b]:
@@ -557,8 +533,9 @@ def gru_bstep32(dr, dx, dh, dhr, ms, rmask, has_rd, dys, add_dy, g, hps, has_pre
 
 
 @njit(**JIT_OPTIONS)
-def simple_step(z3, xs, h, hm, ms, rmask, has_rd, act, exact, one, hs):
+def simple_step(z3, xs, h, hm, ms, cfg, hs):
     """One SimpleRNN step: h = act(x-projection + hm @ recurrent_kernel); z3 is (B, 1, u)."""
+    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = h.shape
     for b in range(nb):
         if ms[b]:
@@ -567,19 +544,20 @@ def simple_step(z3, xs, h, hm, ms, rmask, has_rd, act, exact, one, hs):
             _act3(z3, b, 0, 1, act, exact, one)
             for j in range(u):
                 h[b, j] = z3[b, 0, j]
-            _next_hm(b, u, h, hm, rmask, has_rd)
+            _next_hm(b, u, h, hm, cfg)
         for j in range(u):
             hs[b, j] = h[b, j]
 
 
 @njit(**JIT_OPTIONS)
-def simple_bstep(dz3, dh, dhr, dd, ms, rmask, has_rd, act, one, dys, add_dy, hs3):
+def simple_bstep(dz3, dh, dhr, dd, ms, cfg, dys, add_dy, hs3):
     """One backward SimpleRNN step (hs3: this step's states viewed as (B, 1, u))."""
+    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = dh.shape
     zero = one - one
     for b in range(nb):
         m = ms[b]
-        _take_dh(b, u, dh, dhr, rmask, has_rd, dys, add_dy)
+        _take_dh(b, u, dh, dhr, cfg, dys, add_dy)
         if not m:
             for j in range(u):
                 dz3[b, 0, j] = zero

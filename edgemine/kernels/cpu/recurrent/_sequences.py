@@ -32,7 +32,8 @@ from ._cells import (
 
 
 @njit(**JIT_OPTIONS)
-def lstm_seq(gates, xp, rk, h, c, hm, tmp, mask, rmask, has_rd, act, ract, exact, one, hst, cst):
+def lstm_seq(gates, xp, rk, h, c, hm, tmp, mask, cfg, hst, cst):
+    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, _ = gates.shape
     u = h.shape[1]
     idx = np.empty(nb, np.int64)
@@ -49,39 +50,15 @@ def lstm_seq(gates, xp, rk, h, c, hm, tmp, mask, rmask, has_rd, act, ract, exact
             hm,
             tmp,
             mask[s],
-            rmask,
-            has_rd,
-            act,
-            ract,
-            exact,
-            one,
+            cfg,
             hst[s],
             cst[s],
         )
 
 
 @njit(**JIT_OPTIONS)
-def lstm_bseq(
-    dxp,
-    rkt,
-    dh,
-    dc,
-    dhr,
-    tc,
-    dtc,
-    dd,
-    mask,
-    rmask,
-    has_rd,
-    act,
-    ract,
-    exact,
-    one,
-    dyt,
-    seq,
-    gates,
-    cst,
-):
+def lstm_bseq(dxp, rkt, dh, dc, dhr, tc, dtc, dd, mask, cfg, dyt, seq, gates, cst):
+    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, _ = dxp.shape
     u = dh.shape[1]
     idx = np.empty(nb, np.int64)
@@ -95,12 +72,7 @@ def lstm_bseq(
             dtc,
             dd,
             mask[s],
-            rmask,
-            has_rd,
-            act,
-            ract,
-            exact,
-            one,
+            cfg,
             dyt[s if seq else 0],
             seq or s == steps - 1,
             gates[s].reshape(nb, 4, u),
@@ -114,7 +86,8 @@ def lstm_bseq(
 
 
 @njit(**JIT_OPTIONS)
-def gru_seq(z, xp, rk, h, rb, hm, gates, mask, rmask, has_rd, act, ract, exact, one, hst):
+def gru_seq(z, xp, rk, h, rb, hm, gates, mask, cfg, hst):
+    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, _ = gates.shape
     u = h.shape[1]
     idx = np.empty(nb, np.int64)
@@ -130,36 +103,14 @@ def gru_seq(z, xp, rk, h, rb, hm, gates, mask, rmask, has_rd, act, ract, exact, 
             hm,
             gates[s].reshape(nb, 4, u),
             mask[s],
-            rmask,
-            has_rd,
-            act,
-            ract,
-            exact,
-            one,
+            cfg,
             hst[s],
         )
 
 
 @njit(**JIT_OPTIONS)
-def gru_bseq(
-    drec,
-    dxp,
-    rkt,
-    dh,
-    dhr,
-    dd,
-    mask,
-    rmask,
-    has_rd,
-    act,
-    ract,
-    exact,
-    one,
-    dyt,
-    seq,
-    gates,
-    hst,
-):
+def gru_bseq(drec, dxp, rkt, dh, dhr, dd, mask, cfg, dyt, seq, gates, hst):
+    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, _ = dxp.shape
     u = dh.shape[1]
     idx = np.empty(nb, np.int64)
@@ -171,12 +122,7 @@ def gru_bseq(
             dhr,
             dd,
             mask[s],
-            rmask,
-            has_rd,
-            act,
-            ract,
-            exact,
-            one,
+            cfg,
             dyt[s if seq else 0],
             seq or s == steps - 1,
             gates[s].reshape(nb, 4, u),
@@ -189,30 +135,20 @@ def gru_bseq(
 
 
 @njit(**JIT_OPTIONS)
-def simple_seq(z, xp, rk, h, hm, mask, rmask, has_rd, act, exact, one, hst):
+def simple_seq(z, xp, rk, h, hm, mask, cfg, hst):
+    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, u = hst.shape
     idx = np.empty(nb, np.int64)
     for s in range(steps):
         z[:] = 0
         n = active_rows(mask[s], idx)
         mm_acc(idx, n, hm, rk, z)
-        simple_step(
-            z.reshape(nb, 1, u),
-            xp[s].reshape(nb, 1, u),
-            h,
-            hm,
-            mask[s],
-            rmask,
-            has_rd,
-            act,
-            exact,
-            one,
-            hst[s],
-        )
+        simple_step(z.reshape(nb, 1, u), xp[s].reshape(nb, 1, u), h, hm, mask[s], cfg, hst[s])
 
 
 @njit(**JIT_OPTIONS)
-def simple_bseq(dxp, rkt, dh, dhr, dd, mask, rmask, has_rd, act, one, dyt, seq, hst):
+def simple_bseq(dxp, rkt, dh, dhr, dd, mask, cfg, dyt, seq, hst):
+    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, u = dxp.shape
     idx = np.empty(nb, np.int64)
     for s in range(steps - 1, -1, -1):
@@ -222,10 +158,7 @@ def simple_bseq(dxp, rkt, dh, dhr, dd, mask, rmask, has_rd, act, one, dyt, seq, 
             dhr,
             dd,
             mask[s],
-            rmask,
-            has_rd,
-            act,
-            one,
+            cfg,
             dyt[s if seq else 0],
             seq or s == steps - 1,
             hst[s].reshape(nb, 1, u),
@@ -250,20 +183,22 @@ def _recurrent_product(gemm, a, b, out, ms, idx):
 
 
 @njit(**JIT_OPTIONS)
-def lstm_seq32(gates, xp, rk, h, c, hm, mask, rmask, has_rd, hst, cst, gemm):
+def lstm_seq32(gates, xp, rk, h, c, hm, mask, cfg, hst, cst, gemm):
     """``lstm_seq`` for float32, tanh and sigmoid; ``gemm`` is OpenBLAS's sgemm (blas.SGEMM),
     or 0 for the loop product. A cache with one time step (inference) is reused every step."""
+    rmask, has_rd, act, ract, exact, one = cfg
     idx = np.empty(h.shape[0], np.int64)
     ng, nh, nc = gates.shape[0], hst.shape[0], cst.shape[0]
     for s in range(xp.shape[0]):
         zs = gates[s % ng]
         _recurrent_product(gemm, hm, rk, zs, mask[s], idx)
-        lstm_step32(zs, xp[s], h, c, hm, mask[s], rmask, has_rd, hst[s % nh], cst[s % nc])
+        lstm_step32(zs, xp[s], h, c, hm, mask[s], cfg, hst[s % nh], cst[s % nc])
 
 
 @njit(**JIT_OPTIONS)
-def lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, rmask, has_rd, dyt, seq, gates, cst, gemm):
+def lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, cfg, dyt, seq, gates, cst, gemm):
     """``lstm_bseq`` for float32, tanh and sigmoid (``gemm`` as in ``lstm_seq32``)."""
+    rmask, has_rd, act, ract, exact, one = cfg
     steps = dxp.shape[0]
     idx = np.empty(dh.shape[0], np.int64)
     for s in range(steps - 1, -1, -1):
@@ -273,8 +208,7 @@ def lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, rmask, has_rd, dyt, seq, gates, cst
             dc,
             dhr,
             mask[s],
-            rmask,
-            has_rd,
+            cfg,
             dyt[s if seq else 0],
             seq or s == steps - 1,
             gates[s],
@@ -289,19 +223,21 @@ def lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, rmask, has_rd, dyt, seq, gates, cst
 
 
 @njit(**JIT_OPTIONS)
-def gru_seq32(z, xp, rk, h, rb, hm, gates, mask, rmask, has_rd, hst, gemm):
+def gru_seq32(z, xp, rk, h, rb, hm, gates, mask, cfg, hst, gemm):
     """``gru_seq`` for float32, tanh and sigmoid (``gemm`` and one-step caches as in
     ``lstm_seq32``)."""
+    rmask, has_rd, act, ract, exact, one = cfg
     idx = np.empty(h.shape[0], np.int64)
     ng, nh = gates.shape[0], hst.shape[0]
     for s in range(xp.shape[0]):
         _recurrent_product(gemm, hm, rk, z, mask[s], idx)
-        gru_step32(z, xp[s], h, rb, hm, gates[s % ng], mask[s], rmask, has_rd, hst[s % nh])
+        gru_step32(z, xp[s], h, rb, hm, gates[s % ng], mask[s], cfg, hst[s % nh])
 
 
 @njit(**JIT_OPTIONS)
-def gru_bseq32(drec, dxp, rkt, dh, dhr, mask, rmask, has_rd, dyt, seq, gates, hst, gemm):
+def gru_bseq32(drec, dxp, rkt, dh, dhr, mask, cfg, dyt, seq, gates, hst, gemm):
     """``gru_bseq`` for float32, tanh and sigmoid (``gemm`` as in ``lstm_seq32``)."""
+    rmask, has_rd, act, ract, exact, one = cfg
     steps = dxp.shape[0]
     idx = np.empty(dh.shape[0], np.int64)
     for s in range(steps - 1, -1, -1):
@@ -311,8 +247,7 @@ def gru_bseq32(drec, dxp, rkt, dh, dhr, mask, rmask, has_rd, dyt, seq, gates, hs
             dh,
             dhr,
             mask[s],
-            rmask,
-            has_rd,
+            cfg,
             dyt[s if seq else 0],
             seq or s == steps - 1,
             gates[s],
