@@ -488,19 +488,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
             gru_bseq32(dr, dk, rkt, dh, dhr, m, cfg, dy, seq, gk, hs, _gemm())
             return
         for s in range(steps - 1, -1, -1):
-            gru_bstep32(
-                dr[s],
-                dk[s],
-                dh,
-                dhr,
-                m[s],
-                cfg,
-                dy[s if seq else 0],
-                seq or s == steps - 1,
-                gk[s],
-                hs[max(s - 1, 0)],
-                s > 0,
-            )
+            gru_bstep32(dr, dk, dh, dhr, m, cfg, dy, seq, gk, hs, s)
             if s:
                 np.matmul(dr[s], rkt, out=dhr)
         return
@@ -511,20 +499,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
             lstm_bseq32(dk, rkt, dh, dc, dhr, m, cfg, dy, seq, gk, cs, _gemm())
             return
         for s in range(steps - 1, -1, -1):
-            lstm_bstep32(
-                dk[s],
-                dh,
-                dc,
-                dhr,
-                m[s],
-                cfg,
-                dy[s if seq else 0],
-                seq or s == steps - 1,
-                gk[s],
-                cs[s],
-                cs[max(s - 1, 0)],
-                s > 0,
-            )
+            lstm_bstep32(dk, dh, dc, dhr, m, cfg, dy, seq, gk, cs, s)
             if s:
                 np.matmul(dk[s], rkt, out=dhr)
         return
@@ -535,64 +510,24 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
         if fused:
             lstm_bseq(dxp[k], rkt, dh, dc, dhr, tc, dtc, dd, m, cfg, dy, seq, c.gates[k], c.cst[k])
             return
-        d4 = dxp[k].reshape(steps, nb, 4, u)
-        g4 = c.gates[k].reshape(steps, nb, 4, u)
-        cs = c.cst[k]
         for s in range(steps - 1, -1, -1):
-            lstm_bstep(
-                d4[s],
-                dh,
-                dc,
-                dhr,
-                tc,
-                dtc,
-                dd,
-                m[s],
-                cfg,
-                dy[s if seq else 0],
-                seq or s == steps - 1,
-                g4[s],
-                cs[s],
-                cs[max(s - 1, 0)],
-                s > 0,
-            )
+            lstm_bstep(dxp[k], dh, dc, dhr, tc, dtc, dd, m, cfg, dy, seq, c.gates[k], c.cst[k], s)
             if s:
                 np.matmul(dxp[k, s], rkt, out=dhr)
     elif c.cell == "gru":
         if fused:
             gru_bseq(drec[k], dxp[k], rkt, dh, dhr, dd, m, cfg, dy, seq, c.gates[k], c.hst[k])
             return
-        r4 = drec[k].reshape(steps, nb, 3, u)
-        d4 = dxp[k].reshape(steps, nb, 3, u)
-        g4 = c.gates[k].reshape(steps, nb, 4, u)
-        hs = c.hst[k]
         for s in range(steps - 1, -1, -1):
-            gru_bstep(
-                r4[s],
-                d4[s],
-                dh,
-                dhr,
-                dd,
-                m[s],
-                cfg,
-                dy[s if seq else 0],
-                seq or s == steps - 1,
-                g4[s],
-                hs[max(s - 1, 0)],
-                s > 0,
-            )
+            gru_bstep(drec[k], dxp[k], dh, dhr, dd, m, cfg, dy, seq, c.gates[k], c.hst[k], s)
             if s:
                 np.matmul(drec[k, s], rkt, out=dhr)
     else:
         if fused:
             simple_bseq(dxp[k], rkt, dh, dhr, dd, m, cfg, dy, seq, c.hst[k])
             return
-        d3 = dxp[k].reshape(steps, nb, 1, u)
-        h3 = c.hst[k].reshape(steps, nb, 1, u)
         for s in range(steps - 1, -1, -1):
-            simple_bstep(
-                d3[s], dh, dhr, dd, m[s], cfg, dy[s if seq else 0], seq or s == steps - 1, h3[s]
-            )
+            simple_bstep(dxp[k], dh, dhr, dd, m, cfg, dy, seq, c.hst[k], s)
             if s:
                 np.matmul(dxp[k, s], rkt, out=dhr)
 

@@ -7,6 +7,8 @@ Every step and sequence kernel takes the cell's settings as one tuple ``cfg = (r
 act, ract, exact, one)``: the recurrent-dropout mask and whether it applies, the activation and
 recurrent-activation codes (``RNN_ACTIVATIONS``), exact (float64) activations or the float32
 approximations, and 1 in the arrays' dtype. Numba passes the tuple as a struct, at no cost.
+The backward step kernels take the whole sequence's arrays (time first) and the step ``s``, and
+take their step's slices themselves; the names in their docstrings are those slices.
 """
 
 from __future__ import annotations
@@ -185,6 +187,13 @@ def _take_dh(b, u, dh, dhr, cfg, dys, add_dy):
             dh[b, j] += dys[b, j]
 
 
+@njit(**JIT_OPTIONS)
+def _step_inputs(mask, dyt, seq, s):
+    """A backward step's (row mask, output gradient, whether to add it): the output gradient is
+    dyt[s] for a sequence output, else dyt[0], which belongs to the last step only."""
+    return mask[s], dyt[s if seq else 0], seq or s == mask.shape[0] - 1
+
+
 # ----------------------------------------------------------------------------- LSTM
 
 
@@ -217,12 +226,15 @@ def lstm_step(z3, xs, h, c, hm, tmp, ms, cfg, hs, cs):
 
 
 @njit(**JIT_OPTIONS)
-def lstm_bstep(dz3, dh, dc, dhr, tc, dtc, dd, ms, cfg, dys, add_dy, g3, cs, cps, has_prev):
+def lstm_bstep(dxp, dh, dc, dhr, tc, dtc, dd, mask, cfg, dyt, seq, gates, cst, s):
     """One backward LSTM step: takes dhr (the gradient back through the recurrent kernel from
     the next step) and writes dz3 (B, 4, u), the gradient of the gate pre-activations (zero on
     masked rows). g3: the step's gates; cs, cps: its cell state and the previous one."""
     rmask, has_rd, act, ract, exact, one = cfg
     nb, u = dh.shape
+    dz3, g3 = dxp[s].reshape(nb, 4, u), gates[s].reshape(nb, 4, u)
+    ms, dys, add_dy = _step_inputs(mask, dyt, seq, s)
+    cs, cps, has_prev = cst[s], cst[max(s - 1, 0)], s > 0
     zero = one - one
     cpf = one if has_prev else zero
     for b in range(nb):
@@ -289,7 +301,6 @@ def _sigmoid32(x):
 @njit(**JIT_OPTIONS)
 def lstm_step32(z, xs, h, c, hm, ms, cfg, hs, cs):
     """``lstm_step`` for float32, tanh and sigmoid; z and xs are (B, 4u)."""
-    rmask, has_rd, act, ract, exact, one = cfg
     nb, u = h.shape
     for b in range(nb):
         hr = h[b]
@@ -329,9 +340,12 @@ def lstm_step32(z, xs, h, c, hm, ms, cfg, hs, cs):
 
 
 @njit(**JIT_OPTIONS)
-def lstm_bstep32(dz, dh, dc, dhr, ms, cfg, dys, add_dy, g, cs, cps, has_prev):
+def lstm_bstep32(dxp, dh, dc, dhr, mask, cfg, dyt, seq, gates, cst, s):
     """``lstm_bstep`` for float32, tanh and sigmoid; dz and g are (B, 4u)."""
     rmask, has_rd, act, ract, exact, one = cfg
+    dz, g = dxp[s], gates[s]
+    ms, dys, add_dy = _step_inputs(mask, dyt, seq, s)
+    cs, cps, has_prev = cst[s], cst[max(s - 1, 0)], s > 0
     nb, u = dh.shape
     zero = _F32(0)
     one = _F32(1)
@@ -401,11 +415,15 @@ def gru_step(z3, xs, h, rb, hm, g3, ms, cfg, hs):
 
 
 @njit(**JIT_OPTIONS)
-def gru_bstep(dz3, dx3, dh, dhr, dd, ms, cfg, dys, add_dy, g3, hps, has_prev):
+def gru_bstep(drec, dxp, dh, dhr, dd, mask, cfg, dyt, seq, gates, hst, s):
     """One backward GRU step: dx3 (B, 3, u) = gradient of the input projection, dz3 (B, 3, u)
     = gradient of hm @ recurrent_kernel + recurrent bias; hps: the previous state."""
     rmask, has_rd, act, ract, exact, one = cfg
     nb, u = dh.shape
+    dz3, dx3 = drec[s].reshape(nb, 3, u), dxp[s].reshape(nb, 3, u)
+    g3 = gates[s].reshape(nb, 4, u)
+    ms, dys, add_dy = _step_inputs(mask, dyt, seq, s)
+    hps, has_prev = hst[max(s - 1, 0)], s > 0
     zero = one - one
     hpf = one if has_prev else zero
     for b in range(nb):
@@ -483,9 +501,12 @@ def gru_step32(z, xs, h, rb, hm, g, ms, cfg, hs):
 
 
 @njit(**JIT_OPTIONS)
-def gru_bstep32(dr, dx, dh, dhr, ms, cfg, dys, add_dy, g, hps, has_prev):
+def gru_bstep32(drec, dxp, dh, dhr, mask, cfg, dyt, seq, gates, hst, s):
     """``gru_bstep`` for float32, tanh and sigmoid; dr and dx are (B, 3u), g is (B, 4u)."""
     rmask, has_rd, act, ract, exact, one = cfg
+    dr, dx, g = drec[s], dxp[s], gates[s]
+    ms, dys, add_dy = _step_inputs(mask, dyt, seq, s)
+    hps, has_prev = hst[max(s - 1, 0)], s > 0
     nb, u = dh.shape
     zero = _F32(0)
     one = _F32(1)
@@ -550,10 +571,12 @@ def simple_step(z3, xs, h, hm, ms, cfg, hs):
 
 
 @njit(**JIT_OPTIONS)
-def simple_bstep(dz3, dh, dhr, dd, ms, cfg, dys, add_dy, hs3):
+def simple_bstep(dxp, dh, dhr, dd, mask, cfg, dyt, seq, hst, s):
     """One backward SimpleRNN step (hs3: this step's states viewed as (B, 1, u))."""
     rmask, has_rd, act, ract, exact, one = cfg
     nb, u = dh.shape
+    dz3, hs3 = dxp[s].reshape(nb, 1, u), hst[s].reshape(nb, 1, u)
+    ms, dys, add_dy = _step_inputs(mask, dyt, seq, s)
     zero = one - one
     for b in range(nb):
         m = ms[b]

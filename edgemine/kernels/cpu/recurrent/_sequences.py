@@ -33,7 +33,6 @@ from ._cells import (
 
 @njit(**JIT_OPTIONS)
 def lstm_seq(gates, xp, rk, h, c, hm, tmp, mask, cfg, hst, cst):
-    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, _ = gates.shape
     u = h.shape[1]
     idx = np.empty(nb, np.int64)
@@ -58,28 +57,10 @@ def lstm_seq(gates, xp, rk, h, c, hm, tmp, mask, cfg, hst, cst):
 
 @njit(**JIT_OPTIONS)
 def lstm_bseq(dxp, rkt, dh, dc, dhr, tc, dtc, dd, mask, cfg, dyt, seq, gates, cst):
-    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, _ = dxp.shape
-    u = dh.shape[1]
     idx = np.empty(nb, np.int64)
     for s in range(steps - 1, -1, -1):
-        lstm_bstep(
-            dxp[s].reshape(nb, 4, u),
-            dh,
-            dc,
-            dhr,
-            tc,
-            dtc,
-            dd,
-            mask[s],
-            cfg,
-            dyt[s if seq else 0],
-            seq or s == steps - 1,
-            gates[s].reshape(nb, 4, u),
-            cst[s],
-            cst[max(s - 1, 0)],
-            s > 0,
-        )
+        lstm_bstep(dxp, dh, dc, dhr, tc, dtc, dd, mask, cfg, dyt, seq, gates, cst, s)
         dhr[:] = 0
         n = active_rows(mask[s], idx)
         mm_acc(idx, n, dxp[s], rkt, dhr)
@@ -87,7 +68,6 @@ def lstm_bseq(dxp, rkt, dh, dc, dhr, tc, dtc, dd, mask, cfg, dyt, seq, gates, cs
 
 @njit(**JIT_OPTIONS)
 def gru_seq(z, xp, rk, h, rb, hm, gates, mask, cfg, hst):
-    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, _ = gates.shape
     u = h.shape[1]
     idx = np.empty(nb, np.int64)
@@ -110,25 +90,10 @@ def gru_seq(z, xp, rk, h, rb, hm, gates, mask, cfg, hst):
 
 @njit(**JIT_OPTIONS)
 def gru_bseq(drec, dxp, rkt, dh, dhr, dd, mask, cfg, dyt, seq, gates, hst):
-    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, _ = dxp.shape
-    u = dh.shape[1]
     idx = np.empty(nb, np.int64)
     for s in range(steps - 1, -1, -1):
-        gru_bstep(
-            drec[s].reshape(nb, 3, u),
-            dxp[s].reshape(nb, 3, u),
-            dh,
-            dhr,
-            dd,
-            mask[s],
-            cfg,
-            dyt[s if seq else 0],
-            seq or s == steps - 1,
-            gates[s].reshape(nb, 4, u),
-            hst[max(s - 1, 0)],
-            s > 0,
-        )
+        gru_bstep(drec, dxp, dh, dhr, dd, mask, cfg, dyt, seq, gates, hst, s)
         dhr[:] = 0
         n = active_rows(mask[s], idx)
         mm_acc(idx, n, drec[s], rkt, dhr)
@@ -136,7 +101,6 @@ def gru_bseq(drec, dxp, rkt, dh, dhr, dd, mask, cfg, dyt, seq, gates, hst):
 
 @njit(**JIT_OPTIONS)
 def simple_seq(z, xp, rk, h, hm, mask, cfg, hst):
-    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, u = hst.shape
     idx = np.empty(nb, np.int64)
     for s in range(steps):
@@ -148,21 +112,10 @@ def simple_seq(z, xp, rk, h, hm, mask, cfg, hst):
 
 @njit(**JIT_OPTIONS)
 def simple_bseq(dxp, rkt, dh, dhr, dd, mask, cfg, dyt, seq, hst):
-    rmask, has_rd, act, ract, exact, one = cfg
     steps, nb, u = dxp.shape
     idx = np.empty(nb, np.int64)
     for s in range(steps - 1, -1, -1):
-        simple_bstep(
-            dxp[s].reshape(nb, 1, u),
-            dh,
-            dhr,
-            dd,
-            mask[s],
-            cfg,
-            dyt[s if seq else 0],
-            seq or s == steps - 1,
-            hst[s].reshape(nb, 1, u),
-        )
+        simple_bstep(dxp, dh, dhr, dd, mask, cfg, dyt, seq, hst, s)
         dhr[:] = 0
         n = active_rows(mask[s], idx)
         mm_acc(idx, n, dxp[s], rkt, dhr)
@@ -186,7 +139,6 @@ def _recurrent_product(gemm, a, b, out, ms, idx):
 def lstm_seq32(gates, xp, rk, h, c, hm, mask, cfg, hst, cst, gemm):
     """``lstm_seq`` for float32, tanh and sigmoid; ``gemm`` is OpenBLAS's sgemm (blas.SGEMM),
     or 0 for the loop product. A cache with one time step (inference) is reused every step."""
-    rmask, has_rd, act, ract, exact, one = cfg
     idx = np.empty(h.shape[0], np.int64)
     ng, nh, nc = gates.shape[0], hst.shape[0], cst.shape[0]
     for s in range(xp.shape[0]):
@@ -198,24 +150,10 @@ def lstm_seq32(gates, xp, rk, h, c, hm, mask, cfg, hst, cst, gemm):
 @njit(**JIT_OPTIONS)
 def lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, cfg, dyt, seq, gates, cst, gemm):
     """``lstm_bseq`` for float32, tanh and sigmoid (``gemm`` as in ``lstm_seq32``)."""
-    rmask, has_rd, act, ract, exact, one = cfg
     steps = dxp.shape[0]
     idx = np.empty(dh.shape[0], np.int64)
     for s in range(steps - 1, -1, -1):
-        lstm_bstep32(
-            dxp[s],
-            dh,
-            dc,
-            dhr,
-            mask[s],
-            cfg,
-            dyt[s if seq else 0],
-            seq or s == steps - 1,
-            gates[s],
-            cst[s],
-            cst[max(s - 1, 0)],
-            s > 0,
-        )
+        lstm_bstep32(dxp, dh, dc, dhr, mask, cfg, dyt, seq, gates, cst, s)
         if s:
             _recurrent_product(gemm, dxp[s], rkt, dhr, mask[s], idx)
         else:
@@ -226,7 +164,6 @@ def lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, cfg, dyt, seq, gates, cst, gemm):
 def gru_seq32(z, xp, rk, h, rb, hm, gates, mask, cfg, hst, gemm):
     """``gru_seq`` for float32, tanh and sigmoid (``gemm`` and one-step caches as in
     ``lstm_seq32``)."""
-    rmask, has_rd, act, ract, exact, one = cfg
     idx = np.empty(h.shape[0], np.int64)
     ng, nh = gates.shape[0], hst.shape[0]
     for s in range(xp.shape[0]):
@@ -237,23 +174,10 @@ def gru_seq32(z, xp, rk, h, rb, hm, gates, mask, cfg, hst, gemm):
 @njit(**JIT_OPTIONS)
 def gru_bseq32(drec, dxp, rkt, dh, dhr, mask, cfg, dyt, seq, gates, hst, gemm):
     """``gru_bseq`` for float32, tanh and sigmoid (``gemm`` as in ``lstm_seq32``)."""
-    rmask, has_rd, act, ract, exact, one = cfg
     steps = dxp.shape[0]
     idx = np.empty(dh.shape[0], np.int64)
     for s in range(steps - 1, -1, -1):
-        gru_bstep32(
-            drec[s],
-            dxp[s],
-            dh,
-            dhr,
-            mask[s],
-            cfg,
-            dyt[s if seq else 0],
-            seq or s == steps - 1,
-            gates[s],
-            hst[max(s - 1, 0)],
-            s > 0,
-        )
+        gru_bstep32(drec, dxp, dh, dhr, mask, cfg, dyt, seq, gates, hst, s)
         if s:
             _recurrent_product(gemm, drec[s], rkt, dhr, mask[s], idx)
         else:
