@@ -130,6 +130,21 @@ def _random_weights(layer, rng, scale=0.5):
     layer.set_weights([rng.standard_normal(w.shape) * scale for w in layer.get_weights()])
 
 
+def _with_every_option(cls, units, input_shape, return_sequences, seed, rng):
+    """A built recurrent layer with go_backwards and both dropouts, random weights from rng."""
+    layer = cls(
+        units,
+        return_sequences=return_sequences,
+        go_backwards=True,
+        dropout=0.1,
+        recurrent_dropout=0.2,
+        seed=seed,
+    )
+    layer.build(input_shape)
+    _random_weights(layer, rng)
+    return layer
+
+
 def test_lstm_step_matches_keras_equations(stepwise):
     rng = np.random.default_rng(0)
     layer = LSTM(5, return_sequences=True)
@@ -200,16 +215,7 @@ def test_paths_and_thread_splits_agree_in_float32(monkeypatch, return_sequences)
         rng = np.random.default_rng(4)
         out = []
         for cls in (LSTM, GRU, SimpleRNN):
-            layer = cls(
-                6,
-                return_sequences=return_sequences,
-                go_backwards=True,
-                recurrent_dropout=0.2,
-                dropout=0.1,
-                seed=5,
-            )
-            layer.build((7, 3))
-            _random_weights(layer, rng)
+            layer = _with_every_option(cls, 6, (7, 3), return_sequences, 5, rng)
             x = rng.standard_normal((8, 7, 3)).astype(np.float32)
             mask = rng.random((8, 7)) > 0.3
             y = layer.forward(x, training=True, mask=mask)
@@ -229,7 +235,7 @@ def test_float32_lstm_and_gru_kernels_match_the_general_float64_ones(
     stepwise, return_sequences, cell
 ):
     """The float32 LSTM and GRU with tanh and sigmoid run their own vectorised step kernels
-    (``_lstm_step32`` / ``_lstm_bstep32``, ``_gru_step32`` / ``_gru_bstep32``); outputs and all
+    (``lstm_step32`` / ``lstm_bstep32``, ``gru_step32`` / ``gru_bstep32``); outputs and all
     gradients agree with the general kernels, which float64 runs, with masking, go_backwards
     and both dropouts."""
     rng = np.random.default_rng(6)
@@ -238,16 +244,9 @@ def test_float32_lstm_and_gru_kernels_match_the_general_float64_ones(
     dy = None
     results = []
     for dtype in (np.float32, np.float64):
-        layer = CELLS[cell](
-            7,
-            return_sequences=return_sequences,
-            go_backwards=True,
-            dropout=0.1,
-            recurrent_dropout=0.2,
-            seed=3,
+        layer = _with_every_option(
+            CELLS[cell], 7, (9, 5), return_sequences, 3, np.random.default_rng(7)
         )
-        layer.build((9, 5))
-        _random_weights(layer, np.random.default_rng(7))
         for var in layer.variables:
             var.value = np.ascontiguousarray(var.value, dtype=dtype)
         y = layer.forward(x.astype(dtype), training=True, mask=mask)
