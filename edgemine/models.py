@@ -353,8 +353,33 @@ class Sequential:
                 d, relu_done = layer.backward_through_relu(d), True
             else:
                 d = layer.backward(d)
-        self.optimizer.apply_gradients(self.trainable_variables)
+        with ops.lasting_memory():  # optimizer slots and packed weights outlive the batch
+            self.optimizer.apply_gradients(self.trainable_variables)
         return out
+
+    def _fit_batch(self, x_host, y_host) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One training step on a host batch; returns its per-sample losses and metric values.
+        On a GPU the batch's temporaries are the previous batch's device arrays again."""
+        ops = self.ops
+        with ops.batch_memory():
+            xb = ops.asarray(x_host)
+            yb = ops.asarray(y_host)
+            out = self._train_step(xb, yb)
+            return self._batch_logs(out, yb, y_host)
+
+    def _test_batch(self, x_host, y_host) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Per-sample losses and metric values of the inference-mode model on a host batch."""
+        ops = self.ops
+        with ops.batch_memory():
+            xb = ops.asarray(x_host)
+            yb = ops.asarray(y_host)
+            return self._batch_logs(self._forward(xb, training=False), yb, y_host)
+
+    def _predict_batch(self, x_host, training: bool = False) -> np.ndarray:
+        """The model's output for a host batch, as a host array."""
+        ops = self.ops
+        with ops.batch_memory():
+            return np.asarray(ops.to_numpy(self._forward(ops.asarray(x_host), training)))
 
     def _batch_logs(self, out, yb, host_y) -> tuple[np.ndarray, list[np.ndarray]]:
         """Per-sample losses and metric values of one batch; ``host_y`` is yb's host copy (the
@@ -422,7 +447,6 @@ class Sequential:
         self.stop_training = False
         n = len(x)
         steps = math.ceil(n / batch_size)
-        ops = self.ops
         for cb in cbs:
             cb.on_train_begin()
         for epoch in range(initial_epoch, epochs):
@@ -441,11 +465,7 @@ class Sequential:
                 idx = order[step * batch_size : (step + 1) * batch_size]
                 for cb in cbs:
                     cb.on_train_batch_begin(step)
-                xb = ops.asarray(x[idx])
-                y_host = y[idx]
-                yb = ops.asarray(y_host)
-                out = self._train_step(xb, yb)
-                per, mvals = self._batch_logs(out, yb, y_host)
+                per, mvals = self._fit_batch(x[idx], y[idx])
                 loss_sum += float(per.sum())
                 seen += len(idx)
                 for k, mv in enumerate(mvals):
@@ -473,16 +493,13 @@ class Sequential:
         return history
 
     def _evaluate_arrays(self, x, y, batch_size, bar: ProgressBar | None = None) -> dict:
-        ops = self.ops
         loss_sum = 0.0
         metric_sums = [0.0] * len(self._metrics)
         steps = math.ceil(len(x) / batch_size)
         logs: dict = {}
         for step in range(steps):
             sl = slice(step * batch_size, (step + 1) * batch_size)
-            yb = ops.asarray(y[sl])
-            out = self._forward(ops.asarray(x[sl]), training=False)
-            per, mvals = self._batch_logs(out, yb, y[sl])
+            per, mvals = self._test_batch(x[sl], y[sl])
             loss_sum += float(per.sum())
             for k, mv in enumerate(mvals):
                 metric_sums[k] += float(mv.sum())
@@ -522,15 +539,13 @@ class Sequential:
         """Model outputs for x, computed in batches (default 32)."""
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
         x = self._check_x(x)
-        ops = self.ops
         if len(x) <= batch_size:
-            return np.asarray(ops.to_numpy(self._forward(ops.asarray(x), False)))
+            return self._predict_batch(x)
         steps = math.ceil(len(x) / batch_size)
         bar = ProgressBar(steps, 1 if verbose in ("auto", 1) else int(verbose)) if verbose else None
         outs = []
         for step in range(steps):
-            xb = ops.asarray(x[step * batch_size : (step + 1) * batch_size])
-            outs.append(np.asarray(ops.to_numpy(self._forward(xb, False))))
+            outs.append(self._predict_batch(x[step * batch_size : (step + 1) * batch_size]))
             if bar is not None:
                 bar.update(step + 1, {})
         if bar is not None:
@@ -539,11 +554,11 @@ class Sequential:
 
     def __call__(self, x, training: bool = False) -> np.ndarray:
         x = self._check_x(x)
-        return np.asarray(self.ops.to_numpy(self._forward(self.ops.asarray(x), training)))
+        return self._predict_batch(x, training)
 
     def predict_on_batch(self, x) -> np.ndarray:
         x = self._check_x(x)
-        return np.asarray(self.ops.to_numpy(self._forward(self.ops.asarray(x), False)))
+        return self._predict_batch(x)
 
     def train_on_batch(self, x, y, return_dict: bool = False):
         """One gradient step on one batch; returns the loss (and metrics) of that batch."""
@@ -552,21 +567,16 @@ class Sequential:
         self._resolve_metrics()
         y = self._check_y(y, len(x))
         self.optimizer.build(self.trainable_variables, self.ops)
-        xb, yb = self.ops.asarray(x), self.ops.asarray(y)
-        out = self._train_step(xb, yb)
-        return self._single_batch_result(out, yb, y, return_dict)
+        return self._single_batch_result(*self._fit_batch(x, y), return_dict)
 
     def test_on_batch(self, x, y, return_dict: bool = False):
         self._require_compiled()
         x = self._check_x(x)
         self._resolve_metrics()
         y = self._check_y(y, len(x))
-        yb = self.ops.asarray(y)
-        out = self._forward(self.ops.asarray(x), training=False)
-        return self._single_batch_result(out, yb, y, return_dict)
+        return self._single_batch_result(*self._test_batch(x, y), return_dict)
 
-    def _single_batch_result(self, out, yb, host_y, return_dict):
-        per, mvals = self._batch_logs(out, yb, host_y)
+    def _single_batch_result(self, per, mvals, return_dict):
         logs = {"loss": float(per.mean())}
         for (disp, _), mv in zip(self._metrics, mvals):
             logs[disp] = float(mv.mean())

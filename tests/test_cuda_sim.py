@@ -48,6 +48,7 @@ GROUPS = {
         "batchnorm",
         "dropout",
         "memory",
+        "batch_memory",
     ],
     "conv_pool": ["conv2d", "pool2d", "global_pool", "nan"],
     "loss_optim": ["losses", "optimizers", "sparse_rows"],
@@ -68,9 +69,11 @@ def _child_env(simulate: bool) -> dict:
 
 
 def _run_child(args: list[str], simulate: bool, timeout: float = 600) -> dict:
+    env = _child_env(simulate)
+    env["EDGEMINE_CUDA_POISON"] = "1"  # arena arrays are NaN once their batch ends
     proc = subprocess.run(
         [sys.executable, str(HERE), *args],
-        env=_child_env(simulate),
+        env=env,
         cwd=str(REPO),
         capture_output=True,
         text=True,
@@ -152,7 +155,9 @@ def test_step_profile_and_launch_budget():
     """tools/gpu_bench.py profile (simulated): it counts every kind of call, and a training
     step of each seed model stays within its kernel-launch budget (launches cost tens of
     microseconds each on a GPU): one optimizer update for all dense weights, activation
-    backwards fused into the bias gradient or the max pooling's backward, no fill kernels."""
+    backwards fused into the bias gradient or the max pooling's backward, no fill kernels.
+    From the second batch on, a step allocates no device memory (the batch arena), uploads
+    the batch (and the Embedding's gradient rows, once) and downloads only the losses."""
     proc = subprocess.run(
         [sys.executable, str(REPO / "tools" / "gpu_bench.py"), "profile", "--tiny"]
         + ["--steps", "2", "--batch-sizes", "2"],
@@ -164,10 +169,10 @@ def test_step_profile_and_launch_budget():
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {r["model"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])}
-    for model, budget in (("cnn", 35), ("lstm", 32)):
+    for model, budget, uploads in (("cnn", 35, 2), ("lstm", 32, 3)):
         r = rows[model]
-        assert r["uploads_per_step"] >= 2 and r["downloads_per_step"] >= 1  # batch in, loss out
-        assert r["allocations_per_step"] > 0
+        assert r["uploads_per_step"] == uploads and r["downloads_per_step"] == 1, r
+        assert r["allocations_per_step"] == 0, r
         assert r["launches_per_step"] <= budget, r["launches_by_kernel"]
         assert r["launches_by_kernel"]["_adam"] == 1
         assert not {"_fill", "_act_bwd"} & set(r["launches_by_kernel"]), r["launches_by_kernel"]
@@ -372,6 +377,41 @@ def check_memory(rng):
     assert cu.to_numpy(ids).dtype == np.int32
     flat = d.reshape(d.shape[0], -1)
     assert tuple(flat.shape) == (3, 4)
+
+
+def check_batch_memory(rng):
+    """The batch arena: the next batch gets the same device arrays in the same order; nested
+    batches belong to the outer one; lasting_memory allocates outside it; an upload's host
+    source is read back without a download; the arrays are poisoned (NaN, -1) when their batch
+    ends (EDGEMINE_CUDA_POISON=1, set by the parent), and a batch keeps only what it took."""
+    from edgemine.kernels.cuda import _device as dev
+
+    _, cu = _ops()
+    host = _rand(rng, 2, 3)
+
+    def batch(extra=True):
+        with cu.batch_memory():
+            a, b = dev.empty((2, 3)), dev.empty((2, 3))
+            ids = dev.empty((4,), np.int32)
+            x = cu.asarray(host)
+            assert dev.uploaded_host(x) is host  # no download
+            with cu.batch_memory():
+                inner = dev.empty((2, 3)) if extra else None
+            with cu.lasting_memory():
+                kept = cu.asarray(host)
+            return [a, b, ids, x, inner], kept
+
+    first, kept1 = batch()
+    second, kept2 = batch()
+    assert all(p is q for p, q in zip(first, second)), "the second batch allocated anew"
+    assert len({id(a) for a in first}) == len(first), "two live temporaries share an array"
+    assert kept1 is not kept2 and all(kept1 is not a for a in first)
+    np.testing.assert_array_equal(cu.to_numpy(kept1), host)  # not poisoned
+    np.testing.assert_array_equal(dev.uploaded_host(first[3]), cu.to_numpy(first[3]))
+    assert np.isnan(cu.to_numpy(first[0])).all() and (cu.to_numpy(first[2]) == -1).all()
+    third, _ = batch(extra=False)  # takes one (2, 3) array fewer ...
+    fourth, _ = batch()  # ... so this batch allocates it again
+    assert third[0] is first[0] and fourth[4] is not first[4]
 
 
 # ----- conv_pool -----

@@ -340,12 +340,14 @@ class HostCallProfiler:
 
             self._patch(sim_kernel.FakeCUDAKernel, "__call__", "launches", kernel=True)
             self._patch(sim_da.FakeCUDAArray, "copy_to_host", "downloads")
+            self._patch(sim_da.FakeCUDAArray, "copy_to_device", "uploads")
         else:
             from numba.cuda import dispatcher
             from numba.cuda.cudadrv import devicearray
 
             self._patch(dispatcher.CUDADispatcher, "call", "launches", kernel=True)
             self._patch(devicearray.DeviceNDArrayBase, "copy_to_host", "downloads")
+            self._patch(devicearray.DeviceNDArrayBase, "copy_to_device", "uploads")
         self._patch(cuda, "device_array", "allocations")
         self._patch(cuda, "to_device", "uploads")
         return self
@@ -397,7 +399,8 @@ def profile_edgemine(kind: str, s: dict, batch: int, steps: int) -> dict:
     row: dict[str, Any] = {"bench": "profile", "model": kind, "batch": batch, "steps": steps}
     row["wall_ms_per_step"] = round(1000 * clock.total / steps, 3)
     accounted = 0.0
-    for key, (count, secs) in sorted(prof.calls.items()):  # a download waits for the GPU
+    for key in ("allocations", "downloads", "launches", "uploads"):  # a download waits for the GPU
+        count, secs = prof.calls.get(key, (0, 0.0))
         row[f"{key}_per_step"] = round(count / steps, 2)
         row[f"{key}_host_ms_per_step"] = round(1000 * secs / steps, 3)
         accounted += secs

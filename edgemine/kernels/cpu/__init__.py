@@ -7,6 +7,8 @@ device arrays, so the layers never know where they run.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from . import blas
@@ -39,6 +41,7 @@ __all__ = [
     "adam_update_sparse",
     "add",
     "asarray",
+    "batch_memory",
     "batch_moments",
     "batchnorm_backward",
     "batchnorm_forward",
@@ -53,6 +56,7 @@ __all__ = [
     "ema_update",
     "global_pool_backward",
     "global_pool_forward",
+    "lasting_memory",
     "loss_forward",
     "loss_gradient",
     "pool2d_backward",
@@ -78,6 +82,17 @@ __all__ = [
 def asarray(x, dtype=None):
     """Host array -> backend array (a contiguous numpy array here)."""
     return np.ascontiguousarray(x, dtype=dtype)
+
+
+def batch_memory() -> contextlib.AbstractContextManager:
+    """Scope of one batch's temporaries. On the CPU numpy allocates them; the CUDA backend
+    hands the same device arrays out again to the next batch."""
+    return contextlib.nullcontext()
+
+
+def lasting_memory() -> contextlib.AbstractContextManager:
+    """Scope of allocations that outlive the batch (a no-op here, as batch_memory)."""
+    return contextlib.nullcontext()
 
 
 def to_numpy(x) -> np.ndarray:

@@ -20,7 +20,17 @@ from numpy.typing import DTypeLike
 
 from ..cpu.activations import gradient_out
 from ..cpu.conv import conv_output_size
-from ._device import SIM, DeviceArray, add, is_device, multiply, zeros
+from ._device import (
+    SIM,
+    DeviceArray,
+    add,
+    batch_memory,
+    is_device,
+    lasting_memory,
+    multiply,
+    upload,
+    zeros,
+)
 from ._device import last as _last
 from .activations import activation_backward, activation_forward, softmax_rows_inplace
 from .conv import conv2d_backward, conv2d_forward
@@ -60,6 +70,7 @@ __all__ = [
     "adam_update_sparse",
     "add",
     "asarray",
+    "batch_memory",
     "batch_moments",
     "batchnorm_backward",
     "batchnorm_forward",
@@ -74,6 +85,7 @@ __all__ = [
     "ema_update",
     "global_pool_backward",
     "global_pool_forward",
+    "lasting_memory",
     "loss_forward",
     "loss_gradient",
     "pool2d_backward",
@@ -103,9 +115,7 @@ def asarray(x: np.ndarray | DeviceArray, dtype: DTypeLike | None = None) -> Devi
         if dtype is None or np.dtype(dtype) == x.dtype:
             return x
         x = x.copy_to_host()
-    from numba import cuda
-
-    return cuda.to_device(np.ascontiguousarray(x, dtype=dtype))
+    return upload(np.ascontiguousarray(x, dtype=dtype))
 
 
 def to_numpy(x: DeviceArray | np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""What every CUDA kernel module shares: the ``numba.cuda`` import, launch sizes, allocation,
-a per-op workspace cache and a few element-wise kernels.
+"""What every CUDA kernel module shares: the ``numba.cuda`` import, launch sizes, allocation
+(the per-batch memory arena, a per-op workspace cache, uploads) and a few element-wise kernels.
 
 Launch sizes depend on whether Numba's CUDA simulator runs (``NUMBA_ENABLE_CUDASIM=1``): the
 simulator starts one Python thread per CUDA thread, so there every kernel gets a handful of
@@ -12,6 +12,9 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -66,8 +69,119 @@ def sm_count() -> int:
 
 
 def empty(shape: tuple, dtype: DTypeLike = np.float32) -> DeviceArray:
-    """An uninitialised device array."""
-    return cuda.device_array(tuple(int(d) for d in shape), dtype=np.dtype(dtype))
+    """An uninitialised device array: inside :func:`batch_memory`, one from the batch arena."""
+    shape = tuple(int(d) for d in shape)
+    dtype = np.dtype(dtype)
+    arena = _arena()
+    if arena.active:
+        return arena.take(shape, dtype)
+    return cuda.device_array(shape, dtype=dtype)
+
+
+def upload(host: np.ndarray) -> DeviceArray:
+    """A device copy of a host array: inside :func:`batch_memory`, into an arena array."""
+    host = np.ascontiguousarray(host)
+    arena = _arena()
+    if not arena.active:
+        return cuda.to_device(host)
+    out = arena.take(tuple(host.shape), host.dtype)
+    if host.size:
+        out.copy_to_device(host)
+    arena.uploaded[id(out)] = (out, host)
+    return out
+
+
+def uploaded_host(a: DeviceArray) -> np.ndarray:
+    """The host array that ``a`` was uploaded from in this batch (no download), else a download.
+    Only for inputs, which no kernel writes (an Embedding's ids)."""
+    hit = _arena().uploaded.get(id(a))
+    if hit is not None and hit[0] is a:
+        return hit[1]
+    return a.copy_to_host()
+
+
+# ----- the batch arena -----
+class _Arena:
+    """The device arrays that one batch (a training step, or one batch of evaluate / predict)
+    asks for, handed out again, in the same order, to the next batch.
+
+    Batches of one model ask for the same shapes in the same order, so from the second batch on
+    a training step allocates nothing: no ``cuMemAlloc``, no deferred ``cuMemFree`` (which waits
+    for the GPU), no new array objects; this is what PyTorch's caching allocator achieves. The
+    contract: nothing taken during a batch is read after it ends. Weights, optimizer slots and
+    other state that outlives the batch are allocated under :func:`lasting_memory`.
+    ``EDGEMINE_CUDA_POISON=1`` (set by the tests) fills every array with NaN (or -1, or True)
+    when its batch ends, so that a broken contract shows as a wrong result."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.depth = 0
+        self.arrays: dict[tuple, list] = {}  # (shape, dtype) -> arrays, in the order taken
+        self.taken: dict[tuple, int] = {}  # (shape, dtype) -> how many this batch took
+        self.uploaded: dict[int, tuple] = {}  # id -> (device array, its host source) this batch
+
+    def take(self, shape: tuple, dtype: np.dtype) -> DeviceArray:
+        key = (shape, dtype.str)
+        i = self.taken.get(key, 0)
+        self.taken[key] = i + 1
+        arrays = self.arrays.setdefault(key, [])
+        if i == len(arrays):
+            arrays.append(cuda.device_array(shape, dtype=dtype))
+        return arrays[i]
+
+    def end_batch(self) -> None:
+        """Keep what this batch took (the next one will most likely take the same)."""
+        for key in list(self.arrays):
+            n = self.taken.get(key, 0)
+            if n:
+                del self.arrays[key][n:]
+            else:
+                del self.arrays[key]
+        self.taken.clear()
+        self.uploaded.clear()
+        if os.environ.get("EDGEMINE_CUDA_POISON") == "1":
+            for arrays in self.arrays.values():
+                for a in arrays:
+                    fill(a, _POISON.get(a.dtype.kind, -1))
+
+
+_POISON = {"f": np.nan, "b": True, "u": 255}  # by dtype kind; signed integers get -1
+_LOCAL = threading.local()  # one arena per thread (each thread has its own CUDA stream order)
+
+
+def _arena() -> _Arena:
+    arena = getattr(_LOCAL, "arena", None)
+    if arena is None:
+        arena = _LOCAL.arena = _Arena()
+    return arena
+
+
+@contextmanager
+def batch_memory() -> Iterator[None]:
+    """Device temporaries of the batch inside come from the arena (see ``_Arena``) and are
+    handed out again to the next batch. Nested uses belong to the outermost."""
+    arena = _arena()
+    if arena.depth:
+        yield
+        return
+    arena.depth = arena.active = 1
+    try:
+        yield
+    finally:
+        arena.depth = arena.active = 0
+        arena.end_batch()
+
+
+@contextmanager
+def lasting_memory() -> Iterator[None]:
+    """Allocations inside outlive the batch (optimizer slots, packed weights): the arena is
+    paused."""
+    arena = _arena()
+    was, arena.active = arena.active, 0
+    try:
+        yield
+    finally:
+        arena.active = was
 
 
 def grid1d(n: int) -> tuple[int, int]:

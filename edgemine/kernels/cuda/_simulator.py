@@ -16,6 +16,7 @@ import numpy as np
 _ALLOWED = {
     "dtype", "ndim", "size", "strides", "nbytes", "itemsize", "flags", "alloc_size", "stream",
     "__cuda_array_interface__", "_ary", "_numba_type_",
+    "squeeze",  # a DeviceNDArray method; the simulator's copy_to_device calls it
 }  # fmt: skip
 _REFUSED_DUNDERS = (
     "__add__", "__sub__", "__mul__", "__truediv__", "__floordiv__", "__mod__", "__pow__",

@@ -15,17 +15,12 @@ import numpy as np
 from numba import cuda, float32
 
 from ..cpu.embedding import embedding_id_range as _cpu_id_range
-from ._device import DeviceArray, empty, flat, grid1d
-
-_HOST_IDS: list = [None, None]  # (device ids, their host copy): one batch's ids
+from ._device import DeviceArray, empty, flat, grid1d, upload, uploaded_host
 
 
 def _host_ids(ids) -> np.ndarray:
-    if _HOST_IDS[0] is ids:
-        return _HOST_IDS[1]
-    host = ids.copy_to_host() if hasattr(ids, "copy_to_host") else np.asarray(ids)
-    _HOST_IDS[0], _HOST_IDS[1] = ids, host
-    return host
+    """The ids on the host: the batch's uploaded host array when there is one (no download)."""
+    return uploaded_host(ids) if hasattr(ids, "copy_to_host") else np.asarray(ids)
 
 
 @cuda.jit(cache=True)
@@ -83,16 +78,21 @@ def embedding_backward(
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size)
         uniq, inverse = uniq[order], rank[inverse]
-    perm = np.argsort(inverse, kind="stable").astype(np.int32)
-    starts = np.zeros(uniq.size + 1, np.int32)
-    np.cumsum(np.bincount(inverse, minlength=uniq.size), out=starts[1:])
+    # One upload of a fixed size (so that the batch arena reuses it): perm | starts | rows,
+    # padded to the most unique rows a batch can have (one per id).
+    cap, n = host.size, uniq.size
+    packed = np.zeros(3 * cap + 1, np.int32)
+    packed[:cap] = np.argsort(inverse, kind="stable")
+    np.cumsum(np.bincount(inverse, minlength=n), out=packed[cap + 1 : cap + n + 1])
+    packed[2 * cap + 1 : 2 * cap + 1 + n] = uniq
+    dev = upload(packed)
     dim = int(tuple(dy.shape)[-1])
-    values = empty((uniq.size, dim), dy.dtype)
+    values = empty((cap, dim), dy.dtype)[:n]
     if values.size:
         _segment_sums[grid1d(values.size)](
-            dy.reshape(host.size, dim), cuda.to_device(perm), cuda.to_device(starts), values
+            dy.reshape(cap, dim), dev[:cap], dev[cap : cap + n + 1], values
         )
-    return cuda.to_device(uniq.astype(np.int32)), values
+    return dev[2 * cap + 1 : 2 * cap + 1 + n], values
 
 
 def embedding_mask(ids: DeviceArray) -> DeviceArray:

@@ -14,7 +14,7 @@ import numpy as np
 from numba import cuda, float32
 
 from ..cpu.activations import gradient_out
-from ._device import DeviceArray, as2d, dummy, empty, flat, grid1d, last
+from ._device import DeviceArray, as2d, dummy, empty, flat, grid1d, last, upload
 from .gemm import column_sums
 
 
@@ -144,7 +144,7 @@ def dropout_forward(
 ) -> tuple[DeviceArray, DeviceArray]:
     """Inverted dropout. Returns (y, mask) with mask already scaled by 1 / (1 - rate)."""
     keep = rng.random(tuple(x.shape), dtype=np.float32) >= rate
-    keep_dev = cuda.to_device(np.ascontiguousarray(keep.reshape(-1)).view(np.uint8))
+    keep_dev = upload(keep.reshape(-1).view(np.uint8))
     y = empty(x.shape, x.dtype)
     mask = empty(x.shape, x.dtype)
     if x.size:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
-from ._device import DeviceArray, empty, fill, flat, grid1d
+from ._device import DeviceArray, empty, fill, flat, grid1d, upload
 
 
 @cuda.jit(cache=True)
@@ -186,7 +186,7 @@ def adam_update_sparse(
 def _as_device_rows(rows):
     if hasattr(rows, "copy_to_host"):
         return rows
-    return cuda.to_device(np.ascontiguousarray(rows, dtype=np.int32))
+    return upload(np.ascontiguousarray(rows, dtype=np.int32))
 
 
 def scatter_rows(dense: DeviceArray, rows: DeviceArray | np.ndarray, values: DeviceArray) -> None:

@@ -19,7 +19,18 @@ import numpy as np
 from numba import cuda, float32
 
 from ..cpu.activations import gradient_out
-from ._device import SIM, DeviceArray, act, dummy, empty, fill, grid1d, last, workspace
+from ._device import (
+    SIM,
+    DeviceArray,
+    act,
+    dummy,
+    empty,
+    fill,
+    grid1d,
+    last,
+    upload,
+    workspace,
+)
 from .gemm import column_sums, gemm
 
 RNN_ACTIVATIONS = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
@@ -321,7 +332,7 @@ class RNNCache:
 
 def _host_dropout_mask(shape, rate, rng):
     keep = rng.random(shape, dtype=np.float32) >= rate
-    return cuda.to_device(keep.astype(np.float32) * np.float32(1.0 / (1.0 - rate)))
+    return upload(keep.astype(np.float32) * np.float32(1.0 / (1.0 - rate)))
 
 
 def _block(ng: int) -> int:
