@@ -317,33 +317,37 @@ class Sequential:
         return arr
 
     # ----- the core steps -----
-    def _forward(self, xb, training: bool):
+    def _forward(self, xb, training: bool, last_linear: bool = False):
+        """The model's output; with ``last_linear``, the last layer's output before its
+        activation (the training step's loss then applies it, fused with itself)."""
         out, mask = xb, None
-        for layer in self.layers:
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            forward = layer.forward_linear if last_linear and i == last else layer.forward
             # Keras-style masks (Embedding(mask_zero=True) -> RNN): a layer with
             # ``supports_masking`` receives the mask; ``compute_mask`` gives the next one's.
             if mask is not None and getattr(layer, "supports_masking", False):
-                y = layer.forward(out, training=training, mask=mask)
+                y = forward(out, training=training, mask=mask)
             else:
-                y = layer.forward(out, training=training)
+                y = forward(out, training=training)
             compute_mask = getattr(layer, "compute_mask", None)
             mask = None if compute_mask is None else compute_mask(out, mask)
             out = y
         return out
 
     def _train_step(self, xb, yb):
-        """One forward/backward/update; returns (host predictions, per-sample losses)."""
+        """One forward/backward/update; returns (the model's output, per-sample losses), both
+        on the device. The loss applies a fused softmax or sigmoid itself where the last layer
+        can leave it out (``forward_linear``): one GPU launch for softmax, losses and gradient."""
         ops = self.ops
-        out = self._forward(xb, training=True)
-        grad = ops.loss_gradient(
-            self.loss.name,
-            out,
-            yb,
-            self.loss.from_logits,
-            self.layers[-1].activation if self._fused else None,
-        )
         layers = self.layers
-        d = layers[-1].backward_linear(grad) if self._fused else layers[-1].backward(grad)
+        fused = layers[-1].activation if self._fused else None
+        defer = fused is not None and hasattr(layers[-1], "forward_linear")
+        out = self._forward(xb, training=True, last_linear=defer)
+        per, grad = ops.loss_and_gradient(
+            self.loss.name, out, yb, self.loss.from_logits, fused, apply_activation=defer
+        )
+        d = layers[-1].backward_linear(grad) if fused else layers[-1].backward(grad)
         relu_done = False  # the layer below a max pooling had its ReLU's backward applied there
         for i in range(len(layers) - 2, -1, -1):
             layer = layers[i]
@@ -355,7 +359,7 @@ class Sequential:
                 d = layer.backward(d)
         with ops.lasting_memory():  # optimizer slots and packed weights outlive the batch
             self.optimizer.apply_gradients(self.trainable_variables)
-        return out
+        return out, per
 
     def _fit_batch(self, x_host, y_host) -> tuple[np.ndarray, list[np.ndarray]]:
         """One training step on a host batch; returns its per-sample losses and metric values.
@@ -364,8 +368,8 @@ class Sequential:
         with ops.batch_memory():
             xb = ops.asarray(x_host)
             yb = ops.asarray(y_host)
-            out = self._train_step(xb, yb)
-            return self._batch_logs(out, yb, y_host)
+            out, per = self._train_step(xb, yb)
+            return self._batch_logs(out, yb, y_host, per)
 
     def _test_batch(self, x_host, y_host) -> tuple[np.ndarray, list[np.ndarray]]:
         """Per-sample losses and metric values of the inference-mode model on a host batch."""
@@ -381,11 +385,14 @@ class Sequential:
         with ops.batch_memory():
             return np.asarray(ops.to_numpy(self._forward(ops.asarray(x_host), training)))
 
-    def _batch_logs(self, out, yb, host_y) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Per-sample losses and metric values of one batch; ``host_y`` is yb's host copy (the
-        metrics run on the host: on a GPU this saves a download per step)."""
+    def _batch_logs(self, out, yb, host_y, per=None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Per-sample losses (``per``, computed here when None) and metric values of one batch,
+        on the host; ``host_y`` is yb's host copy (the metrics run on the host: on a GPU this
+        saves a download per step)."""
         ops = self.ops
-        per = ops.to_numpy(ops.loss_forward(self.loss.name, out, yb, self.loss.from_logits))
+        if per is None:
+            per = ops.loss_forward(self.loss.name, out, yb, self.loss.from_logits)
+        per = ops.to_numpy(per)
         if not self._metrics:
             return per, []
         host_out = ops.to_numpy(out)

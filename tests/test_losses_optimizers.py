@@ -50,7 +50,8 @@ def test_loss_gradient_matches_finite_differences(name, from_logits):
     def f():
         return float(cpu.loss_forward(name, p, y, from_logits).mean())
 
-    g = cpu.loss_gradient(name, p, y, from_logits)
+    per, g = cpu.loss_and_gradient(name, p, y, from_logits)
+    assert float(per.mean()) == f()
     idx = np.arange(p.size)
     np.testing.assert_allclose(g.reshape(-1), numeric_grad(f, p, idx), rtol=1e-5, atol=1e-8)
 
@@ -75,7 +76,10 @@ def test_fused_gradient_is_the_gradient_through_the_activation(name, act):
     def f():
         return float(cpu.loss_forward(name, cpu.activation_forward(act, z), y).mean())
 
-    fused = cpu.loss_gradient(name, cpu.activation_forward(act, z), y, fused_activation=act)
+    out = z.copy()  # the activation's input; the loss applies the activation in place
+    per, fused = cpu.loss_and_gradient(name, out, y, fused_activation=act, apply_activation=True)
+    np.testing.assert_array_equal(out, cpu.activation_forward(act, z))
+    assert float(per.mean()) == f()
     np.testing.assert_allclose(
         fused.reshape(-1), numeric_grad(f, z, np.arange(z.size)), rtol=1e-5, atol=1e-8
     )

@@ -403,3 +403,38 @@ def test_relu_backward_applied_by_max_pooling_changes_nothing(monkeypatch, pool,
     ) and not models_mod._relu_into_max_pool([Conv2D(1, 1), MaxPooling2D()], 1)
     for a, b in zip(step(True), step(False)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "loss,act,units",
+    [
+        ("categorical_crossentropy", "softmax", 4),
+        ("sparse_categorical_crossentropy", "softmax", 4),
+        ("binary_crossentropy", "sigmoid", 1),
+    ],
+)
+def test_loss_applying_the_last_activation_changes_nothing(loss, act, units):
+    """In training, a last Dense leaves its softmax / sigmoid to the loss (one GPU launch for
+    activation, losses and gradient). Against a separate Activation layer, which keeps the
+    activation in the forward pass, the losses, outputs and weights are bit for bit the same."""
+    from edgemine.layers import Activation
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((12, 5)).astype(np.float32)
+    labels = rng.integers(0, max(units, 2), (12, 1))
+    y = to_categorical(labels[:, 0], units) if loss == "categorical_crossentropy" else labels
+
+    def train(separate: bool):
+        set_random_seed(2)
+        head = [Dense(units), Activation(act)] if separate else [Dense(units, activation=act)]
+        m = Sequential([Dense(6, activation="tanh", input_shape=(5,)), *head])
+        m.compile("adam", loss, metrics=["accuracy"])
+        hist = m.fit(x, y.astype(np.float32), batch_size=5, epochs=2, verbose=0).history
+        return m.get_weights(), hist, m.predict(x)
+
+    w1, h1, p1 = train(False)
+    w2, h2, p2 = train(True)
+    assert h1 == h2
+    np.testing.assert_array_equal(p1, p2)
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)

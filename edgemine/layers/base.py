@@ -260,7 +260,17 @@ class KernelBiasMixin(ActivationMixin):
     """For layers with a ``kernel``, an optional ``bias`` and a fused activation whose backend
     backward op applies the activation's backward itself (fused with the bias gradient) and
     writes the weight gradients where the optimizer asks (``Variable.grad_out``). Subclasses
-    implement ``_backward_op(dy, activation, out) -> (dx, dkernel, dbias)``."""
+    implement ``_forward(x, training, activation)`` and
+    ``_backward_op(dy, activation, out) -> (dx, dkernel, dbias)``."""
+
+    def forward(self, x, training=False):
+        return self._forward(x, training, self.activation)
+
+    def forward_linear(self, x, training=False):
+        """The forward pass without the activation (a training step's loss applies a softmax
+        or sigmoid itself, fused with the loss); the layer's cached output is that array, which
+        the loss turns into the activation's output in place."""
+        return self._forward(x, training, "linear")
 
     def backward(self, dy):
         return self._backward(dy, self.activation)
@@ -274,6 +284,9 @@ class KernelBiasMixin(ActivationMixin):
         if self.bias is not None:
             self.bias.grad = db
         return dx
+
+    def _forward(self, x, training: bool, activation: str):
+        raise NotImplementedError  # abstract
 
     def _backward_op(self, dy, activation: str, out: tuple):
         raise NotImplementedError  # abstract

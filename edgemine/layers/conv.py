@@ -72,14 +72,14 @@ class Conv2D(KernelBiasMixin, Layer):
             )
         return (oh, ow, self.filters)
 
-    def forward(self, x, training=False):
+    def _forward(self, x, training, activation):
         self._y, cols = self.ops.conv2d_forward(
             x,
             self.kernel.value,
             self.bias.value if self.bias else None,
             self.strides,
             self.padding,
-            self.activation,
+            activation,
             keep=training,
         )
         self._x_shape = x.shape

@@ -79,10 +79,10 @@ class Dense(KernelBiasMixin, Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)
 
-    def forward(self, x, training=False):
+    def _forward(self, x, training, activation):
         self._x = x
         self._y = self.ops.dense_forward(
-            x, self.kernel.value, self.bias.value if self.bias else None, self.activation
+            x, self.kernel.value, self.bias.value if self.bias else None, activation
         )
         return self._y
 

@@ -27,7 +27,7 @@ from .embedding import (
     embedding_id_range,
     embedding_mask,
 )
-from .losses import loss_forward, loss_gradient
+from .losses import loss_and_gradient, loss_forward
 from .optim import adam_update, adam_update_sparse, rmsprop_update, sgd_update
 from .pool import pool2d_backward, pool2d_forward
 from .recurrent import merge_backward, merge_forward, reverse_time, rnn_backward, rnn_forward
@@ -57,8 +57,8 @@ __all__ = [
     "global_pool_backward",
     "global_pool_forward",
     "lasting_memory",
+    "loss_and_gradient",
     "loss_forward",
-    "loss_gradient",
     "pool2d_backward",
     "pool2d_forward",
     "rmsprop_update",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .activations import bias_activation_inplace
+
 EPSILON = 1e-7  # Keras's backend epsilon, used to clip probabilities
 
 
@@ -91,3 +93,27 @@ def loss_gradient(name, y_pred, y_true, from_logits=False, fused_activation=None
         m = y_pred[0].size
         return (2.0 * (y_pred - y_true) / (n * m)).astype(dt)
     raise ValueError(f"unknown loss {name!r}")
+
+
+def loss_and_gradient(
+    name, y_pred, y_true, from_logits=False, fused_activation=None, apply_activation=False
+):
+    """(per-sample losses, gradient of the batch-mean loss): a training step's loss.
+
+    ``fused_activation`` and ``from_logits`` mean what they mean for ``loss_gradient``. With
+    ``apply_activation``, y_pred holds the fused activation's INPUT and becomes its output, in
+    place (a layer can then leave its softmax to the loss: on a GPU the softmax, the losses and
+    the gradient take one launch instead of three).
+
+    >>> z = np.array([[2.0, 0.0]], dtype=np.float32)
+    >>> per, g = loss_and_gradient("sparse_categorical_crossentropy", z, np.array([[0]]),
+    ...                            fused_activation="softmax", apply_activation=True)
+    >>> bool(np.isclose(z.sum(), 1.0)), bool(np.isclose(per[0], -np.log(z[0, 0])))
+    (True, True)
+    """
+    if apply_activation:
+        if fused_activation not in ("softmax", "sigmoid"):
+            raise ValueError(f"apply_activation needs a fused activation, got {fused_activation!r}")
+        bias_activation_inplace(y_pred, None, fused_activation)
+    per = loss_forward(name, y_pred, y_true, from_logits)
+    return per, loss_gradient(name, y_pred, y_true, from_logits, fused_activation)

@@ -41,7 +41,7 @@ from .embedding import (
     embedding_mask,
 )
 from .gemm import bias_gradient, gemm
-from .losses import loss_forward, loss_gradient
+from .losses import loss_and_gradient, loss_forward
 from .norm import (
     batch_moments,
     batchnorm_backward,
@@ -86,8 +86,8 @@ __all__ = [
     "global_pool_backward",
     "global_pool_forward",
     "lasting_memory",
+    "loss_and_gradient",
     "loss_forward",
-    "loss_gradient",
     "pool2d_backward",
     "pool2d_forward",
     "rmsprop_update",
