@@ -778,13 +778,15 @@ def _fit_both(build, x, y, loss, optimizer, epochs=1, batch_size=4):
         set_random_seed(3)
         model = Sequential(build())
         model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], device=device)
-        hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+        hist = model.fit(
+            x, y, batch_size=batch_size, epochs=epochs, verbose=0, validation_data=(x[:3], y[:3])
+        )
         weights[device] = model.get_weights()
-        losses[device] = hist.history["loss"]
+        losses[device] = hist.history["loss"] + hist.history["val_loss"]
         preds[device] = model.predict(x[:3])
     for i, (wc, wg) in enumerate(zip(weights["cpu"], weights["cuda"])):
         close(f"weight {i} after fit", wg, wc, GRAD)
-    close("loss history", losses["cuda"], losses["cpu"], GRAD)
+    close("loss and validation loss history", losses["cuda"], losses["cpu"], GRAD)
     close("predictions", preds["cuda"], preds["cpu"], GRAD)
 
 
