@@ -10,8 +10,8 @@ arrays with one host-to-device copy per batch and read the loss back every step,
 Each measurement runs a warm-up (kernel compilation), then trains for ``--seconds`` seconds.
 
 ``profile``: where the time of one edgemine ``device='cuda'`` training step goes: kernel
-launches, allocations, uploads and downloads (counts and host milliseconds per step), and each
-kernel's GPU time (CUDA events around every launch; real GPU only).
+launches, allocations, array objects, uploads and downloads (counts and host milliseconds per
+step), and each kernel's GPU time (CUDA events around every launch; real GPU only).
 
 ``accuracy``: trains the seed CNN (edgemine.datasets.mnist) or the seed LSTM
 (edgemine.datasets.tweets) for ``--epochs`` epochs on one device and reports test accuracy.
@@ -272,8 +272,9 @@ def cmd_speed(args: argparse.Namespace) -> list[dict]:
 
 # ----- profile -----
 class HostCallProfiler:
-    """Counts, and times on the host, every CUDA kernel launch, device allocation, upload and
-    download that numba.cuda makes while active (a context manager). With ``gpu_events`` each
+    """Counts, and times on the host, every CUDA kernel launch, device allocation, upload,
+    download and device-array object (a view: numba builds one per reshape or slice) that
+    numba.cuda makes while active (a context manager). With ``gpu_events`` each
     launch is also bracketed by two CUDA events, which gives each kernel's GPU time (real GPU
     only; the events add host work, so host times from such a run are not representative).
 
@@ -341,6 +342,7 @@ class HostCallProfiler:
             self._patch(sim_kernel.FakeCUDAKernel, "__call__", "launches", kernel=True)
             self._patch(sim_da.FakeCUDAArray, "copy_to_host", "downloads")
             self._patch(sim_da.FakeCUDAArray, "copy_to_device", "uploads")
+            self._patch(sim_da.FakeCUDAArray, "__init__", "array_objects")
         else:
             from numba.cuda import dispatcher
             from numba.cuda.cudadrv import devicearray
@@ -348,6 +350,7 @@ class HostCallProfiler:
             self._patch(dispatcher.CUDADispatcher, "call", "launches", kernel=True)
             self._patch(devicearray.DeviceNDArrayBase, "copy_to_host", "downloads")
             self._patch(devicearray.DeviceNDArrayBase, "copy_to_device", "uploads")
+            self._patch(devicearray.DeviceNDArray, "__init__", "array_objects")
         self._patch(cuda, "device_array", "allocations")
         self._patch(cuda, "to_device", "uploads")
         return self
@@ -399,7 +402,9 @@ def profile_edgemine(kind: str, s: dict, batch: int, steps: int) -> dict:
     row: dict[str, Any] = {"bench": "profile", "model": kind, "batch": batch, "steps": steps}
     row["wall_ms_per_step"] = round(1000 * clock.total / steps, 3)
     accounted = 0.0
-    for key in ("allocations", "downloads", "launches", "uploads"):  # a download waits for the GPU
+    # a download waits for the GPU; array objects: views made by reshapes and slices (and the
+    # arrays of allocations made outside a numba call)
+    for key in ("allocations", "array_objects", "downloads", "launches", "uploads"):
         count, secs = prof.calls.get(key, (0, 0.0))
         row[f"{key}_per_step"] = round(count / steps, 2)
         row[f"{key}_host_ms_per_step"] = round(1000 * secs / steps, 3)

@@ -242,15 +242,17 @@ else:
               "for the GPU to finish the queued work). GPU ms: CUDA events around each launch, "
               "from a second run.", "",
               "| model | batch | wall ms | launches | launch ms | allocations | alloc ms | "
-              "upload ms | download ms | other host ms | GPU kernel ms |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "array objects | array ms | upload ms | download ms | other host ms | "
+              "GPU kernel ms |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows("profile.jsonl"):
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['batch']} | {r['error']} |" + " |" * 8)
+            lines.append(f"| {r['model']} | {r['batch']} | {r['error']} |" + " |" * 10)
             continue
         cells = [r.get(k, "-") for k in (
             "wall_ms_per_step", "launches_per_step", "launches_host_ms_per_step",
-            "allocations_per_step", "allocations_host_ms_per_step", "uploads_host_ms_per_step",
+            "allocations_per_step", "allocations_host_ms_per_step", "array_objects_per_step",
+            "array_objects_host_ms_per_step", "uploads_host_ms_per_step",
             "downloads_host_ms_per_step", "other_host_ms_per_step", "gpu_kernel_ms_per_step")]
         lines.append(f"| {r['model']} | {r['batch']} | " + " | ".join(map(str, cells)) + " |")
     for r in rows("profile.jsonl"):
@@ -258,7 +260,7 @@ else:
             busiest = ", ".join(f"{k} {v}" for k, v in r["gpu_ms_by_kernel"].items())
             lines.append(f"\n- {r['model']} batch {r['batch']}, GPU ms by kernel: {busiest}")
     if not rows("profile.jsonl"):
-        lines.append("| - | - | not run or no result |" + " |" * 8)
+        lines.append("| - | - | not run or no result |" + " |" * 10)
 notes = (work / "notes.md").read_text().strip() if (work / "notes.md").exists() else ""
 if notes:
     lines += ["", "## Notes", "", notes]

@@ -144,11 +144,11 @@ class Flatten(Layer):
         return (math.prod(input_shape),)
 
     def forward(self, x, training=False):
-        self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        self._shape = tuple(x.shape)
+        return self.ops.reshape(x, (self._shape[0], math.prod(self._shape[1:])))
 
     def backward(self, dy):
-        return dy.reshape(self._shape)
+        return self.ops.reshape(dy, self._shape)
 
 
 @register
@@ -172,11 +172,11 @@ class Reshape(Layer):
         return shape
 
     def forward(self, x, training=False):
-        self._shape = x.shape
-        return x.reshape((x.shape[0], *self.output_shape))
+        self._shape = tuple(x.shape)
+        return self.ops.reshape(x, (self._shape[0], *self.output_shape))
 
     def backward(self, dy):
-        return dy.reshape(self._shape)
+        return self.ops.reshape(dy, self._shape)
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}

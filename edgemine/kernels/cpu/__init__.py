@@ -61,6 +61,7 @@ __all__ = [
     "loss_forward",
     "pool2d_backward",
     "pool2d_forward",
+    "reshape",
     "rmsprop_update",
     "scatter_rows",
     "sgd_update",
@@ -93,6 +94,11 @@ def batch_memory() -> contextlib.AbstractContextManager:
 def lasting_memory() -> contextlib.AbstractContextManager:
     """Scope of allocations that outlive the batch (a no-op here, as batch_memory)."""
     return contextlib.nullcontext()
+
+
+def reshape(x, shape: tuple):
+    """x with a new shape (same values, no copy)."""
+    return x.reshape(shape)
 
 
 def to_numpy(x) -> np.ndarray:

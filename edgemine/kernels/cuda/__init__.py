@@ -29,6 +29,7 @@ from ._device import (
     lasting_memory,
     multiply,
     upload,
+    view,
     zeros,
 )
 from ._device import last as _last
@@ -90,6 +91,7 @@ __all__ = [
     "loss_forward",
     "pool2d_backward",
     "pool2d_forward",
+    "reshape",
     "rmsprop_update",
     "scatter_rows",
     "sgd_update",
@@ -118,6 +120,11 @@ def asarray(x: np.ndarray | DeviceArray, dtype: DTypeLike | None = None) -> Devi
     return upload(np.ascontiguousarray(x, dtype=dtype))
 
 
+def reshape(x: DeviceArray, shape: tuple) -> DeviceArray:
+    """x with a new shape (a view, made once per array and shape: ``_device.view``)."""
+    return view(x, *shape)
+
+
 def to_numpy(x: DeviceArray | np.ndarray) -> np.ndarray:
     """Device array -> host numpy array (host arrays pass through)."""
     if is_device(x):
@@ -142,12 +149,12 @@ def dense_forward(
 ) -> DeviceArray:
     """activation(x @ kernel + bias) over the last axis of x (any rank >= 2), one fused GEMM."""
     units = kernel.shape[1]
-    x2 = x.reshape(x.size // _last(x), _last(x))
+    x2 = view(x, x.size // _last(x), _last(x))
     fused = activation if activation != "softmax" else "linear"
     y = gemm(x2, kernel, bias=bias, activation=fused)
     if activation == "softmax":
         softmax_rows_inplace(y)
-    return y.reshape((*x.shape[:-1], units))
+    return view(y, *x.shape[:-1], units)
 
 
 def dense_backward(
@@ -163,10 +170,10 @@ def dense_backward(
     ``activation`` and the forward output ``y``, dL/d(the activation's output) (as in the CPU
     backend). ``out``: None, or (dkernel, dbias) device arrays (either None) that the weight
     gradients are written into."""
-    x2 = x.reshape(x.size // _last(x), _last(x))
+    x2 = view(x, x.size // _last(x), _last(x))
     dz2, dbias = bias_gradient(activation, y, dy, gradient_out(out, 1))
     dkernel = gemm(x2, dz2, gradient_out(out, 0), trans_a=True)
-    dx = gemm(dz2, kernel, trans_b=True).reshape(x.shape) if need_dx else None
+    dx = view(gemm(dz2, kernel, trans_b=True), *x.shape) if need_dx else None
     return dx, dkernel, dbias
 
 

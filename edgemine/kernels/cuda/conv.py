@@ -13,7 +13,7 @@ from numba import cuda, float32
 
 from ..cpu.activations import gradient_out
 from ..cpu.conv import conv_output_size
-from ._device import DeviceArray, empty, grid1d, nhwc_index, workspace
+from ._device import DeviceArray, empty, grid1d, nhwc_index, view, workspace
 from .activations import softmax_rows_inplace
 from .gemm import bias_gradient, gemm
 
@@ -87,16 +87,16 @@ def conv2d_forward(
     oh, pt = conv_output_size(h, kh, sh, padding)
     ow, pl = conv_output_size(w, kw, sw, padding)
     if kh == 1 and kw == 1 and (sh, sw) == (1, 1):
-        cols = x.reshape(n * h * w, c)
+        cols = view(x, n * h * w, c)
     else:
         cols = empty((n * oh * ow, kh * kw * c), x.dtype)
         if cols.size:
             _im2col[grid1d(cols.size)](x, kh, kw, sh, sw, pt, pl, oh, ow, cols)
     fused = activation if activation != "softmax" else "linear"
-    y = gemm(cols, kernel.reshape(kh * kw * c, f), bias=bias, activation=fused)
+    y = gemm(cols, view(kernel, kh * kw * c, f), bias=bias, activation=fused)
     if activation == "softmax":
         softmax_rows_inplace(y)
-    return y.reshape(n, oh, ow, f), cols
+    return view(y, n, oh, ow, f), cols
 
 
 def conv2d_backward(
@@ -123,12 +123,12 @@ def conv2d_backward(
     dkernel = gradient_out(out, 0)
     if dkernel is None:
         dkernel = empty((kh, kw, c, f), dy.dtype)
-    gemm(cols, dy2, dkernel.reshape(kh * kw * c, f), trans_a=True)
+    gemm(cols, dy2, view(dkernel, kh * kw * c, f), trans_a=True)
     dx = None
     if need_dx:
-        k2 = kernel.reshape(kh * kw * c, f)
+        k2 = view(kernel, kh * kw * c, f)
         if kh == 1 and kw == 1 and (sh, sw) == (1, 1):
-            dx = gemm(dy2, k2, trans_b=True).reshape(n, h, w, c)
+            dx = view(gemm(dy2, k2, trans_b=True), n, h, w, c)
         else:  # the patch gradients live only until col2im has gathered them: scratch
             dcols = gemm(
                 dy2, k2, workspace("conv_dcols", (dy2.shape[0], kh * kw * c)), trans_b=True

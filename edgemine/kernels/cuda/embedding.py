@@ -15,7 +15,7 @@ import numpy as np
 from numba import cuda, float32
 
 from ..cpu.embedding import embedding_id_range as _cpu_id_range
-from ._device import DeviceArray, empty, flat, grid1d, upload, uploaded_host
+from ._device import DeviceArray, empty, flat, grid1d, part, upload, uploaded_host, view
 
 
 def _host_ids(ids) -> np.ndarray:
@@ -62,7 +62,7 @@ def embedding_forward(table: DeviceArray, ids: DeviceArray) -> DeviceArray:
     out = empty((ids.size, dim), table.dtype)
     if out.size:
         _gather[grid1d(out.size)](table, flat(ids), out)
-    return out.reshape((*(int(d) for d in ids.shape), dim))
+    return view(out, *ids.shape, dim)
 
 
 def embedding_backward(
@@ -87,12 +87,12 @@ def embedding_backward(
     packed[2 * cap + 1 : 2 * cap + 1 + n] = uniq
     dev = upload(packed)
     dim = int(tuple(dy.shape)[-1])
-    values = empty((cap, dim), dy.dtype)[:n]
+    values = part(empty((cap, dim), dy.dtype), 0, n)
     if values.size:
         _segment_sums[grid1d(values.size)](
-            dy.reshape(cap, dim), dev[:cap], dev[cap : cap + n + 1], values
+            view(dy, cap, dim), part(dev, 0, cap), part(dev, cap, cap + n + 1), values
         )
-    return dev[2 * cap + 1 : 2 * cap + 1 + n], values
+    return part(dev, 2 * cap + 1, 2 * cap + 1 + n), values
 
 
 def embedding_mask(ids: DeviceArray) -> DeviceArray:

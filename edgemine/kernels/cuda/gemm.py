@@ -37,6 +37,7 @@ from ._device import (
     grid1d,
     last,
     sm_count,
+    view,
     workspace,
 )
 
@@ -202,7 +203,7 @@ def gemm(
         _gemm_kernel[grid, (TX, TY)](
             a,
             b,
-            out.reshape(1, m, n),
+            view(out, 1, m, n),
             trans_a,
             trans_b,
             chunk,
@@ -355,13 +356,13 @@ def bias_gradient(
     last), from dL/dy: dz as a 2-D (rows, channels) array. An element-wise activation's backward
     and the column sums are one kernel."""
     n = last(dy)
-    dy2 = dy.reshape(dy.size // n, n)
+    dy2 = view(dy, dy.size // n, n)
     if activation in ACT_CODES and activation != "linear":
-        return activation_grad_column_sums(activation, y.reshape(y.size // n, n), dy2, out)
+        return activation_grad_column_sums(activation, view(y, y.size // n, n), dy2, out)
     if activation != "linear":
         from .activations import activation_backward
 
-        dy2 = activation_backward(activation, y, dy).reshape(dy.size // n, n)
+        dy2 = view(activation_backward(activation, y, dy), dy.size // n, n)
     return dy2, column_sums(dy2, out=out)
 
 

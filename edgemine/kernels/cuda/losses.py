@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from ._device import DeviceArray, act, as2d, empty, grid1d, row_max_and_expsum
+from ._device import DeviceArray, act, as2d, empty, flat, grid1d, row_max_and_expsum, view
 
 EPSILON = np.float32(1e-7)  # Keras's backend epsilon
 ONE_M_EPS = np.float32(1.0 - 1e-7)
@@ -157,7 +157,7 @@ def _elementwise_gradient(z, t, kind, scale, eps, one_m_eps, g):
 
 def _rows_of(y_pred, y_true, sparse: bool):
     z = as2d(y_pred)
-    t = y_true.reshape(z.shape[0], 1) if sparse else as2d(y_true)
+    t = view(y_true, z.shape[0], 1) if sparse else as2d(y_true)
     return z, t
 
 
@@ -199,13 +199,13 @@ def loss_and_gradient(
     else:
         kind = 1
     _elementwise_gradient[grid1d(y_pred.size)](
-        y_pred.reshape(y_pred.size),
-        y_true.reshape(y_true.size),
+        flat(y_pred),
+        flat(y_true),
         kind,
         scale,
         EPSILON,
         ONE_M_EPS,
-        g.reshape(g.size),
+        flat(g),
     )
     return per, g
 
@@ -235,11 +235,11 @@ def _losses(name, y_pred, y_true, from_logits, fused, activate, g=None) -> Devic
                 out,
                 as2d(g),
             )
-        return out.reshape(tuple(y_pred.shape[:-1])) if y_pred.ndim > 2 else out
+        return view(out, *y_pred.shape[:-1]) if y_pred.ndim > 2 else out
     if name in ("binary_crossentropy", "mean_squared_error"):
         n = y_pred.shape[0]
-        z = y_pred.reshape(n, y_pred.size // n)
-        t = y_true.reshape(n, y_true.size // n)
+        z = view(y_pred, n, y_pred.size // n)
+        t = view(y_true, n, y_true.size // n)
         out = empty((n,))
         if n:
             mse = name == "mean_squared_error"

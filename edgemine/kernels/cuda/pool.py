@@ -11,7 +11,7 @@ from __future__ import annotations
 from numba import cuda, float32, int32
 
 from ..cpu.conv import conv_output_size
-from ._device import DeviceArray, covering_windows, dummy, empty, grid1d, nhwc_index
+from ._device import DeviceArray, covering_windows, dummy, empty, grid1d, nhwc_index, view
 
 
 @cuda.jit(cache=True)
@@ -173,7 +173,7 @@ def pool2d_backward(
         return dx
     if mode == "max":
         relu = relu_y is not None
-        y = relu_y if relu else dummy().reshape(1, 1, 1, 1)
+        y = relu_y if relu else view(dummy(), 1, 1, 1, 1)
         _max_bwd[grid1d(dx.size)](dy, arg, ph, pw, sh, sw, pt, pl, dx, y, relu)
     else:
         _avg_bwd[grid1d(dx.size)](dy, ph, pw, sh, sw, pt, pl, dx)
@@ -203,4 +203,4 @@ def global_pool_backward(
 
 
 def _no_arg():
-    return dummy("int32").reshape(1, 1)
+    return view(dummy("int32"), 1, 1)

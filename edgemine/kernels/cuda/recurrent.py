@@ -29,6 +29,7 @@ from ._device import (
     grid1d,
     last,
     upload,
+    view,
     workspace,
 )
 from .gemm import column_sums, gemm
@@ -370,7 +371,7 @@ def rnn_forward(
         _mul_time_bcast[grid1d(x.size)](x, dmask, xd)
         x = xd
     has_rd = bool(training and recurrent_dropout > 0.0)
-    rmask = _host_dropout_mask((nb, u), recurrent_dropout, rng) if has_rd else dummy().reshape(1, 1)
+    rmask = _host_dropout_mask((nb, u), recurrent_dropout, rng) if has_rd else view(dummy(), 1, 1)
     if bias is not None and code == 1:
         in_bias, rbias = bias[0], bias[1]
     else:
@@ -378,28 +379,28 @@ def rnn_forward(
     if code == 1 and rbias is None:
         rbias = empty((ng,))
         fill(rbias, 0.0)
-    x2 = x.reshape(nb * steps, nin)
-    xp = gemm(x2, kernel, bias=in_bias).reshape(nb, steps, ng)
+    x2 = view(x, nb * steps, nin)
+    xp = view(gemm(x2, kernel, bias=in_bias), nb, steps, ng)
     has_mask = mask is not None
     seq = bool(return_sequences)
     out = empty((nb, steps if seq else 1, u))
     if training:
         hst = empty((nb, steps, u))
-        cst = empty((nb, steps, u)) if code == 0 else dummy().reshape(1, 1, 1)
+        cst = empty((nb, steps, u)) if code == 0 else view(dummy(), 1, 1, 1)
         gates = empty((nb, steps, 4 * u if code == 1 else ng))
         hp = empty((nb, steps, u))
     else:
-        hst = cst = gates = hp = dummy().reshape(1, 1, 1)
+        hst = cst = gates = hp = view(dummy(), 1, 1, 1)
     h = workspace("rnn_h", (nb, u))
     c = workspace("rnn_c", (nb, u))
     if nb and steps:
         _rnn_fwd[nb, _block(ng), 0, 4 * 5 * u](
             code, xp, recurrent_kernel, rbias if rbias is not None else dummy(),
-            mask if has_mask else dummy(np.bool_).reshape(1, 1), has_mask, rmask, has_rd,
+            mask if has_mask else view(dummy(np.bool_), 1, 1), has_mask, rmask, has_rd,
             bool(go_backwards), seq, bool(zero_output_for_mask), act_c, ract_c, bool(training),
             out, hst, cst, gates, hp, h, c,
         )  # fmt: skip
-    y = out if seq else out.reshape(nb, u)
+    y = out if seq else view(out, nb, u)
     if not training:
         return y, None
     cache = RNNCache()
@@ -422,7 +423,7 @@ def rnn_backward(
     c = cache
     nb, steps, nin = (int(d) for d in c.x.shape)
     u, ng = (int(d) for d in c.rk.shape)
-    dy3 = dy.reshape(nb, steps if c.seq else 1, u)
+    dy3 = view(dy, nb, steps if c.seq else 1, u)
     dxp = empty((nb, steps, ng))
     drec = empty((nb, steps, ng)) if c.cell == 1 else dxp
     rkt = workspace("rnn_rkt", (ng, u))
@@ -431,14 +432,14 @@ def rnn_backward(
     dc = workspace("rnn_dc", (nb, u))
     if nb and steps:
         _rnn_bwd[nb, _block(ng), 0, 4 * ng](
-            c.cell, rkt, c.mask if c.has_mask else dummy(np.bool_).reshape(1, 1), c.has_mask,
+            c.cell, rkt, c.mask if c.has_mask else view(dummy(np.bool_), 1, 1), c.has_mask,
             c.rmask, c.has_rd, c.rev, c.seq, c.zero_out, c.act, c.ract, dy3, c.hst, c.cst,
             c.gates, dxp, drec, dh, dc,
         )  # fmt: skip
-    dxp2 = dxp.reshape(nb * steps, ng)
-    drec2 = drec.reshape(nb * steps, ng)
-    dkernel = gemm(c.x.reshape(nb * steps, nin), dxp2, gradient_out(out, 0), trans_a=True)
-    drk = gemm(c.hp.reshape(nb * steps, u), drec2, gradient_out(out, 1), trans_a=True)
+    dxp2 = view(dxp, nb * steps, ng)
+    drec2 = view(drec, nb * steps, ng)
+    dkernel = gemm(view(c.x, nb * steps, nin), dxp2, gradient_out(out, 0), trans_a=True)
+    drk = gemm(view(c.hp, nb * steps, u), drec2, gradient_out(out, 1), trans_a=True)
     dbias = gradient_out(out, 2)
     if c.cell == 1:
         if dbias is None:
@@ -449,7 +450,7 @@ def rnn_backward(
         dbias = column_sums(dxp2, out=dbias)
     dx = None
     if need_dx:
-        dx = gemm(dxp2, c.kernel, trans_b=True).reshape(nb, steps, nin)
+        dx = view(gemm(dxp2, c.kernel, trans_b=True), nb, steps, nin)
         if c.dmask is not None:
             _mul_time_bcast[grid1d(dx.size)](dx, c.dmask, dx)
     return dx, dkernel, drk, dbias
@@ -462,7 +463,7 @@ _MERGE = {"concat": 0, "sum": 1, "ave": 2, "mul": 3}
 def _as3d(y):
     shape = tuple(int(d) for d in y.shape)
     rest = y.size // (shape[0] * shape[1]) if shape[0] * shape[1] else 0
-    return y.reshape(shape[0], shape[1], rest)
+    return view(y, shape[0], shape[1], rest)
 
 
 def reverse_time(y: DeviceArray) -> DeviceArray:
@@ -485,9 +486,9 @@ def merge_forward(mode: str, a: DeviceArray, b: DeviceArray) -> DeviceArray:
         rows = a.size // n
         _merge[grid1d(out.size)](
             _MERGE[mode],
-            a.reshape(rows, n),
-            b.reshape(rows, n),
-            out.reshape(rows, out.size // rows),
+            view(a, rows, n),
+            view(b, rows, n),
+            view(out, rows, out.size // rows),
         )
     return out
 
@@ -506,7 +507,7 @@ def merge_backward(
     db = da if mode == "ave" else empty(a.shape, a.dtype)
     if a.size:
         _merge_bwd[grid1d(a.size)](
-            _MERGE[mode], a.reshape(rows, n), b.reshape(rows, n),
-            dy.reshape(rows, dy.size // rows), da.reshape(rows, n), db.reshape(rows, n),
+            _MERGE[mode], view(a, rows, n), view(b, rows, n),
+            view(dy, rows, dy.size // rows), view(da, rows, n), view(db, rows, n),
         )  # fmt: skip
     return da, db
