@@ -11,7 +11,9 @@ Each measurement runs a warm-up (kernel compilation), then trains for ``--second
 
 ``profile``: where the time of one edgemine ``device='cuda'`` training step goes: kernel
 launches, allocations, array objects, uploads and downloads (counts and host milliseconds per
-step), and each kernel's GPU time (CUDA events around every launch; real GPU only).
+step), and each kernel's GPU time (CUDA events around every launch; real GPU only). With ``--stub-kernels``, in
+the simulator, every launch is a no-op and the step's wall time is edgemine's host work alone
+(full shapes; no GPU needed).
 
 ``accuracy``: trains the seed CNN (edgemine.datasets.mnist) or the seed LSTM
 (edgemine.datasets.tweets) for ``--epochs`` epochs on one device and reports test accuracy.
@@ -24,6 +26,7 @@ Examples::
     python tools/gpu_bench.py speed --batch-sizes 32,256 --seconds 8
     python tools/gpu_bench.py accuracy --models cnn --device cuda
     python tools/gpu_bench.py profile --batch-sizes 32 --steps 30
+    NUMBA_ENABLE_CUDASIM=1 python tools/gpu_bench.py profile --stub-kernels --steps 60
     NUMBA_ENABLE_CUDASIM=1 python tools/gpu_bench.py speed --tiny --torch-device cpu
 """
 
@@ -371,10 +374,40 @@ class HostCallProfiler:
         return out
 
 
-def profile_edgemine(kind: str, s: dict, batch: int, steps: int) -> dict:
+class StubKernelLaunches:
+    """In Numba's CUDA simulator, makes every kernel launch a no-op while active (a context
+    manager): a training step then costs only its host work, edgemine's Python around the
+    kernels, which a GPU cannot hide. The results are garbage; the host path is the real one."""
+
+    def __enter__(self) -> StubKernelLaunches:
+        from numba import config
+        from numba.cuda.simulator import kernel as sim_kernel
+
+        if not config.ENABLE_CUDASIM:
+            raise RuntimeError(
+                "--stub-kernels needs Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1)"
+            )
+        self._kernel = sim_kernel.FakeCUDAKernel
+        self._call = call = self._kernel.__call__
+
+        def launch(kernel, *args):
+            return call(kernel, *args) if kernel._device else None
+
+        self._kernel.__call__ = launch
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._kernel.__call__ = self._call
+
+
+def profile_edgemine(kind: str, s: dict, batch: int, steps: int, stub: bool = False) -> dict:
     """Where the time of one ``fit`` training step goes on device='cuda': host time in kernel
     launches, allocations, uploads and downloads, per step; then, in a second run with CUDA
-    events around each launch, the kernels' GPU time per step."""
+    events around each launch, the kernels' GPU time per step. ``stub``: kernel launches are
+    no-ops (simulator only), so that the wall time is the host work alone."""
+    if stub:
+        with StubKernelLaunches():
+            return {**profile_edgemine(kind, s, batch, steps), "stub_kernels": True}
     from edgemine.callbacks import Callback
     from edgemine.utils import set_random_seed, to_categorical
 
@@ -429,7 +462,7 @@ def cmd_profile(args: argparse.Namespace) -> list[dict]:
     for kind in args.models.split(","):
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             try:
-                row = profile_edgemine(kind, shapes[kind], batch, args.steps)
+                row = profile_edgemine(kind, shapes[kind], batch, args.steps, args.stub_kernels)
             except Exception as e:
                 row = {"bench": "profile", "model": kind, "batch": batch}
                 row["error"] = f"{type(e).__name__}: {e}"
@@ -525,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--batch-sizes", default="32")
     pp.add_argument("--steps", type=int, default=30, help="timed training steps")
     pp.add_argument("--tiny", action="store_true")
+    pp.add_argument(
+        "--stub-kernels",
+        action="store_true",
+        help="simulator only: kernel launches do nothing, the wall time is host work alone",
+    )
     args = p.parse_args(argv)
     from edgemine.kernels.cuda._simulator import make_strict
 

@@ -12,7 +12,7 @@ without atomics, so training is repeatable.
 from __future__ import annotations
 
 import numpy as np
-from numba import cuda, float32
+from numba import cuda, float32, njit
 
 from ..cpu.embedding import embedding_id_range as _cpu_id_range
 from ._device import DeviceArray, empty, flat, grid1d, part, upload, uploaded_host, view
@@ -65,26 +65,53 @@ def embedding_forward(table: DeviceArray, ids: DeviceArray) -> DeviceArray:
     return view(out, *ids.shape, dim)
 
 
+@njit(cache=True, nogil=True)
+def _segment_plan(ids, vocab):
+    """On the host, in one pass: which positions of ``ids`` sum into which gradient row, as
+    ONE int32 array of a fixed size (so that the batch arena reuses its upload):
+    ``perm (cap) | starts (n + 1) | rows (n)``, padded to 3 * cap + 1 for cap = ids.size.
+    Rows come in the CPU backend's order (first appearance, or sorted for a vocabulary much
+    larger than the batch); each row's positions ascend (the CPU's summation order)."""
+    cap = ids.size
+    packed = np.zeros(3 * cap + 1, np.int32)
+    rows = packed[2 * cap + 1 :]
+    slot_of = np.empty(cap, np.int32)
+    if vocab <= 16 * cap:
+        slot = np.full(vocab, -1, np.int32)
+        n = 0
+        for i in range(cap):
+            k = slot[ids[i]]
+            if k < 0:
+                k = slot[ids[i]] = n
+                rows[n] = ids[i]
+                n += 1
+            slot_of[i] = k
+    else:
+        uniq = np.unique(ids)
+        n = uniq.size
+        rows[:n] = uniq
+        slot_of[:] = np.searchsorted(uniq, ids)
+    starts = packed[cap : cap + n + 1]
+    for i in range(cap):
+        starts[slot_of[i] + 1] += 1
+    for k in range(n):
+        starts[k + 1] += starts[k]
+    nxt = starts[:n].copy()
+    for i in range(cap):
+        k = slot_of[i]
+        packed[nxt[k]] = i
+        nxt[k] += 1
+    return packed, n
+
+
 def embedding_backward(
     ids: DeviceArray, dy: DeviceArray, input_dim: int
 ) -> tuple[DeviceArray, DeviceArray]:
     """Row-sparse gradient of ``table[ids]``: (unique rows as int32 device array, summed values
     (n, dim) device array), rows in the same order as the CPU backend returns them."""
     host = np.ascontiguousarray(_host_ids(ids)).reshape(-1)
-    uniq, first, inverse = np.unique(host, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    if input_dim <= 16 * host.size:  # the CPU backend's order: first appearance
-        order = np.argsort(first, kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(order.size)
-        uniq, inverse = uniq[order], rank[inverse]
-    # One upload of a fixed size (so that the batch arena reuses it): perm | starts | rows,
-    # padded to the most unique rows a batch can have (one per id).
-    cap, n = host.size, uniq.size
-    packed = np.zeros(3 * cap + 1, np.int32)
-    packed[:cap] = np.argsort(inverse, kind="stable")
-    np.cumsum(np.bincount(inverse, minlength=n), out=packed[cap + 1 : cap + n + 1])
-    packed[2 * cap + 1 : 2 * cap + 1 + n] = uniq
+    cap = host.size
+    packed, n = _segment_plan(host, int(input_dim))
     dev = upload(packed)
     dim = int(tuple(dy.shape)[-1])
     values = part(empty((cap, dim), dy.dtype), 0, n)
