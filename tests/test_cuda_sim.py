@@ -53,7 +53,15 @@ GROUPS = {
     "conv_pool": ["conv2d", "pool2d", "global_pool", "nan"],
     "loss_optim": ["losses", "optimizers", "sparse_rows"],
     "recurrent": ["embedding", "lstm", "gru", "simple_rnn", "bidirectional_ops"],
-    "fit": ["fit_cnn", "fit_bn_dropout", "fit_lstm", "fit_stacked_lstm", "fit_bidirectional"],
+    "fit": [
+        "fit_cnn",
+        "fit_bn_dropout",
+        "fit_lstm",
+        "fit_stacked_lstm",
+        "fit_bidirectional",
+        "fit_conv_misc",
+        "fit_rnn_misc",
+    ],
 }
 
 
@@ -779,7 +787,8 @@ def _fit_both(build, x, y, loss, optimizer, epochs=1, batch_size=4):
     for device in ("cpu", "cuda"):
         set_random_seed(3)
         model = Sequential(build())
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], device=device)
+        opt = optimizer() if callable(optimizer) else optimizer  # a fresh one per device
+        model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], device=device)
         hist = model.fit(
             x, y, batch_size=batch_size, epochs=epochs, verbose=0, validation_data=(x[:3], y[:3])
         )
@@ -869,6 +878,54 @@ def check_fit_bidirectional(rng):
             L.Dense(3, activation="softmax"),
         ]
     )
+
+
+def check_fit_conv_misc(rng):
+    """Strided 'same' convolutions, BatchNormalization on images, average and global pooling,
+    Reshape, a separate softmax Activation (the loss fuses it without taking it over), and SGD
+    with Nesterov momentum."""
+    from edgemine import layers as L
+    from edgemine.optimizers import SGD
+    from edgemine.utils import to_categorical
+
+    x = rng.random((6, 7, 7, 2), dtype=np.float32)
+    y = to_categorical(rng.integers(0, 3, 6), 3)
+
+    def build():
+        return [
+            L.Conv2D(3, 3, strides=2, padding="same", activation="tanh", input_shape=(7, 7, 2)),
+            L.BatchNormalization(),
+            L.AveragePooling2D(padding="same"),
+            L.Reshape((2, 2, 3)),
+            L.Conv2D(4, 1, activation="relu"),
+            L.GlobalMaxPooling2D(),
+            L.Dense(3),
+            L.Activation("softmax"),
+        ]
+
+    _fit_both(build, x, y, "categorical_crossentropy", lambda: SGD(0.05, 0.9, nesterov=True))
+
+
+def check_fit_rnn_misc(rng):
+    """SimpleRNN with input and recurrent dropout, a GRU over its sequence, global average
+    pooling over time through Reshape, MSE and centered RMSprop."""
+    from edgemine import layers as L
+    from edgemine.optimizers import RMSprop
+
+    x = rng.integers(0, 12, (8, 5)).astype(np.int32)
+    y = rng.random((8, 2), dtype=np.float32)
+
+    def build():
+        return [
+            L.Embedding(12, 3, input_length=5),
+            L.SimpleRNN(3, return_sequences=True, dropout=0.2, recurrent_dropout=0.3),
+            L.GRU(2, return_sequences=True),
+            L.Reshape((5, 1, 2)),
+            L.GlobalAveragePooling2D(),
+            L.Dense(2),
+        ]
+
+    _fit_both(build, x, y, "mse", lambda: RMSprop(0.01, centered=True))
 
 
 # ----- availability -----
