@@ -146,7 +146,7 @@ class _Arena:
 
 
 _POISON = {"f": np.nan, "b": True, "u": 255}  # by dtype kind; signed integers get -1
-_LOCAL = threading.local()  # one arena per thread (each thread has its own CUDA stream order)
+_LOCAL = threading.local()  # one arena per thread: a batch's arrays belong to its thread
 
 
 def _arena() -> _Arena:
@@ -164,11 +164,11 @@ def batch_memory() -> Iterator[None]:
     if arena.depth:
         yield
         return
-    arena.depth = arena.active = 1
+    arena.depth, arena.active = 1, True
     try:
         yield
     finally:
-        arena.depth = arena.active = 0
+        arena.depth, arena.active = 0, False
         arena.end_batch()
 
 
@@ -177,7 +177,7 @@ def lasting_memory() -> Iterator[None]:
     """Allocations inside outlive the batch (optimizer slots, packed weights): the arena is
     paused."""
     arena = _arena()
-    was, arena.active = arena.active, 0
+    was, arena.active = arena.active, False
     try:
         yield
     finally:
