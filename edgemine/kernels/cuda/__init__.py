@@ -11,6 +11,12 @@ epilogue, one kernel for a whole recurrent sequence, fixed-order reductions inst
 
 Under ``NUMBA_ENABLE_CUDASIM=1`` the same code runs in Numba's simulator with tiny launch sizes,
 which is how the tests check every op against its CPU twin without a GPU.
+
+Rules for op code (``_device.py``): take outputs and temporaries from ``empty`` (inside a batch
+they come from the batch arena and are handed out again to the next batch, so nothing may keep
+one past its batch, nor key a cache on an array's identity); allocate state that outlives the
+batch under ``lasting_memory``; reshape and slice with ``view`` / ``part`` (numba builds a new
+array object per reshape); reuse scratch through ``workspace``; upload host data with ``upload``.
 """
 
 from __future__ import annotations

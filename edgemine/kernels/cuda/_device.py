@@ -189,7 +189,7 @@ def grid1d(n: int) -> tuple[int, int]:
     return max(1, min(math.ceil(n / TPB), MAX_BLOCKS)), TPB
 
 
-_MAX_VIEWS = 16  # cached views per array (an Embedding's gradient rows vary in number)
+_MAX_VIEWS = 64  # cached views per array (workspaces serve many shapes; Embedding rows vary)
 
 
 def _cached(a: DeviceArray, key: tuple, make) -> DeviceArray:
