@@ -188,6 +188,23 @@ def test_step_profile_and_launch_budget():
         assert not {"_fill", "_act_bwd"} & set(r["launches_by_kernel"]), r["launches_by_kernel"]
 
 
+def test_call_overhead_bench_runs():
+    """tools/gpu_bench.py overhead (simulated): one row per kind of numba.cuda call, each timed."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "gpu_bench.py"), "overhead", "--repeat", "3"],
+        env=_child_env(True),
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    calls = {r["call"]: r["host_us"] for r in rows}
+    assert {"launch, 1 array", "launch, 8 arrays", "allocation (1 KiB)", "slice"} <= set(calls)
+    assert all(us > 0 for us in calls.values()), calls
+
+
 def test_simulated_reason_is_none_under_the_simulator():
     info = _run_child(["--availability"], simulate=True, timeout=120)
     assert info["reason"] is None

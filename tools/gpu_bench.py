@@ -1,6 +1,6 @@
 """GPU benchmarks for edgemine's CUDA backend, with PyTorch as the peer.
 
-Two commands, each printing one JSON line per measurement (the last line of output is a JSON
+Four commands, each printing one JSON line per measurement (the last line of output is a JSON
 list of all of them):
 
 ``speed``: training samples/s of the seed CNN (MNIST-shaped) and the seed LSTM (tweets-shaped:
@@ -14,6 +14,9 @@ launches, allocations, array objects, uploads and downloads (counts and host mil
 step), and each kernel's GPU time (CUDA events around every launch; real GPU only). With ``--stub-kernels``, in
 the simulator, every launch is a no-op and the step's wall time is edgemine's host work alone
 (full shapes; no GPU needed).
+
+``overhead``: host microseconds per numba.cuda call of the kinds a training step makes (kernel
+launches by argument count, launch + synchronize, allocation, reshape, slice, small copies).
 
 ``accuracy``: trains the seed CNN (edgemine.datasets.mnist) or the seed LSTM
 (edgemine.datasets.tweets) for ``--epochs`` epochs on one device and reports test accuracy.
@@ -471,6 +474,71 @@ def cmd_profile(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+# ----- overhead -----
+def cmd_overhead(args: argparse.Namespace) -> list[dict]:
+    """Host microseconds per numba.cuda call that a training step makes many of: a kernel
+    launch with 1, 4 and 8 array arguments (and with 6 scalars more), a launch followed by a
+    synchronize, an allocation, a reshape, a slice, small uploads and downloads. Medians of
+    ``--repeat`` calls (the simulator runs them too, with fewer repeats, for a smoke test)."""
+    from numba import config, cuda
+
+    sim = bool(config.ENABLE_CUDASIM)
+    repeat = min(args.repeat, 20) if sim else args.repeat
+
+    @cuda.jit
+    def k1(a):
+        pass
+
+    @cuda.jit
+    def k4(a, b, c, d):
+        pass
+
+    @cuda.jit
+    def k8(a, b, c, d, e, f, g, h):
+        pass
+
+    @cuda.jit
+    def k4s(a, b, c, d, i, j, x, y, p, q):
+        pass
+
+    arrs = [cuda.device_array(256, np.float32) for _ in range(8)]
+    host = np.ones(256, np.float32)
+    a = arrs[0]
+    cases = {
+        "launch, 1 array": lambda: k1[1, 32](a),
+        "launch, 4 arrays": lambda: k4[1, 32](*arrs[:4]),
+        "launch, 8 arrays": lambda: k8[1, 32](*arrs),
+        "launch, 4 arrays + 6 scalars": lambda: k4s[1, 32](*arrs[:4], 1, 2, 0.5, 0.25, True, 3),
+        "launch + synchronize": lambda: (k1[1, 32](a), cuda.synchronize()),
+        "allocation (1 KiB)": lambda: cuda.device_array(256, np.float32),
+        "reshape": lambda: a.reshape(16, 16),
+        "slice": lambda: a[:128],
+        "upload (1 KiB, to_device)": lambda: cuda.to_device(host),
+        "upload (1 KiB, copy_to_device)": lambda: a.copy_to_device(host),
+        "download (1 KiB)": lambda: a.copy_to_host(),
+    }
+    rows = []
+    for name, fn in cases.items():
+        fn()  # compile / warm up
+        if not sim:
+            cuda.synchronize()
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        if not sim:
+            cuda.synchronize()
+        row = {
+            "bench": "overhead",
+            "call": name,
+            "host_us": round(1e6 * float(np.median(times)), 2),
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 # ----- accuracy -----
 def load(kind: str, tiny: bool) -> tuple[tuple, tuple]:
     """(x_train, y_train), (x_test, y_test) of the seed program, one-hot labels."""
@@ -563,11 +631,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="simulator only: kernel launches do nothing, the wall time is host work alone",
     )
+    op = sub.add_parser("overhead", help="host microseconds per numba.cuda launch, copy, view")
+    op.add_argument("--repeat", type=int, default=2000)
     args = p.parse_args(argv)
     from edgemine.kernels.cuda._simulator import make_strict
 
     make_strict()  # under NUMBA_ENABLE_CUDASIM=1: fail where a real GPU would
-    commands = {"speed": cmd_speed, "accuracy": cmd_accuracy, "profile": cmd_profile}
+    commands = {
+        "speed": cmd_speed,
+        "accuracy": cmd_accuracy,
+        "profile": cmd_profile,
+        "overhead": cmd_overhead,
+    }
     rows = commands[args.command](args)
     print(json.dumps(rows))
     return 1 if any("error" in k for r in rows for k in r) else 0

@@ -9,7 +9,8 @@
 # 3. trains the seed CNN (MNIST subset) and the seed LSTM (tweets) one epoch each on CPU and GPU
 #    and reports test accuracy for both (the CPU runs go in the background meanwhile);
 # 4. runs tools/gpu_bench.py speed: edgemine cuda vs PyTorch CUDA, batch 32 and 256, then
-#    tools/gpu_bench.py profile: launches, allocations, copies and GPU time per training step;
+#    tools/gpu_bench.py profile: launches, allocations, copies and GPU time per training step,
+#    and tools/gpu_bench.py overhead: the host cost of single launches, copies and views;
 # 5. writes $OUT/gpu_check.md when $OUT is set, else tools/results/gpu_check.md.
 #
 # Meant to finish within about 5 minutes (GPU_CHECK_BUDGET seconds, default 300): later steps
@@ -144,13 +145,13 @@ if [ -z "$REASON" ]; then
     say "CPU accuracy runs done (status $?)"
 
     # ----- 4. speed: edgemine cuda vs PyTorch -----
-    # 8 measurements (2 models x 2 batch sizes x 2 engines) plus warm-ups; 35 s kept for 4b
+    # 8 measurements (2 models x 2 batch sizes x 2 engines) plus warm-ups; 45 s kept for 4b, 4c
     SECS=$(((($(left)) - 75) / 16))
     [ "$SECS" -gt 8 ] && SECS=8
     BATCHES=32,256
     [ "$DRY" = 1 ] && BATCHES=2,4
     if [ "$SECS" -ge 1 ]; then
-        timeout --kill-after=10 $(($(left) - 35)) "$PY" tools/gpu_bench.py speed \
+        timeout --kill-after=10 $(($(left) - 45)) "$PY" tools/gpu_bench.py speed \
             --batch-sizes "$BATCHES" --seconds "$SECS" --torch-device "$TORCH_DEV" \
             ${BENCH[@]+"${BENCH[@]}"} >"$WORK/speed.jsonl" 2>>"$LOG"
         say "speed bench done (status $?, ${SECS}s per measurement)"
@@ -161,12 +162,21 @@ if [ -z "$REASON" ]; then
     # ----- 4b. where an edgemine training step's time goes -----
     PROFILE=(--batch-sizes 32,256 --steps 30)
     [ "$DRY" = 1 ] && PROFILE=(--batch-sizes 2 --steps 1)
-    if [ "$(left)" -gt 25 ]; then
-        timeout --kill-after=10 $(($(left) - 15)) "$PY" tools/gpu_bench.py profile "${PROFILE[@]}" \
+    if [ "$(left)" -gt 35 ]; then
+        timeout --kill-after=10 $(($(left) - 25)) "$PY" tools/gpu_bench.py profile "${PROFILE[@]}" \
             ${BENCH[@]+"${BENCH[@]}"} >"$WORK/profile.jsonl" 2>>"$LOG"
         say "profile done (status $?)"
     else
         note "no time left for the step profile"
+    fi
+
+    # ----- 4c. host cost of single numba.cuda calls (a few seconds) -----
+    if [ "$(left)" -gt 12 ]; then
+        timeout --kill-after=5 $(($(left) - 8)) "$PY" tools/gpu_bench.py overhead \
+            >"$WORK/overhead.jsonl" 2>>"$LOG"
+        say "call overheads done (status $?)"
+    else
+        note "no time left for the call overheads"
     fi
 fi
 
@@ -261,6 +271,10 @@ else:
             lines.append(f"\n- {r['model']} batch {r['batch']}, GPU ms by kernel: {busiest}")
     if not rows("profile.jsonl"):
         lines.append("| - | - | not run or no result |" + " |" * 10)
+if rows("overhead.jsonl"):
+    lines += ["", "## Host cost of single numba.cuda calls (tools/gpu_bench.py overhead)", "",
+              "Median host microseconds per call.", "", "| call | host us |", "|---|---|"]
+    lines += [f"| {r['call']} | {r['host_us']} |" for r in rows("overhead.jsonl")]
 notes = (work / "notes.md").read_text().strip() if (work / "notes.md").exists() else ""
 if notes:
     lines += ["", "## Notes", "", notes]
