@@ -159,6 +159,20 @@ def test_every_kernel_compiles_for_a_real_gpu(tmp_path):
     assert report["compiled"] > 30
 
 
+def _gpu_bench(*args: str) -> list[dict]:
+    """The rows that ``tools/gpu_bench.py ARGS`` prints last, run in the simulator."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "gpu_bench.py"), *args],
+        env=_child_env(True),
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def test_step_profile_and_launch_budget():
     """tools/gpu_bench.py profile (simulated): it counts every kind of call, and a training
     step of each seed model stays within its kernel-launch budget (launches cost tens of
@@ -168,17 +182,8 @@ def test_step_profile_and_launch_budget():
     new array objects (views are kept with their arrays; an Embedding's gradient rows vary in
     number, so theirs may be new), uploads the batch (and the Embedding's gradient rows, once)
     and downloads only the losses."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "gpu_bench.py"), "profile", "--tiny"]
-        + ["--steps", "2", "--batch-sizes", "2"],
-        env=_child_env(True),
-        cwd=str(REPO),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = {r["model"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])}
+    rows = _gpu_bench("profile", "--tiny", "--steps", "2", "--batch-sizes", "2")
+    rows = {r["model"]: r for r in rows}
     for model, budget, uploads, views in (("cnn", 33, 2, 0), ("lstm", 30, 3, 3)):
         r = rows[model]
         assert r["uploads_per_step"] == uploads and r["downloads_per_step"] == 1, r
@@ -190,17 +195,7 @@ def test_step_profile_and_launch_budget():
 
 def test_call_overhead_bench_runs():
     """tools/gpu_bench.py overhead (simulated): one row per kind of numba.cuda call, each timed."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "gpu_bench.py"), "overhead", "--repeat", "3"],
-        env=_child_env(True),
-        cwd=str(REPO),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
-    calls = {r["call"]: r["host_us"] for r in rows}
+    calls = {r["call"]: r["host_us"] for r in _gpu_bench("overhead", "--repeat", "3")}
     assert {"launch, 1 array", "launch, 8 arrays", "allocation (1 KiB)", "slice"} <= set(calls)
     assert all(us > 0 for us in calls.values()), calls
 
