@@ -1,0 +1,298 @@
+"""Write the small Keras files that ``tests/test_keras_convert.py`` reads, with Keras's own
+predictions, into ``tests/fixtures/keras/``.
+
+Needs Keras 3 with the torch backend (not needed by edgemine or by CI)::
+
+    .venv/bin/pip install keras torch==2.13.0
+    KERAS_BACKEND=torch .venv/bin/python tools/make_keras_fixtures.py
+
+For each model NAME it writes ``NAME.keras`` (Keras 3's zip), some also ``NAME.h5`` (Keras 3's
+legacy HDF5 saver) and ``NAME.weights.h5`` (``save_weights``), and ``NAME.npz`` with inputs
+``x`` (5 samples) and Keras's predictions ``y5 = predict(x)`` and ``y1 = predict(x[:1])``.
+``NAME_keras2.h5`` files carry the same weights in tf.keras 2's HDF5 layout and config
+spellings (``batch_input_shape``, ``weight_names`` ending in ``:0``, plain ``dtype`` strings),
+written here with h5py because Keras 2 needs TensorFlow. ``refuse_*.keras`` are models edgemine
+must refuse with a clear error (a functional model, a Lambda, GRU(reset_after=False), a layer
+edgemine lacks). Weights are random (not trained) but fixed by the seed, biases and batch
+normalization statistics included, so every weight matters to the predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+import h5py  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "keras"
+
+
+def _randomize(model: keras.Model, rng: np.random.Generator) -> None:
+    """Random weights everywhere (biases and BN moving statistics too); variances positive."""
+    for layer in model.layers:
+        weights = []
+        for var, w in zip(layer.weights, layer.get_weights()):
+            if "moving_variance" in var.path:
+                weights.append(rng.uniform(0.5, 2.0, w.shape).astype(w.dtype))
+            else:
+                weights.append(rng.normal(0.0, 0.4, w.shape).astype(w.dtype))
+        layer.set_weights(weights)
+
+
+def seed_cnn() -> keras.Model:
+    """The seed CNN's layer stack (three 3x3 convolutions, two poolings, two Dense), narrow."""
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(4, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(8, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(8, (3, 3), activation="relu"),
+            layers.Flatten(),
+            layers.Dense(16, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="seed_cnn",
+    )
+
+
+def seed_lstm() -> keras.Model:
+    """The seed LSTM's stack (Embedding, two LSTMs, two Dense) with mask_zero, small."""
+    return keras.Sequential(
+        [
+            keras.Input((12,), dtype="int32"),
+            layers.Embedding(50, 8, mask_zero=True),
+            layers.LSTM(8, return_sequences=True),
+            layers.LSTM(6),
+            layers.Dense(8, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ],
+        name="seed_lstm",
+    )
+
+
+def gru() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((7, 3)),
+            layers.GRU(6, reset_after=True, return_sequences=True),
+            layers.GRU(5, go_backwards=True),
+            layers.Dense(3, activation="sigmoid"),
+        ],
+        name="gru",
+    )
+
+
+def bidirectional() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((9,), dtype="int32"),
+            layers.Embedding(30, 6, mask_zero=True),
+            layers.Bidirectional(layers.LSTM(5, return_sequences=True)),
+            layers.Bidirectional(layers.GRU(4), merge_mode="sum"),
+            layers.Dense(3, activation="softmax"),
+        ],
+        name="bidirectional",
+    )
+
+
+def bn_dropout() -> keras.Model:
+    return keras.Sequential(
+        [
+            keras.Input((10, 10, 2)),
+            layers.Conv2D(6, 3, padding="same", strides=1, use_bias=False),
+            layers.BatchNormalization(),
+            layers.Activation("relu"),
+            layers.AveragePooling2D(2),
+            layers.Dropout(0.3),
+            layers.Conv2D(4, 2, strides=2, padding="valid", activation="tanh"),
+            layers.GlobalMaxPooling2D(),
+            layers.Dense(8),
+            layers.BatchNormalization(momentum=0.9, epsilon=1e-2),
+            layers.Dropout(0.5),
+            layers.Dense(3, activation="softmax"),
+        ],
+        name="bn_dropout",
+    )
+
+
+def rnn_reshape() -> keras.Model:
+    """Dense -> Reshape -> SimpleRNN (sequences, backwards) -> GlobalAveragePooling via Conv."""
+    return keras.Sequential(
+        [
+            keras.Input((12,)),
+            layers.Dense(16, activation="tanh"),
+            layers.Reshape((4, 4)),
+            layers.SimpleRNN(5, return_sequences=True, go_backwards=True),
+            layers.Reshape((4, 5, 1)),
+            layers.Conv2D(3, (2, 2), padding="same", activation="relu"),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(2),
+        ],
+        name="rnn_reshape",
+    )
+
+
+MODELS = {
+    "seed_cnn": (seed_cnn, "float"),
+    "seed_lstm": (seed_lstm, "tokens"),
+    "gru": (gru, "float"),
+    "bidirectional": (bidirectional, "tokens"),
+    "bn_dropout": (bn_dropout, "float"),
+    "rnn_reshape": (rnn_reshape, "float"),
+}
+LEGACY_H5 = ("seed_cnn", "seed_lstm", "bidirectional", "bn_dropout")
+WEIGHTS_H5 = ("seed_cnn", "seed_lstm")
+KERAS2_H5 = ("seed_cnn", "seed_lstm", "bn_dropout")
+
+
+def _inputs(model: keras.Model, kind: str, rng: np.random.Generator) -> np.ndarray:
+    shape = (5, *model.input_shape[1:])
+    if kind == "float":
+        return rng.normal(0.0, 1.0, shape).astype(np.float32)
+    vocab = model.layers[0].input_dim
+    x = rng.integers(1, vocab, shape).astype(np.int32)
+    # padding of every kind: trailing, leading, in the middle, none, and nearly all
+    x[0, -4:] = 0
+    x[1, :3] = 0
+    x[2, 2:4] = 0
+    x[4, 1:] = 0
+    return x
+
+
+# ---------------------------------------------------------------- tf.keras 2's HDF5 layout
+
+_KERAS3_ONLY = {"module", "registered_name", "shared_object_id", "build_config", "optional"}
+_KERAS3_LAYER_KEYS = {"quantization_config", "use_cudnn", "lora_rank", "lora_alpha"}
+
+
+def _keras2_spelling(obj):
+    """A Keras 3 config rewritten as tf.keras 2.x wrote it."""
+    if isinstance(obj, list):
+        return [_keras2_spelling(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if obj.get("class_name") == "DTypePolicy":
+        return obj["config"]["name"]
+    out = {}
+    for key, value in obj.items():
+        if key in _KERAS3_ONLY or key in _KERAS3_LAYER_KEYS:
+            continue
+        if key in ("input_axes", "output_axes"):  # Keras 3 initializer arguments
+            continue
+        out["batch_input_shape" if key == "batch_shape" else key] = _keras2_spelling(value)
+    return out
+
+
+def _keras2_layer(entry: dict, input_rank: int, timesteps) -> dict:
+    entry = _keras2_spelling(entry)
+    cfg = entry["config"]
+    kind = entry["class_name"]
+    if kind in ("LSTM", "GRU"):
+        cfg.update(time_major=False, implementation=2)
+    if kind == "Embedding":
+        cfg["input_length"] = timesteps
+    if kind == "BatchNormalization":
+        cfg["axis"] = [input_rank]  # Keras 2 stored the resolved axis as a list
+        cfg["fused"] = None
+    return entry
+
+
+def write_keras2_h5(model: keras.Model, path: Path) -> None:
+    config = json.loads(json.dumps(model.get_config()))
+    entries = []
+    rank = len(model.input_shape) - 1
+    for entry, layer in zip(config["layers"][1:], model.layers):
+        entries.append(_keras2_layer(entry, rank, model.input_shape[1]))
+        rank = len(layer.output.shape) - 1
+    entries.insert(0, _keras2_spelling(config["layers"][0]))
+    entries[0]["config"]["name"] = f"{model.layers[0].name}_input"
+    # Keras 2 put the input shape on the first layer too
+    entries[1]["config"]["batch_input_shape"] = entries[0]["config"]["batch_input_shape"]
+    model_config = {
+        "class_name": "Sequential",
+        "config": {"name": model.name, "layers": entries},
+    }
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = "2.15.0"
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["model_config"] = json.dumps(model_config)
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+        g.attrs["backend"] = b"tensorflow"
+        g.attrs["keras_version"] = b"2.15.0"
+        for layer in model.layers:
+            lg = g.create_group(layer.name)
+            names = [_keras2_weight_name(layer, var) for var in layer.weights]
+            lg.attrs["weight_names"] = [n.encode() for n in names]
+            for name, value in zip(names, layer.get_weights()):
+                lg.create_dataset(name, data=value)
+
+
+def _keras2_weight_name(layer, var) -> str:
+    """tf.keras 2's names: ``dense/kernel:0``, ``lstm/lstm_cell/kernel:0``."""
+    leaf = var.path.split("/")[-1]
+    if isinstance(layer, (layers.LSTM, layers.GRU, layers.SimpleRNN)):
+        cell = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
+        return f"{layer.name}/{cell[type(layer).__name__]}/{leaf}:0"
+    return f"{layer.name}/{leaf}:0"
+
+
+# ---------------------------------------------------------------- models to refuse
+
+
+def refused_models() -> dict[str, keras.Model]:
+    inp = keras.Input((4,))
+    a = layers.Dense(3)(inp)
+    b = layers.Dense(3)(inp)
+    functional = keras.Model(inp, layers.Add()([a, b]))
+    return {
+        "refuse_functional": functional,
+        "refuse_lambda": keras.Sequential(
+            [keras.Input((4,)), layers.Lambda(lambda t: t * 2.0), layers.Dense(2)]
+        ),
+        "refuse_gru_reset_before": keras.Sequential(
+            [keras.Input((5, 2)), layers.GRU(3, reset_after=False)]
+        ),
+        "refuse_conv1d": keras.Sequential(
+            [keras.Input((8, 2)), layers.Conv1D(3, 2), layers.Flatten(), layers.Dense(2)]
+        ),
+    }
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    for name, (make, kind) in MODELS.items():
+        model = make()
+        _randomize(model, rng)
+        x = _inputs(model, kind, rng)
+        y5 = model.predict(x, verbose=0)
+        y1 = model.predict(x[:1], verbose=0)
+        np.savez(OUT / f"{name}.npz", x=x, y5=y5, y1=y1)
+        model.save(OUT / f"{name}.keras")
+        if name in LEGACY_H5:
+            model.save(OUT / f"{name}.h5")
+        if name in WEIGHTS_H5:
+            model.save_weights(OUT / f"{name}.weights.h5")
+        if name in KERAS2_H5:
+            write_keras2_h5(model, OUT / f"{name}_keras2.h5")
+        print(f"{name}: {model.count_params()} parameters, output {y5.shape}")
+    for name, model in refused_models().items():
+        model.save(OUT / f"{name}.keras")
+    for path in sorted(OUT.iterdir()):
+        print(f"  {path.name}: {path.stat().st_size / 1024:.1f} KB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
