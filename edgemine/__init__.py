@@ -11,4 +11,13 @@ _configure_numba()
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "load_keras"]
+
+
+def __getattr__(name: str):
+    # imported on first use: ``import edgemine`` stays light
+    if name == "load_keras":
+        from .keras import load_keras
+
+        return load_keras
+    raise AttributeError(f"module 'edgemine' has no attribute {name!r}")

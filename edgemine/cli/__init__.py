@@ -41,6 +41,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+from .convert import convert  # noqa: E402
 from .deploy import bundle, quantize  # noqa: E402
 from .export import bench_cmd, export_cmd, predict_cmd  # noqa: E402
 from .pipeline import pipeline  # noqa: E402
@@ -55,3 +56,4 @@ main.add_command(bundle)
 main.add_command(export_cmd)
 main.add_command(predict_cmd)
 main.add_command(bench_cmd)
+main.add_command(convert)

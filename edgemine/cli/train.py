@@ -12,9 +12,12 @@ from ._click import Command
 
 
 def _load_any_model(path: str):
-    """A zoo spec (.json) gives a fresh model, a .edgemine file a trained one."""
+    """A zoo spec (.json) gives a fresh model, a .edgemine or Keras file a trained one."""
+    from ..keras import KERAS_SUFFIXES, load_keras
     from ..models import load_model
 
+    if path.lower().endswith(KERAS_SUFFIXES):
+        return load_keras(path), None
     if path.endswith(".json"):
         spec = zoo.load_spec(path)
         return zoo.build_model(spec), spec
@@ -150,7 +153,7 @@ def evaluate(model_path, data, batch_size):
 @click.command("inspect", cls=Command)
 @click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
 def inspect_cmd(model_path):
-    """Show a model's layers, parameters and FLOPs (.edgemine, zoo .json or .onnx)."""
+    """Show a model's layers, parameters and FLOPs (.edgemine, zoo .json, .onnx or Keras)."""
     if model_path.endswith(".onnx"):
         from ..onnx import describe_onnx
 

@@ -210,7 +210,7 @@ def check_dtype(value: Any, where: Where, allowed: set = _FLOAT_DTYPES) -> str |
         value = inner.get("name") if isinstance(inner, dict) else None
         if value is None:
             raise where.fail("dtype policy without a name")
-    if value not in allowed:
+    if not isinstance(value, (str, type(None))) or value not in allowed:
         raise where.fail(f"dtype {value!r} is not supported (edgemine computes in float32)")
     return value
 
@@ -241,7 +241,8 @@ def initializer(value: Any, option: str, where: Where) -> str:
         except ValueError:
             raise where.fail(f"{option} {value!r} is not supported") from None
         return key
-    if not isinstance(value, dict) or value.get("class_name") not in _INITIALIZERS:
+    known = isinstance(value, dict) and isinstance(value.get("class_name"), str)
+    if not known or value["class_name"] not in _INITIALIZERS:
         label = value.get("class_name") if isinstance(value, dict) else value
         raise where.fail(
             f"{option} {label!r} is not supported; edgemine has {', '.join(_INITIALIZERS)}"

@@ -122,8 +122,13 @@ def _open_h5(source, path: Path):
     try:
         return h5py.File(source, "r")
     except (OSError, ValueError) as e:
-        what = "model.weights.h5" if isinstance(source, io.BytesIO) else "the file"
-        raise KerasFileError(f"{path.name}: {what} is not a readable HDF5 file ({e})") from None
+        if isinstance(source, io.BytesIO):
+            raise KerasFileError(
+                f"{path.name}: model.weights.h5 is not a readable HDF5 file"
+            ) from None
+        raise KerasFileError(
+            f"{path.name}: neither a .keras archive nor a readable HDF5 file ({e})"
+        ) from None
 
 
 @contextmanager

@@ -186,6 +186,9 @@ def load_keras(path: str | os.PathLike, model: Sequential | None = None) -> Sequ
         name, input_shape, layers, shapes = _layers_from_config(src)
         weights = _read_weights(src, layers, shapes)
     model = Sequential(layers, name=name)
-    model.build((None, *input_shape))
+    try:
+        model.build((None, *input_shape))
+    except (TypeError, ValueError) as e:
+        raise src.fail(f"cannot build the model: {str(e).splitlines()[0]}") from None
     _set_weights(model, weights, src)
     return model

@@ -166,12 +166,12 @@ def read_layer_weights(
     if len(datasets) != len(shapes):
         where = "no weights" if not datasets else f"{len(datasets)} weights"
         raise src.fail(
-            f"layer {name!r} ({type(layer).__name__}): the file has {where}, the layer needs "
+            f"layer {layer.name!r} ({type(layer).__name__}): the file has {where}, the layer needs "
             f"{len(shapes)} {[tuple(s) for s in shapes]}"
         )
     out = []
     for i, (ds, shape) in enumerate(zip(datasets, shapes)):
-        what = f"layer {name!r} ({type(layer).__name__}), weight {i} ({ds.name})"
+        what = f"layer {layer.name!r} ({type(layer).__name__}), weight {i} ({ds.name})"
         if not hasattr(ds, "dtype") or not hasattr(ds, "shape"):
             raise src.fail(f"{what} is not an array")
         if tuple(ds.shape) != tuple(shape):
