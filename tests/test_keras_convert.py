@@ -550,7 +550,24 @@ def test_conversion_with_the_deep_learning_frameworks_unimportable(tmp_path):
     assert np.abs(_ort_predict(out, ref["x"]) - ref["y5"]).max() <= TOL
 
 
-# ------------------------------------------------------------------ the README's table
+# ------------------------------------------------------------------ docs
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "edgemine.keras.loader",
+        "edgemine.keras.files",
+        "edgemine.keras.config",
+        "edgemine.keras.weights",
+    ],
+)
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_readme_table_lists_every_converted_layer():

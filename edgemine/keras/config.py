@@ -186,7 +186,12 @@ class Where:
 
 
 def class_name(entry: Any, where: Where) -> str:
-    """The Keras class of a config entry; refuses custom (registered) objects."""
+    """The Keras class of a config entry; refuses custom (registered) objects.
+
+    >>> class_name({"module": "keras.layers", "class_name": "Dense", "registered_name": None},
+    ...            Where("m.keras"))
+    'Dense'
+    """
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise where.fail("a layer entry must be an object with a class_name")
     name = entry["class_name"]
@@ -204,7 +209,11 @@ def class_name(entry: Any, where: Where) -> str:
 
 
 def check_dtype(value: Any, where: Where, allowed: set = _FLOAT_DTYPES) -> str | None:
-    """A dtype or dtype policy (Keras 3's DTypePolicy, Keras 2's Policy, or a plain name)."""
+    """A dtype or dtype policy (Keras 3's DTypePolicy, Keras 2's Policy, or a plain name).
+
+    >>> check_dtype({"class_name": "DTypePolicy", "config": {"name": "float32"}}, Where("m"))
+    'float32'
+    """
     if isinstance(value, dict):
         inner = value.get("config")
         value = inner.get("name") if isinstance(inner, dict) else None
@@ -216,6 +225,11 @@ def check_dtype(value: Any, where: Where, allowed: set = _FLOAT_DTYPES) -> str |
 
 
 def activation(value: Any, option: str, where: Where) -> str:
+    """edgemine's name for a Keras activation (None is linear); refuses the others.
+
+    >>> activation("relu", "activation", Where("m.keras")), activation(None, "activation", Where("m.keras"))
+    ('relu', 'linear')
+    """
     if isinstance(
         value, dict
     ):  # some Keras 3 versions: {"class_name": "function", "config": "relu"}
@@ -231,7 +245,12 @@ def activation(value: Any, option: str, where: Where) -> str:
 
 
 def initializer(value: Any, option: str, where: Where) -> str:
-    """An edgemine initializer name for a Keras one with the same distribution."""
+    """An edgemine initializer name for a Keras one with the same distribution.
+
+    >>> initializer({"class_name": "GlorotUniform", "config": {"seed": 7}}, "kernel_initializer",
+    ...             Where("m.keras"))
+    'glorot_uniform'
+    """
     if isinstance(value, str):
         key = {"uniform": "random_uniform", "normal": "random_normal"}.get(value, value)
         from .. import initializers
@@ -264,7 +283,11 @@ def _as_tuple(value: Any) -> Any:
 
 
 def layer_kwargs(kind: str, config: dict, where: Where, input_rank: int) -> dict:
-    """The edgemine constructor arguments for one Keras layer's config."""
+    """The edgemine constructor arguments for one Keras layer's config.
+
+    >>> layer_kwargs("Dense", {"name": "d", "units": 2, "kernel_constraint": None}, Where("m"), 2)
+    {'units': 2}
+    """
     _, spec = SPECS[kind]
     kwargs: dict[str, Any] = {}
     for key, value in config.items():
@@ -300,7 +323,18 @@ def _bn_axis(axis: Any, input_rank: int, where: Where) -> int:
 
 
 def make_layer(entry: dict, where: Where, input_rank: int) -> Layer:
-    """An unbuilt edgemine layer (input shape not set: building waits for the weight checks)."""
+    """An unbuilt edgemine layer (input shape not set: building waits for the weight checks).
+
+    Example:
+        >>> entry = {"class_name": "LSTM", "config": {"name": "lstm", "units": 4, "stateful": False}}
+        >>> make_layer(entry, Where("m.keras"), 3)
+        <LSTM name='lstm'>
+        >>> entry["config"]["stateful"] = True
+        >>> make_layer(entry, Where("m.keras"), 3)
+        Traceback (most recent call last):
+        ...
+        edgemine.keras.files.KerasFileError: m.keras: layer 'lstm' (LSTM): option stateful=True is not supported (edgemine's recurrent layers start each batch from zeros)
+    """
     kind = class_name(entry, where)
     config = entry.get("config")
     if not isinstance(config, dict):

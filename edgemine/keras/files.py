@@ -63,7 +63,16 @@ def _depth_ok(obj: Any, limit: int) -> bool:
 
 
 def parse_config(text: str | bytes, where: str, path: Path) -> dict:
-    """A model config from JSON text: bounded in size and depth, an object at the top."""
+    """A model config from JSON text: bounded in size and depth, an object at the top.
+
+    Example:
+        >>> parse_config('{"class_name": "Sequential"}', "config.json", Path("m.keras"))
+        {'class_name': 'Sequential'}
+        >>> parse_config("[" * 50 + "]" * 50, "config.json", Path("m.keras"))
+        Traceback (most recent call last):
+        ...
+        edgemine.keras.files.KerasFileError: m.keras: config.json nests deeper than 40 levels
+    """
     name = path.name
     if len(text) > MAX_CONFIG_BYTES:
         raise KerasFileError(f"{name}: {where} is larger than {MAX_CONFIG_BYTES >> 20} MiB")

@@ -163,12 +163,18 @@ def load_keras(path: str | os.PathLike, model: Sequential | None = None) -> Sequ
     :class:`KerasFileError` (one line, naming the layer and option) for anything that does not
     convert exactly.
 
-    Example::
-
-        >>> import edgemine
-        >>> model = edgemine.load_keras("mnist_cnn.keras")  # doctest: +SKIP
-        >>> model.predict(x_test[:5]).shape  # doctest: +SKIP
-        (5, 10)
+    Example (a legacy .h5 file written by hand, as Keras lays it out):
+        >>> import json, h5py, numpy as np
+        >>> layers = [{"class_name": "InputLayer", "config": {"batch_shape": [None, 3]}},
+        ...           {"class_name": "Dense", "config": {"name": "dense", "units": 2}}]
+        >>> with h5py.File("/tmp/doc_keras.h5", "w") as f:
+        ...     f.attrs["model_config"] = json.dumps(
+        ...         {"class_name": "Sequential", "config": {"layers": layers}})
+        ...     f["model_weights/dense/dense/kernel"] = np.ones((3, 2), "float32")
+        ...     f["model_weights/dense/dense/bias"] = np.zeros(2, "float32")
+        ...     f["model_weights/dense"].attrs["weight_names"] = ["dense/kernel", "dense/bias"]
+        >>> load_keras("/tmp/doc_keras.h5").predict(np.ones((1, 3), "float32"))
+        array([[3., 3.]], dtype=float32)
     """
     with open_keras(path) as src:
         if model is not None:
