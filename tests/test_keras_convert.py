@@ -103,6 +103,25 @@ def test_weights_h5_into_an_edgemine_model(base, tmp_path):
     assert np.abs(_ort_predict(out, ref["x"]) - ref["y5"]).max() <= TOL
 
 
+def test_legacy_weights_only_h5_into_an_edgemine_model(tmp_path):
+    """Keras 2's ``save_weights("x.h5")``: the model_weights group's layout at the top level."""
+    ref = _expected("seed_lstm")
+    path = tmp_path / "lstm_weights.h5"
+    with h5py.File(FIXTURES / "seed_lstm_keras2.h5") as src, h5py.File(path, "w") as dst:
+        group = src["model_weights"]
+        for key, value in group.attrs.items():
+            dst.attrs[key] = value
+        for name in group:
+            group.copy(group[name], dst, name=name)
+    model = load_keras(FIXTURES / "seed_lstm_keras2.h5")
+    for layer in model.layers:
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    load_keras(path, model=model)
+    assert np.abs(model.predict(ref["x"]) - ref["y5"]).max() <= TOL
+    result = CliRunner().invoke(main, ["convert", str(path), "-o", str(tmp_path / "x.onnx")])
+    assert result.exit_code == 1 and "--model" in result.output
+
+
 def test_weights_h5_needs_a_model_and_the_same_architecture(tmp_path):
     with pytest.raises(KerasFileError, match="weights only; give the edgemine model"):
         load_keras(FIXTURES / "seed_cnn.weights.h5")
