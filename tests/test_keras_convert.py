@@ -169,6 +169,28 @@ def test_convert_to_edgemine_and_to_a_pi_bundle(tmp_path):
     assert np.abs(_ort_predict(bundle / "model.onnx", nchw) - ref["y5"]).max() <= TOL
 
 
+def test_a_text_model_bundles_with_its_vocabulary_only(tmp_path):
+    ref = _expected("seed_lstm")
+    model = load_keras(FIXTURES / "seed_lstm.keras")
+    assert model.preprocessing == {"kind": "text", "num_words": 50, "maxlen": 12}
+    runner = CliRunner()
+    args = ["convert", str(FIXTURES / "seed_lstm.keras"), "-o", str(tmp_path / "l.onnx")]
+    result = runner.invoke(main, [*args, "--bundle", str(tmp_path / "b")])
+    assert result.exit_code == 1 and "needs its tokenizer: --vocab" in result.output
+    assert not (tmp_path / "b").exists()
+    vocab = tmp_path / "word_index.json"
+    vocab.write_text(json.dumps({f"w{i}": i for i in range(1, 80)}))
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps([f"class{i}" for i in range(10)]))
+    extra = ["--bundle", str(tmp_path / "b"), "--vocab", str(vocab), "--labels", str(labels)]
+    result = runner.invoke(main, [*args, *extra])
+    assert result.exit_code == 0, result.output
+    pre = json.loads((tmp_path / "b" / "preprocessing.json").read_text())
+    assert pre["num_words"] == 50 and max(pre["word_index"].values()) == 49
+    assert json.loads((tmp_path / "b" / "labels.json").read_text())[3] == "class3"
+    assert np.abs(_ort_predict(tmp_path / "b" / "model.onnx", ref["x"]) - ref["y5"]).max() <= TOL
+
+
 def test_convert_int8_with_calibration(tmp_path):
     ref = _expected("seed_cnn")
     calib = tmp_path / "calib.npz"
@@ -190,6 +212,7 @@ def test_convert_int8_with_calibration(tmp_path):
         (["-o", "x.edgemine", "--opset", "13"], "need an .onnx output or --bundle"),
         (["-o", "x.onnx", "--calibration", "CALIB"], "--calibration needs --int8"),
         (["-o", "x.onnx", "--target", "rpi"], "--target needs --bundle"),
+        (["-o", "x.onnx", "--labels", "CALIB"], "--labels and --vocab need --bundle"),
     ],
 )
 def test_convert_option_errors_are_one_line(args, message, tmp_path):

@@ -79,6 +79,10 @@ def _architecture(path: Path | None):
     default=None,
     help="The bundle's device (default rpi).",
 )
+@click.option("--labels", type=_EXISTING, help="The bundle's class names (see bundle).")
+@click.option(
+    "--vocab", type=_EXISTING, help="A text model's tokenizer word_index (JSON), for --bundle."
+)
 def convert(
     source: Path,
     output: Path,
@@ -89,6 +93,8 @@ def convert(
     calibration: Path | None,
     bundle_dir: Path | None,
     target: str | None,
+    labels: Path | None,
+    vocab: Path | None,
 ) -> None:
     """Convert a Keras model file (IN: .keras, .h5, or .weights.h5 with --model) to OUT.
 
@@ -99,7 +105,18 @@ def convert(
     from ..onnx import DEFAULT_OPSET, export
 
     onnx_needed = _check_options(output, opset, nchw, int8, calibration, bundle_dir, target)
+    if bundle_dir is None and (labels or vocab):
+        raise click.ClickException("--labels and --vocab need --bundle")
     model = load_keras(source, model=_architecture(arch))
+    if (
+        bundle_dir is not None
+        and vocab is None
+        and (model.preprocessing or {}).get("kind") == "text"
+    ):
+        # a Keras file has no tokenizer: never fall back on the bundled corpus's vocabulary
+        raise click.ClickException(
+            "bundling a text model needs its tokenizer: --vocab word_index.json"
+        )
     click.echo(
         f"read {source.name}: Sequential, {len(model.layers)} layers, "
         f"{model.count_params():,} parameters, input {tuple(model.input_shape)}"
@@ -131,6 +148,13 @@ def convert(
             )
         if bundle_dir is not None:
             from ..bundle import write_bundle
+            from .deploy import _vocab
 
-            out = write_bundle(onnx_out, bundle_dir, target=target or "rpi")
+            out = write_bundle(
+                onnx_out,
+                bundle_dir,
+                target=target or "rpi",
+                labels=labels,
+                preprocessing=_vocab(vocab),
+            )
             click.echo(f"wrote {out}/ (bundle for {target or 'rpi'})")

@@ -197,4 +197,17 @@ def load_keras(path: str | os.PathLike, model: Sequential | None = None) -> Sequ
     except (TypeError, ValueError) as e:
         raise src.fail(f"cannot build the model: {str(e).splitlines()[0]}") from None
     _set_weights(model, weights, src)
+    model.preprocessing = _text_preprocessing(model)
     return model
+
+
+def _text_preprocessing(model: Sequential) -> dict | None:
+    """What a token-id model's file says about its tokenizer: ids below the Embedding's
+    input_dim, sequences of the input's length. (Its word_index is not in a Keras file.)"""
+    first = model.layers[0]
+    if getattr(first, "input_dtype", "float") != "int" or len(model.input_shape) != 1:
+        return None
+    pre: dict = {"kind": "text", "num_words": int(first.input_dim)}
+    if model.input_shape[0] is not None:
+        pre["maxlen"] = int(model.input_shape[0])
+    return pre
