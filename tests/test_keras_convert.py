@@ -67,11 +67,13 @@ def test_the_fixtures_cover_the_issue():
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_load_keras_predicts_like_keras(name):
+def test_load_keras_predicts_like_keras(name, tmp_path):
     ref = _expected(name)
     model = load_keras(FIXTURES / name)
     assert np.abs(model.predict(ref["x"]) - ref["y5"]).max() <= TOL
     assert np.abs(model.predict(ref["x"][:1]) - ref["y1"]).max() <= TOL
+    model.save(tmp_path / "m.edgemine")  # and as an edgemine file
+    assert np.abs(load_model(tmp_path / "m.edgemine").predict(ref["x"]) - ref["y5"]).max() <= TOL
 
 
 @pytest.mark.parametrize("name", FILES)
@@ -555,6 +557,11 @@ def test_legacy_h5_missing_weight_is_named(tmp_path):
         del layer[weight]
     with pytest.raises(KerasFileError, match=rf"layer '{name}': weight .* is listed but missing"):
         load_keras(path)
+    for odd in ("", "/etc/passwd", "../x", "a//b"):
+        with h5py.File(path, "r+") as f:
+            f["model_weights"][name].attrs["weight_names"] = [odd]
+        with pytest.raises(KerasFileError, match="is not a plain path"):
+            load_keras(path)
 
 
 # ------------------------------------------------------------------ no TensorFlow, Keras, ...

@@ -118,8 +118,11 @@ def _legacy_datasets(src: KerasSource, name: str) -> list:
         return []
     out = []
     for weight in _legacy_names(group):
+        parts = weight.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise src.fail(f"layer {name!r}: weight name {weight[:80]!r} is not a plain path")
         ds = group
-        for part in weight.split("/"):
+        for part in parts:
             ds = _child(ds, part, src, f"{name}/{weight}")
         if ds is None:
             raise src.fail(f"layer {name!r}: weight {weight!r} is listed but missing")
