@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import activations as activations_mod
+from .. import initializers
 from ..layers import (
     GRU,
     LSTM,
@@ -253,8 +254,6 @@ def initializer(value: Any, option: str, where: Where) -> str:
     """
     if isinstance(value, str):
         key = {"uniform": "random_uniform", "normal": "random_normal"}.get(value, value)
-        from .. import initializers
-
         try:
             initializers.get(key)
         except ValueError:
