@@ -446,9 +446,11 @@ def quantize_int8(
             op_types = sorted(
                 (set(QDQRegistry) & _op_types(onnx.load(str(model_in)))) - {"Softmax"}
             )
-            # U8S8 (uint8 activations, int8 weights) measured faster than S8S8 on x86 here and is
-            # fine on ARM64; TensorRT wants symmetric int8 activations instead.
-            act = QuantType.QInt8 if symmetric else QuantType.QUInt8
+            # Portable int8: x86 without VNNI runs U8S8 through 16-bit pair sums that saturate
+            # (onnxruntime warns of this), so one model answered differently on AMD, Intel and
+            # ARM. U8U8 takes an exact path everywhere; TensorRT's symmetric int8 keeps its int8
+            # types but with 7-bit weights (reduce_range), which cannot saturate either.
+            act, weight = (QuantType.QInt8,) * 2 if symmetric else (QuantType.QUInt8,) * 2
             extra = {"ActivationSymmetric": True, "WeightSymmetric": True} if symmetric else {}
             quantize_static(
                 str(model_in),
@@ -457,12 +459,16 @@ def quantize_int8(
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=op_types,
                 per_channel=True,
+                reduce_range=symmetric,
                 activation_type=act,
-                weight_type=QuantType.QInt8,
+                weight_type=weight,
                 extra_options=extra,
             )
         else:
-            quantize_dynamic(str(model_in), str(dst), weight_type=QuantType.QInt8)
+            # dynamic kernels are U8S8: 7-bit weights keep them from saturating (see above)
+            quantize_dynamic(
+                str(model_in), str(dst), weight_type=QuantType.QInt8, reduce_range=True
+            )
     _copy_metadata(proto, dst, f"int8-{method}")
     return dst
 

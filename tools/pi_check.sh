@@ -294,7 +294,10 @@ if pip_:
                  f"numpy {pip_.get('numpy')}, provider {pip_.get('provider')}")
 hp = load("host_predict.json")
 if hp:
-    lines.append(f"- host (x86_64): onnxruntime {hp.get('onnxruntime')}, numpy {hp.get('numpy')}")
+    cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                      if l.startswith("model name")), "unknown CPU")
+    lines.append(f"- host (x86_64, {cpu_model}): onnxruntime {hp.get('onnxruntime')}, "
+                 f"numpy {hp.get('numpy')}")
 if cmp_:
     s = (f"- max abs diff arm64 vs host: **{cmp_['max_diff_host']:.3g}** over {cmp_['samples']} samples "
          f"(tolerance {tol}); same top-1 class: {cmp_['same_top1']}/{cmp_['samples']}")
