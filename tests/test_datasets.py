@@ -75,10 +75,18 @@ def test_mnist_split_rule_against_raw_npz():
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     np.testing.assert_array_equal(x_test.reshape(-1, 784), x[4::5])
     np.testing.assert_array_equal(y_test, y[4::5])
-    np.testing.assert_array_equal(x_train.reshape(-1, 784), x[~test])
-    np.testing.assert_array_equal(y_train, y[~test])
+    # DATA.md (2026-12-02): TRAIN rows in the order RandomState(0).permutation(4000)
+    order = np.random.RandomState(0).permutation(4000)
+    np.testing.assert_array_equal(x_train.reshape(-1, 784), x[~test][order])
+    np.testing.assert_array_equal(y_train, y[~test][order])
     # row-major 28x28
-    np.testing.assert_array_equal(x_train[3, 10], x[3, 280:308])
+    np.testing.assert_array_equal(x_train[3, 10], x[~test][order[3], 280:308])
+
+
+def test_mnist_train_tail_holds_every_class():
+    """Keras's validation_split takes the last rows: they must not be one class."""
+    (_, y_train), _ = mnist.load_data()
+    assert len(np.unique(y_train[-400:])) == 10
 
 
 def test_mnist_returns_fresh_copies_and_is_deterministic():
@@ -110,9 +118,13 @@ def test_tweets_split_rule_against_raw_csv():
     (train_texts, y_train), (test_texts, y_test) = tweets.load_texts()
     label = {"negative": 0, "neutral": 1, "positive": 2}
     assert test_texts == [r[2] for r in rows[4::5]]
-    assert train_texts == [r[2] for i, r in enumerate(rows) if i % 5 != 4]
+    train_rows = [r for i, r in enumerate(rows) if i % 5 != 4]
+    # DATA.md (2026-12-02): TRAIN rows in the order RandomState(0).permutation(30527)
+    train_rows = [train_rows[i] for i in np.random.RandomState(0).permutation(30527)]
+    assert train_texts == [r[2] for r in train_rows]
     assert y_test.tolist() == [label[r[0]] for r in rows[4::5]]
-    assert y_train.tolist() == [label[r[0]] for i, r in enumerate(rows) if i % 5 != 4]
+    assert y_train.tolist() == [label[r[0]] for r in train_rows]
+    assert len(np.unique(y_train[-3000:])) == 3  # the validation_split tail is not one class
     assert tweets.CLASS_NAMES == ("negative", "neutral", "positive")
 
 
@@ -130,9 +142,11 @@ def test_tweets_load_data_defaults():
 
 
 def test_tweets_matches_tokenizer_and_pad_sequences():
+    _, rows = _raw_tweet_rows()
     (train_texts, _), (test_texts, _) = tweets.load_texts()
     tok = Tokenizer(num_words=10000)
-    tok.fit_on_texts(train_texts)  # TRAIN only
+    # fitted on the TRAIN texts in file order (ties in the word index follow first appearance)
+    tok.fit_on_texts([r[2] for i, r in enumerate(rows) if i % 5 != 4])
     (x_train, _), (x_test, _) = tweets.load_data(num_words=10000, maxlen=100)
     head = train_texts[:6000]  # a slice keeps the test fast; the fit used all of TRAIN
     np.testing.assert_array_equal(
