@@ -23,6 +23,7 @@ from . import optimizers as optimizers_mod
 from .backend import get_ops
 from .callbacks import Callback, History
 from .layers.base import Layer, Variable
+from .layers.embedding import check_token_ids
 from .layers.pooling import MaxPooling2D
 from .progress import ProgressBar
 from .utils import get_rng
@@ -45,9 +46,11 @@ def _relu_into_max_pool(layers: list[Layer], i: int) -> bool:
     )
 
 
-def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+def _positive_int(value, what: str, minimum: int = 1) -> int:
+    # no int(value): fit(epochs=2.7) must not run 2 epochs, nor epochs='3' run 3
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{what} must be {kind}, got {value!r}")
     return int(value)
 
 
@@ -262,6 +265,7 @@ class Sequential:
                         f"{what} must hold integer token ids for layer {first.name!r}; "
                         "got non-integer floats"
                     )
+            check_token_ids(arr, what, first.input_dim, first.name)  # before the int32 cast
             return np.ascontiguousarray(arr, dtype=np.int32)
         arr = np.ascontiguousarray(arr, dtype=np.float32)
         if not np.isfinite(arr).all():
@@ -421,13 +425,16 @@ class Sequential:
         """Train for ``epochs`` epochs (from ``initial_epoch``); returns a History."""
         self._require_compiled()
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
-        epochs = int(epochs)
-        if epochs < 0 or initial_epoch < 0:
-            raise ValueError("epochs and initial_epoch must be non-negative")
+        epochs = _positive_int(epochs, "epochs", minimum=0)
+        initial_epoch = _positive_int(initial_epoch, "initial_epoch", minimum=0)
         verbose = 1 if verbose == "auto" else int(verbose)
         x = self._check_x(x)
         self._resolve_metrics()
         y = self._check_y(y, len(x))
+        if not isinstance(validation_split, (int, float, np.floating)) or isinstance(
+            validation_split, bool
+        ):
+            raise ValueError(f"validation_split must be a number, got {validation_split!r}")
         if not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
         val = None

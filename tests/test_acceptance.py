@@ -1,4 +1,9 @@
-"""The seed document's two Keras programs, run unchanged on edgemine (slow: run with -m slow)."""
+"""The seed document's two Keras programs (``examples/``), run unchanged on edgemine.
+
+One epoch of each runs in the default suite (CI); the seed's full runs are slow (``-m slow``).
+Each program runs as a subprocess from an empty folder, so it needs nothing but the installed
+package.
+"""
 
 from __future__ import annotations
 
@@ -8,36 +13,43 @@ import sys
 import pytest
 from conftest import REPO
 
-ACCEPTANCE = REPO.parent / "shared" / "acceptance"
+EXAMPLES = REPO / "examples"
 
 
-def _run(script: str, *args: str) -> tuple[float, float]:
-    path = ACCEPTANCE / script
-    if not path.exists():
-        pytest.skip(f"{path} is not present on this machine")
-    out = (
-        subprocess.run(
-            [sys.executable, str(path), *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=3600,
-        )
-        .stdout.strip()
-        .splitlines()
+def _run(script: str, epochs: int | None, cwd) -> tuple[float, float]:
+    args = [] if epochs is None else [str(epochs)]
+    p = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        cwd=cwd,
     )
-    accuracy = float(out[-2].split(":")[1])
-    fit_s = float(out[-1].split(":")[1])
-    return accuracy, fit_s
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout.strip().splitlines()
+    assert out[-2].startswith("Accuracy: ") and out[-1].startswith("fit seconds: "), out[-3:]
+    epochs_seen = {line for line in out if line.startswith("Epoch ")}
+    assert len(epochs_seen) == (epochs or 10)
+    return float(out[-2].split(":")[1]), float(out[-1].split(":")[1])
+
+
+def test_seed_cnn_program_one_epoch(tmp_path):
+    accuracy, _ = _run("seed_cnn.py", 1, tmp_path)
+    assert accuracy >= 85.0
+
+
+def test_seed_lstm_program_one_epoch(tmp_path):
+    accuracy, _ = _run("seed_lstm.py", 1, tmp_path)
+    assert accuracy >= 65.0  # majority class: 42%
 
 
 @pytest.mark.slow
-def test_seed_cnn_program():
-    accuracy, _ = _run("seed_cnn.py")
+def test_seed_cnn_program(tmp_path):
+    accuracy, _ = _run("seed_cnn.py", None, tmp_path)
     assert accuracy >= 96.5
 
 
 @pytest.mark.slow
-def test_seed_lstm_program_two_epochs():
-    accuracy, _ = _run("seed_lstm.py", "2")
+def test_seed_lstm_program_two_epochs(tmp_path):
+    accuracy, _ = _run("seed_lstm.py", 2, tmp_path)
     assert accuracy >= 73.0

@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
 
 from edgemine.cli import main
 from edgemine.models import load_model
@@ -129,9 +128,7 @@ def test_cli_as_a_subprocess_with_debug(files):
     assert "Traceback" not in p.stderr
     p = subprocess.run([*exe, "--debug", "inspect", str(bad)], capture_output=True, text=True)
     assert p.returncode == 1 and "Traceback" in p.stderr
-    p = subprocess.run(
-        [*exe, "inspect", str(REPO / "models" / "seed_cnn.json")], capture_output=True, text=True
-    )
+    p = subprocess.run([*exe, "inspect", "seed_cnn"], capture_output=True, text=True, cwd=tmp)
     assert p.returncode == 0 and "93,322" in p.stdout
 
 
@@ -154,3 +151,125 @@ def test_pipeline_main_job_end_to_end(tmp_path):
         "seed_cnn_bundle_rpi/model.onnx",
     ):
         assert (tmp_path / name).is_file(), name
+
+
+# ---------------------------------------------------------------------------------------
+# the zoo by name, and the bugs of issue 12 (each test failed on the code before its fix)
+
+DENSE_MNIST_SPEC = {
+    "name": "dense_mnist",
+    "dataset": "mnist",
+    "model": {
+        "layers": [
+            {"class_name": "Flatten", "config": {"input_shape": [28, 28, 1]}},
+            {"class_name": "Dense", "config": {"units": 10, "activation": "softmax"}},
+        ]
+    },
+    "compile": {"optimizer": "adam", "loss": "categorical_crossentropy", "metrics": ["accuracy"]},
+    "fit": {"epochs": 1, "batch_size": 32},
+}
+
+
+def _train(runner, *args):
+    return runner.invoke(main, ["train", *map(str, args), "--verbose", "0"])
+
+
+@pytest.mark.parametrize("name, params", [("seed_cnn", "93,322"), ("seed_lstm", "710,858")])
+def test_zoo_specs_by_name(name, params, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing is read from the repository's folders
+    r = CliRunner().invoke(main, ["inspect", name])
+    assert r.exit_code == 0, r.output
+    assert params in r.output
+
+
+def test_resume_without_output_writes_next_to_the_checkpoint(files, monkeypatch):
+    tmp, spec, data = files
+    (tmp / "sub").mkdir()
+    ckpt = tmp / "sub" / "ckpt.edgemine"
+    runner = CliRunner()
+    r = _train(runner, spec, "--data", data, "-o", tmp / "m.edgemine", "--checkpoint", ckpt)
+    assert r.exit_code == 0, r.output
+    unrelated = tmp / "ckpt.edgemine"
+    unrelated.write_bytes(b"someone else's file")
+    monkeypatch.chdir(tmp)
+    r = _train(runner, "sub/ckpt.edgemine", "--resume", "--epochs", 3, "--data", data)
+    assert r.exit_code == 0, r.output
+    assert unrelated.read_bytes() == b"someone else's file"
+    assert load_model(ckpt).epochs_trained == 3
+    assert "saved sub/ckpt.edgemine" in r.output
+
+
+def test_resume_of_a_finished_checkpoint_is_refused(files):
+    tmp, spec, data = files
+    out = tmp / "m.edgemine"
+    runner = CliRunner()
+    assert _train(runner, spec, "--data", data, "-o", out).exit_code == 0
+    r = _train(runner, out, "--resume", "--epochs", 2, "--data", data)
+    assert r.exit_code != 0 and "-1" not in r.output
+    assert "already trained 2 epoch(s)" in r.output and "--epochs above 2" in r.output
+
+
+def test_evaluate_accepts_a_file_with_only_the_test_split(files):
+    tmp, spec, data = files
+    out = tmp / "m.edgemine"
+    assert _train(CliRunner(), spec, "--data", data, "-o", out).exit_code == 0
+    test_only = tmp / "test_only.npz"
+    with np.load(data) as d:
+        np.savez(test_only, x_test=d["x_test"], y_test=d["y_test"])
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(test_only)])
+    assert r.exit_code == 0, r.output
+    assert "16 samples: loss" in r.output
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--epochs", "0"], "0 is not in the range x>=1"),
+        (["-o", "{tmp}/missing/m.edgemine"], "does not exist"),
+        (["-o", "{tmp}"], "is a folder"),
+        (["-o", "{tmp}/data.npz/m.edgemine"], "is not a folder"),
+        (["--checkpoint", "{tmp}/missing/c.edgemine"], "does not exist"),
+        (["-o", "{tmp}/m.json"], "must not be a .json file"),
+    ],
+)
+def test_bad_outputs_and_epochs_are_refused_before_training(files, extra, message):
+    tmp, spec, data = files
+    extra = [e.format(tmp=tmp) for e in extra]
+    r = CliRunner().invoke(main, ["train", str(spec), "--data", str(data), *extra])
+    assert r.exit_code != 0
+    assert message in r.output
+    assert "Epoch" not in r.output and "trained" not in r.output  # no training ran
+    assert len(r.output.strip().splitlines()) == 1 and r.output.startswith("Error:")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["nonsense"],
+        ["train", "no_such_spec"],
+        ["train", "seed_cnn", "--resume", "--epochs", "2"],
+        ["train", "seed_cnn", "--batch-size", "0"],
+        ["train", "seed_cnn", "--bogus"],
+        ["evaluate", "missing.edgemine"],
+        ["inspect", "missing.onnx"],
+        ["pipeline", "--spec", "no_such_spec"],
+    ],
+)
+def test_every_error_is_one_line(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code != 0
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), r.output
+
+
+def test_validation_split_is_stratified_on_real_data(tmp_path):
+    """`--validation-split 0.1` once validated on the last rows of label-sorted MNIST (all 9s,
+    val_accuracy 0.0); the CLI now holds out a stratified, shuffled, seeded share."""
+    spec = tmp_path / "dense.json"
+    spec.write_text(json.dumps(DENSE_MNIST_SPEC))
+    args = [spec, "--validation-split", 0.1, "--seed", 3, "-o", tmp_path / "m.edgemine"]
+    r = _train(CliRunner(), *args)
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("validation (400 rows)"))
+    assert float(line.split("accuracy ")[1].split(",")[0]) > 0.6

@@ -75,10 +75,18 @@ def test_mnist_split_rule_against_raw_npz():
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     np.testing.assert_array_equal(x_test.reshape(-1, 784), x[4::5])
     np.testing.assert_array_equal(y_test, y[4::5])
-    np.testing.assert_array_equal(x_train.reshape(-1, 784), x[~test])
-    np.testing.assert_array_equal(y_train, y[~test])
+    # DATA.md (2026-12-02): TRAIN rows in the order RandomState(0).permutation(4000)
+    order = np.random.RandomState(0).permutation(4000)
+    np.testing.assert_array_equal(x_train.reshape(-1, 784), x[~test][order])
+    np.testing.assert_array_equal(y_train, y[~test][order])
     # row-major 28x28
-    np.testing.assert_array_equal(x_train[3, 10], x[3, 280:308])
+    np.testing.assert_array_equal(x_train[3, 10], x[~test][order[3], 280:308])
+
+
+def test_mnist_train_tail_holds_every_class():
+    """Keras's validation_split takes the last rows: they must not be one class."""
+    (_, y_train), _ = mnist.load_data()
+    assert len(np.unique(y_train[-400:])) == 10
 
 
 def test_mnist_returns_fresh_copies_and_is_deterministic():
@@ -110,9 +118,13 @@ def test_tweets_split_rule_against_raw_csv():
     (train_texts, y_train), (test_texts, y_test) = tweets.load_texts()
     label = {"negative": 0, "neutral": 1, "positive": 2}
     assert test_texts == [r[2] for r in rows[4::5]]
-    assert train_texts == [r[2] for i, r in enumerate(rows) if i % 5 != 4]
+    train_rows = [r for i, r in enumerate(rows) if i % 5 != 4]
+    # DATA.md (2026-12-02): TRAIN rows in the order RandomState(0).permutation(30527)
+    train_rows = [train_rows[i] for i in np.random.RandomState(0).permutation(30527)]
+    assert train_texts == [r[2] for r in train_rows]
     assert y_test.tolist() == [label[r[0]] for r in rows[4::5]]
-    assert y_train.tolist() == [label[r[0]] for i, r in enumerate(rows) if i % 5 != 4]
+    assert y_train.tolist() == [label[r[0]] for r in train_rows]
+    assert len(np.unique(y_train[-3000:])) == 3  # the validation_split tail is not one class
     assert tweets.CLASS_NAMES == ("negative", "neutral", "positive")
 
 
@@ -130,9 +142,11 @@ def test_tweets_load_data_defaults():
 
 
 def test_tweets_matches_tokenizer_and_pad_sequences():
+    _, rows = _raw_tweet_rows()
     (train_texts, _), (test_texts, _) = tweets.load_texts()
     tok = Tokenizer(num_words=10000)
-    tok.fit_on_texts(train_texts)  # TRAIN only
+    # fitted on the TRAIN texts in file order (ties in the word index follow first appearance)
+    tok.fit_on_texts([r[2] for i, r in enumerate(rows) if i % 5 != 4])
     (x_train, _), (x_test, _) = tweets.load_data(num_words=10000, maxlen=100)
     head = train_texts[:6000]  # a slice keeps the test fast; the fit used all of TRAIN
     np.testing.assert_array_equal(
@@ -220,7 +234,60 @@ def test_get_word_index_bad_argument():
 # docstring examples
 
 
-@pytest.mark.parametrize("module", [datasets, mnist, tweets])
+@pytest.mark.parametrize("module", [datasets, mnist, tweets, datasets.splits])
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ---------------------------------------------------------------------------------------
+# validation splits
+
+
+def test_keras_validation_split_on_mnist_sees_every_class():
+    """Keras's validation_split (the last rows) gave val_accuracy 0.0 on label-sorted MNIST."""
+    from edgemine.layers import Dense, Flatten
+    from edgemine.models import Sequential
+    from edgemine.utils import set_random_seed
+
+    set_random_seed(0)
+    (x, y), _ = mnist.load_data()
+    model = Sequential([Flatten(input_shape=(28, 28)), Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x / 255.0, y, epochs=1, validation_split=0.1, verbose=0)
+    assert history.history["val_accuracy"][-1] > 0.6
+
+
+def test_train_validation_split_is_stratified_shuffled_and_seeded():
+    y = np.repeat(np.arange(3), [50, 30, 20])  # grouped by label, as the raw files are
+    x = np.arange(100, dtype=np.float32)[:, None]
+    (x_tr, y_tr), (x_val, y_val) = datasets.train_validation_split(x, y, 0.1, seed=5)
+    assert np.bincount(y_val).tolist() == [5, 3, 2] and len(y_tr) == 90
+    assert sorted(np.concatenate([x_tr, x_val])[:, 0].tolist()) == list(range(100))
+    np.testing.assert_array_equal(y_tr, y[x_tr[:, 0].astype(int)])  # rows stay paired
+    assert not np.all(np.diff(y_tr) >= 0)  # shuffled, not grouped
+    again = datasets.train_validation_split(x, y, 0.1, seed=5)
+    np.testing.assert_array_equal(again[1][0], x_val)
+    other = datasets.train_validation_split(x, y, 0.1, seed=6)
+    assert not np.array_equal(other[1][0], x_val)
+    one_hot = np.eye(3, dtype=np.float32)[y]
+    (_, _), (_, yh_val) = datasets.train_validation_split(x, one_hot, 0.1, seed=5)
+    assert yh_val.sum(axis=0).tolist() == [5, 3, 2]
+    (_, _), (_, yu) = datasets.train_validation_split(x, y, 0.5, stratify=False)
+    assert len(yu) == 50
+
+
+@pytest.mark.parametrize(
+    "args, exc, match",
+    [
+        ((np.zeros((4, 1)), np.arange(4), 0.0), ValueError, "fraction"),
+        ((np.zeros((4, 1)), np.arange(4), 1.0), ValueError, "fraction"),
+        ((np.zeros((4, 1)), np.arange(4), "0.1"), TypeError, "fraction"),
+        ((np.zeros((4, 1)), np.arange(3), 0.5), ValueError, "same number of rows"),
+        ((np.zeros((4, 1)), np.array([0.5, 1, 2, 3]), 0.5), ValueError, "class labels"),
+        ((np.zeros((2, 1)), np.array([0, 1]), 0.4), ValueError, "leaves no"),
+    ],
+)
+def test_train_validation_split_bad_arguments(args, exc, match):
+    with pytest.raises(exc, match=match):
+        datasets.train_validation_split(*args)

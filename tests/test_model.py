@@ -43,9 +43,7 @@ def mnist():
 
 def test_seed_cnn_learns_real_mnist_in_one_epoch(mnist):
     set_random_seed(1)
-    model = zoo.build_model(
-        zoo.load_spec(Path(__file__).resolve().parents[1] / "models/seed_cnn.json")
-    )
+    model = zoo.build_model(zoo.load_spec("seed_cnn"))
     model.fit(mnist.x_train, to_categorical(mnist.y_train, 10), epochs=1, verbose=0)
     loss, acc = model.evaluate(mnist.x_test, to_categorical(mnist.y_test, 10), verbose=0)
     assert acc > 0.85, acc

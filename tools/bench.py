@@ -65,7 +65,7 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
 class Case:
     def __init__(self, name: str, spec_file: str, torch_builder, x_to_torch):
         self.name = name
-        self.spec = zoo.load_spec(REPO / "models" / spec_file)
+        self.spec = zoo.load_spec(spec_file)
         self.torch_builder = torch_builder
         self.x_to_torch = x_to_torch
 
@@ -139,7 +139,7 @@ def cold_start(torch_available: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         set_random_seed(0)
-        model = zoo.build_model(zoo.load_spec(REPO / "models" / "seed_cnn.json"))
+        model = zoo.build_model(zoo.load_spec("seed_cnn"))
         model.save(tmp / "m.edgemine")
         np.save(tmp / "x.npy", np.zeros((1, 28, 28, 1), np.float32))
         code = textwrap.dedent(f"""
@@ -179,13 +179,13 @@ def cold_start(torch_available: bool) -> dict:
 CASES = {
     "cnn": (
         "seed CNN",
-        "seed_cnn.json",
+        "seed_cnn",
         torch_cnn,
         lambda torch, x: torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
     ),
     "lstm": (
         "seed LSTM",
-        "seed_lstm.json",
+        "seed_lstm",
         torch_lstm,
         lambda torch, x: torch.from_numpy(x.astype(np.int64)),
     ),
@@ -220,9 +220,6 @@ def main() -> None:
     ]
     for key in args.models.split(","):
         title, spec_file, builder, conv = CASES[key]
-        if not (REPO / "models" / spec_file).exists():
-            print(f"skip {key}: models/{spec_file} missing")
-            continue
         r = bench_case(Case(title, spec_file, builder, conv), torch, steps, repeats)
         tr, lat, thr = r["train"], r["latency_ms"], r["throughput"]
         lines += [

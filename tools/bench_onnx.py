@@ -59,7 +59,7 @@ def _seed_models(spec: str, torch_builder, copy_weights):
     """An edgemine zoo model with random weights and its PyTorch twin with the same weights."""
     import torch
 
-    em = zoo.build_model(zoo.load_spec(REPO / "models" / spec))
+    em = zoo.build_model(zoo.load_spec(spec))
     _randomize(em)
     tm = torch_builder(torch, softmax=True)
     copy_weights(torch, em, tm)
@@ -68,14 +68,14 @@ def _seed_models(spec: str, torch_builder, copy_weights):
 
 def seed_cnn():
     """The seed CNN in edgemine and in PyTorch, with the same (random) weights."""
-    em, tm = _seed_models("seed_cnn.json", torch_cnn, copy_cnn_weights)
+    em, tm = _seed_models("seed_cnn", torch_cnn, copy_cnn_weights)
     x = np.random.default_rng(1).random((256, 28, 28, 1), dtype=np.float32)
     return em, tm, x, np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def seed_lstm():
     """The seed LSTM in edgemine and in PyTorch, with the same (random) weights."""
-    em, tm = _seed_models("seed_lstm.json", torch_lstm, copy_lstm_weights)
+    em, tm = _seed_models("seed_lstm", torch_lstm, copy_lstm_weights)
     x = np.random.default_rng(1).integers(1, 10000, size=(256, 100)).astype(np.int64)
     return em, tm, x, x
 

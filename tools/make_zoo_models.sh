@@ -20,7 +20,7 @@ PY
   echo "Made on $(date -u +%Y-%m-%d) by \`bash tools/make_zoo_models.sh\`, which runs exactly:"
   echo
   echo '```'
-  echo "edgemine train models/seed_cnn.json --seed 0 --verbose 0 -o $out/seed_cnn.edgemine"
+  echo "edgemine train seed_cnn --seed 0 --verbose 0 -o $out/seed_cnn.edgemine"
   echo "edgemine export $out/seed_cnn.edgemine -o $out/seed_cnn.onnx"
   echo "edgemine quantize $out/seed_cnn.onnx --int8 -o $out/seed_cnn_int8.onnx --eval MNIST_TEST.npz"
   echo '```'
@@ -28,7 +28,7 @@ PY
   echo "(MNIST_TEST.npz: the bundled test split, 1,000 images, scaled to [0, 1].)"
   echo
   echo '```'
-  edgemine train models/seed_cnn.json --seed 0 --verbose 0 -o "$out/seed_cnn.edgemine"
+  edgemine train seed_cnn --seed 0 --verbose 0 -o "$out/seed_cnn.edgemine"
   edgemine export "$out/seed_cnn.edgemine" -o "$out/seed_cnn.onnx"
   edgemine quantize "$out/seed_cnn.onnx" --int8 -o "$out/seed_cnn_int8.onnx" --eval "$tmp/mnist_test.npz"
   echo '```'

@@ -19,7 +19,12 @@ class _Group(OneLineUsage, click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.ClickException as e:
+            if isinstance(e, click.UsageError):
+                e.ctx = None  # no "Usage: ..." / "Try --help" lines
+            e.message = "; ".join(line.strip() for line in e.message.splitlines() if line.strip())
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

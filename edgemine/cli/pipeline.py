@@ -14,9 +14,7 @@ import numpy as np
 
 from .. import zoo
 from ..callbacks import Callback
-from ._click import Command
-
-SEED_CNN_SPEC = Path(__file__).resolve().parents[2] / "models" / "seed_cnn.json"
+from ._click import Command, check_writable
 
 
 class _EpochTimer(Callback):
@@ -40,9 +38,9 @@ def _median_ms(fn, repeats: int) -> float:
 @click.command(cls=Command)
 @click.option(
     "--spec",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Zoo spec to train (default: models/seed_cnn.json).",
+    default="seed_cnn",
+    show_default=True,
+    help="Zoo spec to train: a name (see `edgemine train --help`) or a .json file.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Default: the spec's.")
 @click.option("-o", "--out-dir", type=click.Path(file_okay=False), default="out", show_default=True)
@@ -53,20 +51,19 @@ def pipeline(spec, epochs, out_dir, seed, verbose):
     from ..utils import set_random_seed
 
     set_random_seed(seed)
-    spec_path = Path(spec) if spec else SEED_CNN_SPEC
-    if not spec_path.exists():
-        raise click.UsageError(
-            f"{spec_path} not found: run from the edgemine repository or pass --spec"
-        )
-    s = zoo.load_spec(spec_path)
+    s = zoo.load_spec(spec)
     model = zoo.build_model(s)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.UsageError(f"-o {out}: cannot create the folder ({e.strerror})") from None
+    check_writable(out / f"{s['name']}.edgemine", "-o")
     d = zoo.load_data(s["dataset"], s.get("dataset_args"))
     model.preprocessing, model.class_names = d.preprocessing, d.class_names
     one_hot = s.get("one_hot")
     fit = dict(s.get("fit") or {})
     epochs = epochs or fit.get("epochs", 1)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
 
     timer = _EpochTimer()
     t0 = time.perf_counter()

@@ -8,20 +8,31 @@ from pathlib import Path
 import click
 
 from .. import zoo
-from ._click import Command
+from ._click import Command, check_writable
+
+# losses whose targets are classes: the CLI's validation split is stratified by them
+_CLASS_LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 
 
-def _load_any_model(path: str):
-    """A zoo spec (.json) gives a fresh model, a .edgemine or Keras file a trained one."""
+def _is_spec(model_arg: str) -> bool:
+    return zoo.is_spec_name(model_arg) or model_arg.endswith(".json")
+
+
+def _load_any_model(model_arg: str):
+    """A zoo name or spec (.json) gives a fresh model, a .edgemine or Keras file a trained one."""
     from ..keras import KERAS_SUFFIXES, load_keras
     from ..models import load_model
 
-    if path.lower().endswith(KERAS_SUFFIXES):
-        return load_keras(path), None
-    if path.endswith(".json"):
-        spec = zoo.load_spec(path)
+    if _is_spec(model_arg):
+        spec = zoo.load_spec(model_arg)
         return zoo.build_model(spec), spec
-    return load_model(path), None
+    if not Path(model_arg).is_file():
+        raise click.UsageError(
+            f"{model_arg}: no such file, and not a zoo spec ({', '.join(zoo.names())})"
+        )
+    if model_arg.lower().endswith(KERAS_SUFFIXES):
+        return load_keras(model_arg), None
+    return load_model(model_arg), None
 
 
 def _dataset_for(spec: dict | None, data: str | None, model) -> tuple[str, dict]:
@@ -40,16 +51,68 @@ def _dataset_for(spec: dict | None, data: str | None, model) -> tuple[str, dict]
     raise click.UsageError("no data set known for this model: pass --data mnist|tweets|FILE.npz")
 
 
+def _outputs(model_arg: str, spec: dict | None, output: str | None, checkpoint: str | None):
+    """Where the model goes, checked before any work: -o, else a spec's name in the current
+    folder, else (a .edgemine file, e.g. a resumed checkpoint) that file itself, updated in
+    place, never a file of the same name in the current folder."""
+    if output is None:
+        output = f"{Path(model_arg).stem}.edgemine" if spec is not None else model_arg
+    if output.endswith(".json"):
+        raise click.UsageError(f"-o {output}: must not be a .json file (that is a spec)")
+    out = check_writable(output, "-o")
+    if checkpoint is not None:
+        check_writable(checkpoint, "--checkpoint")
+    return out
+
+
+def _epochs(model_arg, model, spec, epochs, resume) -> tuple[int, int]:
+    """(initial_epoch, epochs): --epochs is the total to reach, as Keras's ``initial_epoch``."""
+    if not resume:
+        return 0, epochs if epochs is not None else ((spec or {}).get("fit") or {}).get("epochs", 1)
+    if spec is not None:
+        raise click.UsageError(f"--resume continues a .edgemine checkpoint; {model_arg} is a spec")
+    if epochs is None:
+        raise click.UsageError("--resume needs --epochs: the total number of epochs to reach")
+    if model.epochs_trained >= epochs:
+        raise click.UsageError(
+            f"{model_arg} has already trained {model.epochs_trained} epoch(s): pass --epochs "
+            f"above {model.epochs_trained} to continue it"
+        )
+    return model.epochs_trained, epochs
+
+
+def _fit_arrays(d, model, one_hot, validation_split: float, seed: int | None, name: str):
+    """Training targets and, for --validation-split, a stratified shuffled (seeded) split."""
+    from ..datasets import train_validation_split
+
+    if d.x_train is None:
+        raise click.UsageError(f"{name}: holds no x_train/y_train to train on")
+    x, y = d.x_train, zoo.targets_for(model, d.y_train, one_hot)
+    if not validation_split:
+        return x, y, None
+    stratify = model.loss.name in _CLASS_LOSSES
+    (x, y), val = train_validation_split(
+        x, y, validation_split, stratify=stratify, seed=0 if seed is None else seed
+    )
+    return x, y, val
+
+
 @click.command(cls=Command)
-@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.argument("model_arg", metavar="MODEL")
 @click.option("--data", help="'mnist', 'tweets' or a .npz file (x_train, y_train, x_test, y_test).")
-@click.option("--epochs", type=click.IntRange(min=0), help="Epochs (default: the spec's).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the spec's).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size (default: the spec's).")
-@click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True), default=0.0)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to save the model.")
+@click.option(
+    "--validation-split",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    help="Hold out this fraction of the training rows, stratified by class and shuffled "
+    "with --seed (not Keras's last rows).",
+)
+@click.option("-o", "--output", type=click.Path(), help="Where to save the model.")
 @click.option(
     "--checkpoint",
-    type=click.Path(dir_okay=False),
+    type=click.Path(),
     help="Save a resumable checkpoint here after every epoch.",
 )
 @click.option("--resume", is_flag=True, help="MODEL is a checkpoint: continue from its epoch.")
@@ -57,7 +120,7 @@ def _dataset_for(spec: dict | None, data: str | None, model) -> tuple[str, dict]
 @click.option("--seed", type=int, default=None, help="Random seed (weights, shuffling, dropout).")
 @click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True)
 def train(
-    model_path,
+    model_arg,
     data,
     epochs,
     batch_size,
@@ -69,20 +132,25 @@ def train(
     seed,
     verbose,
 ):
-    """Train MODEL (a zoo spec from models/*.json, or a .edgemine file) and save it.
+    """Train MODEL (a zoo spec's name such as seed_cnn, a spec .json, or a .edgemine file).
+
+    Without -o the model is saved as NAME.edgemine in the current folder (a spec) or back
+    into MODEL itself (a .edgemine file, e.g. a resumed checkpoint).
 
     \b
     Example:
-      edgemine train models/seed_cnn.json -o seed_cnn.edgemine --epochs 3
+      edgemine train seed_cnn -o seed_cnn.edgemine --epochs 3
     """
     from ..callbacks import ModelCheckpoint
     from ..utils import set_random_seed
 
     if seed is not None:
         set_random_seed(seed)
-    model, spec = _load_any_model(model_path)
+    model, spec = _load_any_model(model_arg)
     if model.loss is None:
-        raise click.UsageError(f"{model_path}: the model has no compile settings to train with")
+        raise click.UsageError(f"{model_arg}: the model has no compile settings to train with")
+    out = _outputs(model_arg, spec, output, checkpoint)
+    initial_epoch, epochs = _epochs(model_arg, model, spec, epochs, resume)
     model.set_device(device)
     name, args = _dataset_for(spec, data, model)
     d = zoo.load_data(name, args)
@@ -91,41 +159,41 @@ def train(
     if d.class_names and model.class_names is None:
         model.class_names = d.class_names
     one_hot = spec.get("one_hot") if spec else None
-    y_train = zoo.targets_for(model, d.y_train, one_hot)
-    fit_args = dict((spec or {}).get("fit") or {})
-    epochs = epochs if epochs is not None else fit_args.get("epochs", 1)
-    batch_size = batch_size or fit_args.get("batch_size", 32)
-    initial_epoch = model.epochs_trained if resume else 0
-    if resume and initial_epoch >= epochs:
-        click.echo(f"{model_path} already has {initial_epoch} epochs (asked for {epochs}).")
+    x, y, val = _fit_arrays(d, model, one_hot, validation_split, seed, name)
+    batch_size = batch_size or ((spec or {}).get("fit") or {}).get("batch_size", 32)
     callbacks = [ModelCheckpoint(checkpoint, monitor="loss")] if checkpoint else []
     t0 = time.perf_counter()
     model.fit(
-        d.x_train,
-        y_train,
+        x,
+        y,
         epochs=epochs,
         batch_size=batch_size,
         verbose=verbose,
-        validation_split=validation_split,
+        validation_data=val,
         callbacks=callbacks,
         initial_epoch=initial_epoch,
     )
     fit_s = time.perf_counter() - t0
+    ran = model.epochs_trained - initial_epoch
     lines = [
-        f"trained {model.name} for {epochs - initial_epoch} epoch(s) in {fit_s:.1f} s "
-        f"({len(d.x_train) * max(epochs - initial_epoch, 0) / max(fit_s, 1e-9):,.0f} samples/s)"
+        f"trained {model.name} for {ran} epoch(s) in {fit_s:.1f} s "
+        f"({len(x) * ran / max(fit_s, 1e-9):,.0f} samples/s)"
     ]
-    if d.x_test is not None and d.y_test is not None:
+    if val is not None:
+        result = model.evaluate(*val, verbose=0, return_dict=True)
+        lines.append(f"validation ({len(val[0])} rows) " + _metrics_text(result))
+    if d.x_test is not None:
         result = model.evaluate(
             d.x_test, zoo.targets_for(model, d.y_test, one_hot), verbose=0, return_dict=True
         )
-        lines.append("test " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
-    out = output or str(Path(model_path).with_suffix(".edgemine").name)
-    if out.endswith(".json"):
-        raise click.UsageError("-o must not be a .json file")
+        lines.append("test " + _metrics_text(result))
     model.save(out)
     lines.append(f"saved {out}")
     click.echo("\n".join(lines))
+
+
+def _metrics_text(result: dict) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in result.items())
 
 
 @click.command(cls=Command)
@@ -147,14 +215,16 @@ def evaluate(model_path, data, batch_size):
     result = model.evaluate(
         x, zoo.targets_for(model, y), batch_size=batch_size, verbose=0, return_dict=True
     )
-    click.echo(f"{len(x)} samples: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
+    click.echo(f"{len(x)} samples: " + _metrics_text(result))
 
 
 @click.command("inspect", cls=Command)
-@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.argument("model_path", metavar="MODEL")
 def inspect_cmd(model_path):
-    """Show a model's layers, parameters and FLOPs (.edgemine, zoo .json, .onnx or Keras)."""
+    """Show a model's layers, parameters and FLOPs (.edgemine, .onnx, Keras, a zoo name or .json)."""
     if model_path.endswith(".onnx"):
+        if not Path(model_path).is_file():
+            raise click.UsageError(f"{model_path}: no such file")
         from ..onnx import describe_onnx
 
         click.echo(describe_onnx(model_path))

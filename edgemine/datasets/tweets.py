@@ -6,10 +6,12 @@ CrowdFlower's "Data for Everyone" library.  38,158 rows, header
 ``sentiment,confidence,text``, read as latin-1 with the :mod:`csv` module.
 
 Labels: negative -> 0, neutral -> 1, positive -> 2.  Data row ``i`` (0-based, header
-excluded) is a test row when ``i % 5 == 4``; file order is kept inside each split.
-A Keras-2-style :class:`~edgemine.preprocessing.text.Tokenizer` with default settings
-is fitted on the TRAIN texts only; texts keep only words with index ``< num_words``
-and are padded / truncated at the front to ``maxlen`` with 0.
+excluded) is a test row when ``i % 5 == 4``.  A Keras-2-style
+:class:`~edgemine.preprocessing.text.Tokenizer` with default settings is fitted on the
+TRAIN texts only, in file order; texts keep only words with index ``< num_words`` and are
+padded / truncated at the front to ``maxlen`` with 0.  TEST rows keep file order; TRAIN
+rows come in the order ``np.random.RandomState(0).permutation(30527)`` of the file-order
+TRAIN rows (DATA.md, 2026-12-02: the file is grouped by label).
 
 Example:
     >>> from edgemine.datasets import tweets
@@ -47,6 +49,7 @@ CLASS_NAMES = ("negative", "neutral", "positive")
 NUM_CLASSES = len(CLASS_NAMES)
 _LABELS = {name: i for i, name in enumerate(CLASS_NAMES)}
 _TEST_EVERY = 5  # data row i is a test row when i % 5 == 4
+_ORDER_SEED = 0  # legacy RandomState: its stream never changes between numpy versions
 
 
 def _read_data_file(name: str) -> bytes:
@@ -94,6 +97,14 @@ def _split() -> tuple[tuple[str, ...], np.ndarray, tuple[str, ...], np.ndarray]:
 
 
 @functools.lru_cache(maxsize=1)
+def _train_order() -> np.ndarray:
+    """DATA.md's order of the TRAIN rows: a fixed permutation of their file order."""
+    order = np.random.RandomState(_ORDER_SEED).permutation(len(_split()[0]))
+    order.setflags(write=False)
+    return order
+
+
+@functools.lru_cache(maxsize=1)
 def _tokenizer() -> Tokenizer:
     """The Tokenizer (Keras 2 defaults, no word limit) fitted on the train texts."""
     tok = Tokenizer()
@@ -119,8 +130,10 @@ def _padded(num_words: int | None, maxlen: int) -> tuple[np.ndarray, np.ndarray]
             # Same as Tokenizer(num_words=...).texts_to_sequences: drop indices >= num_words.
             seqs = [[i for i in s if i < num_words] for s in seqs]
         x = pad_sequences(seqs, maxlen=maxlen, dtype="int32", padding="pre", truncating="pre")
-        x.setflags(write=False)
         out.append(x)
+    out[0] = out[0][_train_order()]
+    for x in out:
+        x.setflags(write=False)
     return out[0], out[1]
 
 
@@ -153,7 +166,7 @@ def load_data(
     num_words = None if num_words is None else int(num_words)
     x_train, x_test = _padded(num_words, int(maxlen))
     _, y_train, _, y_test = _split()
-    return (x_train.copy(), y_train.copy()), (x_test.copy(), y_test.copy())
+    return (x_train.copy(), y_train[_train_order()]), (x_test.copy(), y_test.copy())
 
 
 def load_texts() -> tuple[tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
@@ -166,10 +179,12 @@ def load_texts() -> tuple[tuple[list[str], np.ndarray], tuple[list[str], np.ndar
     Example:
         >>> (train_texts, y_train), (test_texts, y_test) = load_texts()
         >>> len(train_texts), len(test_texts), train_texts[0][:26]
-        (30527, 7631, "I just don't trust my life")
+        (30527, 7631, '@Slate If I may shameless ')
     """
     train_texts, y_train, test_texts, y_test = _split()
-    return (list(train_texts), y_train.copy()), (list(test_texts), y_test.copy())
+    order = _train_order()
+    train = [train_texts[i] for i in order]
+    return (train, y_train[order]), (list(test_texts), y_test.copy())
 
 
 def get_word_index(num_words: int | None = 10000) -> dict[str, int]:

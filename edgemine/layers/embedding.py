@@ -17,6 +17,30 @@ def _positive_int(value, what: str) -> int:
     return int(value)
 
 
+_INT32_END = 2**31  # ids are int32 inside the engine and in the exported graph
+
+
+def check_token_ids(ids: np.ndarray, what: str, input_dim: int, layer_name: str) -> None:
+    """Refuse ids outside ``[0, input_dim)`` (and beyond int32) in the caller's dtype, before
+    any cast to int32 could wrap them (2**32 + 3 would become id 3).
+
+    >>> import numpy as np
+    >>> check_token_ids(np.array([[2**32 + 3]]), "x", 10, "emb")
+    Traceback (most recent call last):
+    ...
+    ValueError: emb: token id 4294967299 in x is out of range for input_dim=10: ids must lie in [0, 9]
+    """
+    if ids.size == 0:
+        return
+    end = min(input_dim, _INT32_END)
+    lo, hi = ids.min(), ids.max()
+    if lo < 0 or hi >= end:
+        raise ValueError(
+            f"{layer_name}: token id {int(lo if lo < 0 else hi)} in {what} is out of range for "
+            f"input_dim={input_dim}: ids must lie in [0, {end - 1}]"
+        )
+
+
 @register
 class Embedding(Layer):
     """Looks up a learned vector for each integer id: ``embeddings[ids]``.

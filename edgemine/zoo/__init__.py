@@ -1,8 +1,15 @@
-"""Model-zoo specs (``models/*.json``) and the data they train on.
+"""Model-zoo specs and the data they train on.
 
 A spec names the architecture (Keras-style layer configs), compile and fit settings and a data
-set: a bundled one ('mnist', 'tweets') or a user's ``.npz``. The CLI's ``train`` and the README's
-main job use these functions; nothing here downloads anything.
+set: a bundled one ('mnist', 'tweets') or a user's ``.npz``. The zoo's own specs ship inside the
+package (``edgemine/zoo/*.json``) and are addressed by name (``load_spec("seed_cnn")``); a path
+to a ``.json`` file loads a user's spec. The CLI's ``train`` and the README's main job use these
+functions; nothing here downloads anything or reads the repository's folders.
+
+>>> names()
+['seed_cnn', 'seed_lstm']
+>>> build_model(load_spec("seed_cnn")).count_params()
+93322
 
 >>> spec = {"name": "tiny", "dataset": "mnist", "model": {"layers": [
 ...     {"class_name": "Flatten", "config": {"input_shape": [28, 28, 1]}},
@@ -17,13 +24,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from .layers.base import LAYER_REGISTRY
-from .models import Sequential
-from .utils import to_categorical
+from ..layers.base import LAYER_REGISTRY
+from ..models import Sequential
+from ..utils import to_categorical
 
 MNIST_PREPROCESSING = {
     "kind": "image",
@@ -41,22 +49,53 @@ class SpecError(ValueError):
 
 @dataclass
 class Data:
-    """Prepared arrays, ready for ``fit`` / ``evaluate``."""
+    """Prepared arrays, ready for ``fit`` / ``evaluate`` (a user's file may lack either split)."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
+    x_train: np.ndarray | None
+    y_train: np.ndarray | None
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     preprocessing: dict | None = None
     class_names: list[str] | None = None
 
 
-def load_spec(path: str | os.PathLike) -> dict:
-    """Read and check a zoo spec JSON file."""
+def names() -> list[str]:
+    """The names of the specs that ship with the package (``load_spec`` takes them).
+
+    >>> "seed_lstm" in names()
+    True
+    """
+    here = resources.files(__name__)
+    return sorted(p.name[: -len(".json")] for p in here.iterdir() if p.name.endswith(".json"))
+
+
+def is_spec_name(text: str) -> bool:
+    """Is ``text`` the name of a shipped spec (not a path)?
+
+    >>> is_spec_name("seed_cnn"), is_spec_name("seed_cnn.json")
+    (True, False)
+    """
+    return text in names()
+
+
+def load_spec(name_or_path: str | os.PathLike) -> dict:
+    """Read and check a zoo spec: a shipped one by name (see :func:`names`) or a JSON file.
+
+    >>> load_spec("seed_cnn")["dataset"]
+    'mnist'
+    """
+    path = name_or_path
     try:
-        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+        if is_spec_name(str(name_or_path)):
+            path = f"{name_or_path} (edgemine's zoo)"
+            text = (resources.files(__name__) / f"{name_or_path}.json").read_text("utf-8")
+        else:
+            text = Path(name_or_path).read_text(encoding="utf-8")
+        spec = json.loads(text)
     except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
+        raise SpecError(f"{path}: no such file (the zoo's specs: {', '.join(names())})") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a folder, not a spec file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SpecError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("model"), dict):
@@ -85,7 +124,7 @@ def build_model(spec: dict) -> Sequential:
 
 
 def _prepare_mnist() -> Data:
-    from .datasets import mnist
+    from ..datasets import mnist
 
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
     scale = np.float32(MNIST_PREPROCESSING["scale"])
@@ -100,7 +139,7 @@ def _prepare_mnist() -> Data:
 
 
 def _prepare_tweets(num_words: int = 10000, maxlen: int = 100) -> Data:
-    from .datasets import tweets
+    from ..datasets import tweets
 
     (x_train, y_train), (x_test, y_test) = tweets.load_data(num_words=num_words, maxlen=maxlen)
     pre = {
@@ -124,6 +163,7 @@ def _prepare_tweets(num_words: int = 10000, maxlen: int = 100) -> Data:
 
 
 def _load_npz(path: str | os.PathLike) -> Data:
+    """A user's arrays: x_train/y_train and/or x_test/y_test (each pair whole), or x/y."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -131,13 +171,19 @@ def _load_npz(path: str | os.PathLike) -> Data:
         raise SpecError(f"{path}: no such file") from None
     except Exception as e:
         raise SpecError(f"{path}: not a readable .npz file ({e})") from None
-    if "x_train" in arrays and "y_train" in arrays:
-        return Data(
-            arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test")
-        )
-    if "x" in arrays and "y" in arrays:
+    if "x" in arrays and "y" in arrays and not {"x_train", "x_test"} & set(arrays):
         return Data(arrays["x"], arrays["y"], None, None)
-    raise SpecError(f"{path}: needs arrays x_train/y_train (and x_test/y_test) or x/y")
+    for split in ("train", "test"):
+        if (f"x_{split}" in arrays) != (f"y_{split}" in arrays):
+            raise SpecError(f"{path}: has only one of x_{split} and y_{split}")
+    if "x_train" not in arrays and "x_test" not in arrays:
+        raise SpecError(
+            f"{path}: needs arrays x_train/y_train and/or x_test/y_test (or x/y); "
+            f"found {', '.join(sorted(arrays)) or 'none'}"
+        )
+    return Data(
+        arrays.get("x_train"), arrays.get("y_train"), arrays.get("x_test"), arrays.get("y_test")
+    )
 
 
 def load_data(dataset: str, dataset_args: dict | None = None) -> Data:
