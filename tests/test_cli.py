@@ -205,7 +205,7 @@ def test_resume_of_a_finished_checkpoint_is_refused(files):
     runner = CliRunner()
     assert _train(runner, spec, "--data", data, "-o", out).exit_code == 0
     r = _train(runner, out, "--resume", "--epochs", 2, "--data", data)
-    assert r.exit_code != 0 and "-1" not in r.output
+    assert r.exit_code != 0 and "-1 epoch" not in r.output
     assert "already trained 2 epoch(s)" in r.output and "--epochs above 2" in r.output
 
 
