@@ -130,8 +130,10 @@ class ModelCheckpoint(_Monitor):
     """Save the model (atomically, optimizer state included) after each epoch.
 
     ``filepath`` may hold format fields: ``"ckpt-{epoch:02d}-{val_loss:.3f}.edgemine"``.
-    A checkpoint records the epoch, so ``edgemine train --resume`` / ``fit(initial_epoch=...)``
-    continues where it stopped.
+    A checkpoint records the epoch, the optimizer state and the model's random generators, so
+    ``edgemine train --resume`` / ``fit(initial_epoch=...)`` continues where it stopped and
+    draws the shuffles and dropout masks the uninterrupted run would have drawn. Each save
+    removes the temporary file an interrupted earlier save of the same path left behind.
     """
 
     def __init__(

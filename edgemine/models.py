@@ -26,7 +26,7 @@ from .layers.base import Layer, Variable
 from .layers.embedding import check_token_ids
 from .layers.pooling import MaxPooling2D
 from .progress import ProgressBar
-from .utils import get_rng
+from .utils import get_rng, using_rng
 
 _FUSABLE = {
     "categorical_crossentropy": "softmax",
@@ -72,6 +72,10 @@ class Sequential:
         self.preprocessing: dict | None = None
         self.class_names: list[str] | None = None
         self.epochs_trained = 0
+        #: the generator of this model's shuffles and dropout masks: made from edgemine's on the
+        #: first training step, and carried by checkpoints (a resumed run draws the same)
+        self.rng: np.random.Generator | None = None
+        self.fit_batch_size: int | None = None  # the last fit's, which checkpoints record
         for layer in layers or []:
             self.add(layer)
 
@@ -369,11 +373,16 @@ class Sequential:
         """One training step on a host batch; returns its per-sample losses and metric values.
         On a GPU the batch's temporaries are the previous batch's device arrays again."""
         ops = self.ops
-        with ops.batch_memory():
+        with ops.batch_memory(), using_rng(self._training_rng()):
             xb = ops.asarray(x_host)
             yb = ops.asarray(y_host)
             out, per = self._train_step(xb, yb)
             return self._batch_logs(out, yb, y_host, per)
+
+    def _training_rng(self) -> np.random.Generator:
+        if self.rng is None:
+            self.rng = np.random.default_rng(int(get_rng().integers(2**63)))
+        return self.rng
 
     def _test_batch(self, x_host, y_host) -> tuple[np.ndarray, list[np.ndarray]]:
         """Per-sample losses and metric values of the inference-mode model on a host batch."""
@@ -425,6 +434,7 @@ class Sequential:
         """Train for ``epochs`` epochs (from ``initial_epoch``); returns a History."""
         self._require_compiled()
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        self.fit_batch_size = batch_size
         epochs = _positive_int(epochs, "epochs", minimum=0)
         initial_epoch = _positive_int(initial_epoch, "initial_epoch", minimum=0)
         verbose = 1 if verbose == "auto" else int(verbose)
@@ -470,7 +480,7 @@ class Sequential:
                 print(f"Epoch {epoch + 1}/{epochs}")
                 sys.stdout.flush()
             bar = ProgressBar(steps, verbose)
-            order = get_rng().permutation(n) if shuffle else np.arange(n)
+            order = self._training_rng().permutation(n) if shuffle else np.arange(n)
             loss_sum = 0.0
             metric_sums = [0.0] * len(self._metrics)
             seen = 0

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -67,6 +68,8 @@ class Optimizer:
     gradients is missing or was not written into place updates them one by one instead."""
 
     slot_names: tuple[str, ...] = ()
+    #: slots that hold squares (Adam's v, RMSprop's ms): a negative value in a file is corrupt
+    nonnegative_slots: tuple[str, ...] = ()
 
     def __init__(self, learning_rate: float = 0.001, name: str | None = None):
         self.learning_rate = learning_rate
@@ -155,6 +158,29 @@ class Optimizer:
     def get_config(self) -> dict:
         return {"class_name": type(self).__name__, "learning_rate": self.learning_rate}
 
+    @classmethod
+    def from_config(cls, config: dict) -> Optimizer:
+        """The optimizer of a ``get_config()`` dict (without ``class_name``), every field
+        checked: numbers are finite ints or floats, flags are booleans, unknown fields refused.
+
+        >>> Adam.from_config({"learning_rate": 0.01, "epsilon": 1e-6}).epsilon
+        1e-06
+        """
+        params = inspect.signature(cls.__init__).parameters
+        for key, value in config.items():
+            if key == "self" or key not in params:
+                raise ValueError(f"{cls.__name__}: unknown field {key!r}")
+            default = params[key].default
+            if key == "name":
+                ok, want = value is None or isinstance(value, str), "a string"
+            elif isinstance(default, bool):
+                ok, want = isinstance(value, bool), "true or false"
+            else:
+                ok, want = _finite_number(value), "a finite number"
+            if not ok:
+                raise ValueError(f"{cls.__name__}: {key} must be {want}, got {value!r:.60}")
+        return cls(**config)
+
     def get_state(self) -> dict[str, np.ndarray]:
         """Slots and step counter as host arrays (for checkpoints)."""
         state = {"iterations": np.array(self.iterations, dtype=np.int64)}
@@ -175,6 +201,21 @@ class Optimizer:
                         f"optimizer state is missing or mis-shaped for slot {i}/{name}"
                     )
                 slot[name] = ops.asarray(arr.astype(np.float32))
+
+
+def _finite_number(value) -> bool:
+    if type(value) not in (int, float):  # bools and strings are not numbers here
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int beyond float's range
+        return False
+
+
+def _check_epsilon(kind: str, epsilon) -> float:
+    if not _finite_number(epsilon) or epsilon <= 0:
+        raise ValueError(f"{kind} epsilon must be a finite positive number, got {epsilon!r}")
+    return float(epsilon)
 
 
 class SGD(Optimizer):
@@ -203,13 +244,15 @@ class Adam(Optimizer):
     p -= lr_t * m / (sqrt(v) + epsilon)."""
 
     slot_names = ("m", "v")
+    nonnegative_slots = ("v",)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name=None):
         super().__init__(learning_rate, name)
         for what, b in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= b < 1.0:
                 raise ValueError(f"Adam {what} must be in [0, 1), got {b}")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon = _check_epsilon("Adam", epsilon)
 
     def _lr_t(self):
         t = self.iterations
@@ -247,6 +290,7 @@ class RMSprop(Optimizer):
     """RMSprop as Keras 3 writes it: ms = rho*ms + (1-rho)*g^2; p -= lr*g/sqrt(ms + eps)."""
 
     slot_names = ("ms", "mg", "momentum")
+    nonnegative_slots = ("ms",)
 
     def __init__(
         self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, name=None
@@ -254,7 +298,10 @@ class RMSprop(Optimizer):
         super().__init__(learning_rate, name)
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"RMSprop rho must be in [0, 1), got {rho}")
-        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"RMSprop momentum must be in [0, 1], got {momentum}")
+        self.rho, self.momentum = float(rho), float(momentum)
+        self.epsilon = _check_epsilon("RMSprop", epsilon)
         self.centered = bool(centered)
 
     def _apply_dense(self, p, g, slots):
@@ -301,7 +348,7 @@ def get(identifier) -> Optimizer:
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer class {name!r}")
         try:
-            return OPTIMIZERS[name](**config)
+            return OPTIMIZERS[name].from_config(config)
         except TypeError as e:
             raise ValueError(f"bad optimizer config: {e}") from None
     raise TypeError(f"optimizer must be a name or an edgemine Optimizer, got {identifier!r}")

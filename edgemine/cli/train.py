@@ -101,7 +101,11 @@ def _fit_arrays(d, model, one_hot, validation_split: float, seed: int | None, na
 @click.argument("model_arg", metavar="MODEL")
 @click.option("--data", help="'mnist', 'tweets' or a .npz file (x_train, y_train, x_test, y_test).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the spec's).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size (default: the spec's).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Batch size (default: the spec's, or the one the model file was trained with).",
+)
 @click.option(
     "--validation-split",
     type=click.FloatRange(0, 1, max_open=True),
@@ -160,7 +164,12 @@ def train(
         model.class_names = d.class_names
     one_hot = spec.get("one_hot") if spec else None
     x, y, val = _fit_arrays(d, model, one_hot, validation_split, seed, name)
-    batch_size = batch_size or ((spec or {}).get("fit") or {}).get("batch_size", 32)
+    batch_size = (
+        batch_size
+        or ((spec or {}).get("fit") or {}).get("batch_size")
+        or model.fit_batch_size
+        or 32
+    )
     callbacks = [ModelCheckpoint(checkpoint, monitor="loss")] if checkpoint else []
     t0 = time.perf_counter()
     model.fit(

@@ -7,6 +7,7 @@ keeps in ``forward`` whatever its ``backward`` needs. A Sequential model needs n
 
 from __future__ import annotations
 
+import contextvars
 import math
 import re
 from typing import Any
@@ -20,6 +21,12 @@ from ..kernels import cpu as cpu_ops
 LAYER_REGISTRY: dict[str, type[Layer]] = {}
 
 _name_counts: dict[str, int] = {}
+
+#: True while model loading builds layers: ``add_weight`` then makes a zero-byte placeholder of
+#: the weight's shape (no random draw, no memory), which the stored array replaces
+BUILDING_PLACEHOLDERS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "edgemine_building_placeholders", default=False
+)
 
 
 def register(cls: type[Layer]) -> type[Layer]:
@@ -131,8 +138,12 @@ class Layer:
 
     # ----- building -----
     def add_weight(self, name: str, shape: tuple, initializer, trainable: bool = True) -> Variable:
-        value = initializers.get(initializer)(tuple(shape), np.float32)
-        var = Variable(name, np.ascontiguousarray(value, dtype=np.float32), trainable)
+        if BUILDING_PLACEHOLDERS.get():
+            value = np.broadcast_to(np.zeros((), np.float32), tuple(shape))
+        else:
+            value = initializers.get(initializer)(tuple(shape), np.float32)
+            value = np.ascontiguousarray(value, dtype=np.float32)
+        var = Variable(name, value, trainable)
         self.variables.append(var)
         return var
 

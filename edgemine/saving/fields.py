@@ -1,0 +1,224 @@
+"""Type and range checks of every field of config.json, each failure naming its field.
+
+The layers' and optimizers' constructors check what a program passes them; a file is checked
+more strictly first (ints must be JSON ints, sizes bounded, numbers finite), so that a hostile
+file meets a clear refusal instead of whatever a constructor does with a wrong type.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+from ..layers.base import LAYER_REGISTRY
+from ._format import MAX_DIM, MAX_JSON_DEPTH, MAX_LAYERS, Invalid
+
+
+def _show(value) -> str:
+    return f"{value!r:.60}"
+
+
+def parse_json(data: bytes) -> dict:
+    """config.json's object, refused if it is not UTF-8 JSON, nests deeper than
+    MAX_JSON_DEPTH or holds NaN or infinity anywhere."""
+    try:
+        config = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise Invalid("config.json nests too deeply") from None
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, ints of 4300+ digits
+        raise Invalid(f"config.json is not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise Invalid("config.json must hold an object")
+    stack = [(config, "", 1)]
+    while stack:  # iterative: a deep tree must not recurse here either
+        value, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise Invalid(f"config.json nests deeper than {MAX_JSON_DEPTH} levels at {where}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise Invalid(f"{where} is {value}; a model file holds finite numbers only")
+        if isinstance(value, dict):
+            stack.extend((v, f"{where}.{k}" if where else k, depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+    return config
+
+
+def expect(cond: bool, message: str) -> None:
+    if not cond:
+        raise Invalid(message)
+
+
+def exact_int(value, where: str, lo: int = 1, hi: int = MAX_DIM) -> int:
+    expect(
+        type(value) is int and lo <= value <= hi,
+        f"{where} must be an integer in [{lo}, {hi}], got {_show(value)}",
+    )
+    return value
+
+
+def number(value, where: str, lo: float, hi: float, hi_open: bool = True) -> float:
+    ok = type(value) in (int, float) and abs(value) < 1e300 and lo <= value
+    ok = ok and (value < hi if hi_open else value <= hi)
+    expect(
+        ok, f"{where} must be a number in [{lo}, {hi}{')' if hi_open else ']'}, got {_show(value)}"
+    )
+    return float(value)
+
+
+def _bool(value, where):
+    expect(isinstance(value, bool), f"{where} must be true or false, got {_show(value)}")
+
+
+def _string(value, where):
+    expect(isinstance(value, str) and len(value) <= 256, f"{where} must be a short string")
+
+
+def _optional_string(value, where):
+    if value is not None:
+        _string(value, where)
+
+
+def _positive_float(value, where):
+    expect(
+        type(value) in (int, float) and 0 < value < 1e300,
+        f"{where} must be a finite positive number, got {_show(value)}",
+    )
+
+
+def _seed(value, where):
+    if value is not None:
+        exact_int(value, where, 0, 2**63 - 1)
+
+
+def _dims(value, where, allow_none: bool, allow_minus_one: bool = False):
+    expect(isinstance(value, list) and 1 <= len(value) <= 8, f"{where} must be a list of 1-8 sizes")
+    for i, d in enumerate(value):
+        if (d is None and allow_none) or (d == -1 and allow_minus_one and type(d) is int):
+            continue
+        exact_int(d, f"{where}[{i}]")
+    if allow_minus_one:
+        expect(value.count(-1) <= 1, f"{where}: at most one size may be -1")
+
+
+def _window(value, where):  # an int or a list of ints (kernel_size, strides, pool_size)
+    if value is None and where.endswith("strides"):
+        return
+    if type(value) is int:
+        exact_int(value, where)
+    else:
+        _dims(value, where, allow_none=False)
+
+
+def _rate(value, where):
+    number(value, where, 0.0, 1.0)
+
+
+def _axis(value, where):
+    exact_int(value, where, -8, 8)
+
+
+def _nested_layer(value, where):
+    if value is not None:
+        check_layer_entry(value, where)
+
+
+_RULES: dict[str, Callable] = {
+    **dict.fromkeys(("units", "filters", "input_dim", "output_dim"), exact_int),
+    "input_length": lambda v, w: v is None or exact_int(v, w),
+    **dict.fromkeys(
+        (
+            "trainable",
+            "use_bias",
+            "center",
+            "scale",
+            "mask_zero",
+            "return_sequences",
+            "return_state",
+            "go_backwards",
+            "stateful",
+            "unroll",
+            "zero_output_for_mask",
+            "unit_forget_bias",
+            "reset_after",
+            "keepdims",
+        ),
+        _bool,
+    ),  # fmt: skip
+    **dict.fromkeys(("name", "activation", "recurrent_activation", "padding"), _string),
+    **dict.fromkeys(("data_format", "dtype", "merge_mode"), _optional_string),
+    **dict.fromkeys(("rate", "dropout", "recurrent_dropout", "momentum"), _rate),
+    "epsilon": _positive_float,
+    "seed": _seed,
+    "axis": _axis,
+    **dict.fromkeys(
+        ("input_shape", "shape", "batch_input_shape"),
+        lambda v, w: v is None or _dims(v, w, allow_none=True),
+    ),  # fmt: skip
+    "target_shape": lambda v, w: _dims(v, w, allow_none=False, allow_minus_one=True),
+    **dict.fromkeys(("kernel_size", "strides", "pool_size"), _window),
+    **dict.fromkeys(("layer", "backward_layer"), _nested_layer),
+}
+
+
+def check_layer_entry(entry, where: str) -> type:
+    """Check a ``{"class_name": ..., "config": {...}}`` layer entry field by field; returns
+    the layer class."""
+    expect(isinstance(entry, dict), f"{where} is not an object")
+    expect(set(entry) <= {"class_name", "config"}, f"{where} has unknown fields")
+    name = entry.get("class_name")
+    cls = LAYER_REGISTRY.get(name) if isinstance(name, str) else None
+    expect(cls is not None, f"{where}: unknown layer type {_show(name)}")
+    config = entry.get("config")
+    expect(isinstance(config, dict), f"{where} ({name}): config is not an object")
+    for key, value in config.items():
+        rule = _RULES.get(key)
+        if rule is None and key.endswith("_initializer"):
+            rule = _string
+        expect(rule is not None, f"{where} ({name}): invalid config: unknown field {_show(key)}")
+        rule(value, f"{where}.config.{key}")
+    return cls
+
+
+def check_model_section(section) -> tuple[list, list | None, str]:
+    """The layer entries, input shape and name of config.json's ``model`` section."""
+    expect(
+        isinstance(section, dict) and section.get("class_name") == "Sequential",
+        "model.class_name must be 'Sequential'",
+    )
+    mc = section.get("config")
+    expect(
+        isinstance(mc, dict) and isinstance(mc.get("layers"), list), "model.config.layers missing"
+    )
+    layers = mc["layers"]
+    expect(0 < len(layers) <= MAX_LAYERS, f"the model must have 1 to {MAX_LAYERS} layers")
+    input_shape = mc.get("input_shape")
+    _dims(input_shape, "model.config.input_shape", allow_none=True)
+    name = mc.get("name", "sequential")
+    _string(name, "model.config.name")
+    return layers, input_shape, name
+
+
+def check_compile_section(cc) -> tuple[dict, object, list]:
+    """The optimizer config, loss identifier and metric names of the ``compile`` section (the
+    optimizer's own fields are checked by ``Optimizer.from_config``)."""
+    expect(isinstance(cc, dict), "compile is not an object")
+    expect(set(cc) <= {"optimizer", "loss", "metrics"}, "compile has unknown fields")
+    optimizer = cc.get("optimizer")
+    expect(
+        isinstance(optimizer, dict) and isinstance(optimizer.get("class_name"), str),
+        "compile.optimizer must be an object with a class_name",
+    )
+    loss = cc.get("loss")
+    if isinstance(loss, dict):
+        expect(set(loss) <= {"name", "from_logits"}, "compile.loss has unknown fields")
+        _string(loss.get("name"), "compile.loss.name")
+        _bool(loss.get("from_logits", False), "compile.loss.from_logits")
+    else:
+        _string(loss, "compile.loss")
+    metrics = cc.get("metrics") or []
+    expect(
+        isinstance(metrics, list) and all(isinstance(m, str) for m in metrics),
+        "compile.metrics must be a list of names",
+    )
+    return optimizer, loss, metrics
