@@ -3,8 +3,15 @@
 # and on this host, and check that both give the same outputs.
 #
 # usage: tools/pi_check.sh BUNDLE_DIR INPUTS.npy [EXPECTED.npy]
+#        tools/pi_check.sh --engine
 #
 # Make BUNDLE_DIR and INPUTS.npy (and EXPECTED.npy) with tools/pi_check_prepare.py.
+# --engine runs edgemine's own Numba engine instead of a bundle: it builds a wheel on the host,
+# installs it in the emulated Pi, and there (and on the host) loads the trained seed CNN and a
+# seed LSTM, predicts fixed batches and fine-tunes the CNN for 20 steps
+# (tools/pi_engine_check.py), twice on the Pi (cold and warm Numba cache); exit 0 only when the
+# Pi's predictions equal the host's to 1e-5 and its fine-tuned weights to 1e-4 relative.
+# HOST_PYTHON must then import edgemine (e.g. the repository's .venv/bin/python).
 # Needs root (debootstrap, chroot, mounts). Follows shared/notes/arm64-emulation.md:
 # binfmt + qemu-aarch64, a cached rootfs, an ARM /proc/cpuinfo bind-mounted over the host's
 # (onnxruntime's aarch64 build segfaults on an Intel one), QEMU_CPU=cortex-a72, no host pip
@@ -24,18 +31,23 @@
 
 set -euo pipefail
 
-usage() { echo "usage: $0 BUNDLE_DIR INPUTS.npy [EXPECTED.npy]" >&2; exit 2; }
-[[ $# -ge 2 && $# -le 3 ]] || usage
-
+usage() { echo "usage: $0 BUNDLE_DIR INPUTS.npy [EXPECTED.npy] | $0 --engine" >&2; exit 2; }
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUNDLE=$(cd "$1" 2>/dev/null && pwd) || { echo "error: no bundle folder $1" >&2; exit 2; }
-INPUTS=$(realpath "$2")
-EXPECTED=${3:+$(realpath "$3")}
-for f in run.py model.onnx preprocessing.json requirements.txt; do
-    [[ -f $BUNDLE/$f ]] || { echo "error: $BUNDLE has no $f: not an edgemine bundle" >&2; exit 2; }
-done
-[[ -f $INPUTS ]] || { echo "error: no inputs file $INPUTS" >&2; exit 2; }
-[[ -z $EXPECTED || -f $EXPECTED ]] || { echo "error: no expected file $EXPECTED" >&2; exit 2; }
+ENGINE=""
+if [[ ${1:-} == --engine ]]; then
+    [[ $# -eq 1 ]] || usage
+    ENGINE=1; BUNDLE=""; INPUTS=""; EXPECTED=""
+else
+    [[ $# -ge 2 && $# -le 3 ]] || usage
+    BUNDLE=$(cd "$1" 2>/dev/null && pwd) || { echo "error: no bundle folder $1" >&2; exit 2; }
+    INPUTS=$(realpath "$2")
+    EXPECTED=${3:+$(realpath "$3")}
+    for f in run.py model.onnx preprocessing.json requirements.txt; do
+        [[ -f $BUNDLE/$f ]] || { echo "error: $BUNDLE has no $f: not an edgemine bundle" >&2; exit 2; }
+    done
+    [[ -f $INPUTS ]] || { echo "error: no inputs file $INPUTS" >&2; exit 2; }
+    [[ -z $EXPECTED || -f $EXPECTED ]] || { echo "error: no expected file $EXPECTED" >&2; exit 2; }
+fi
 [[ $(id -u) -eq 0 ]] || { echo "error: run as root (debootstrap, chroot and mounts)" >&2; exit 2; }
 
 CACHE=${EDGEMINE_PI_CACHE:-/var/cache/edgemine-pi}
@@ -46,7 +58,7 @@ RESULTS=${EDGEMINE_PI_RESULTS:-$REPO/tools/results/pi_check.md}
 TOL=${EDGEMINE_PI_TOL:-1e-5}
 REPEATS=${EDGEMINE_PI_REPEATS:-20}
 HOST_PYTHON=${HOST_PYTHON:-python3}
-NAME=$(basename "$BUNDLE")
+NAME=$([[ -n $ENGINE ]] && echo engine || basename "$BUNDLE")
 WORK=$(mktemp -d /tmp/pi_check.XXXXXX)
 CHROOT_WORK=/tmp/pi_check_$NAME
 MOUNTS=$WORK/mounts  # mounted paths, one a line, undone in reverse order by cleanup
@@ -71,7 +83,7 @@ cleanup() {
     fi
     [[ -d $ROOTFS$CHROOT_WORK ]] && rm -rf "${ROOTFS:?}$CHROOT_WORK"
     if [[ $STATUS != PASS && -n ${RESULTS_READY:-} ]]; then
-        write_results || true
+        if [[ -n $ENGINE ]]; then engine_results || true; else write_results || true; fi
     fi
     rm -rf "$WORK"
     exit "$rc"
@@ -332,13 +344,82 @@ print(f"results: {results}")
 EOF
 }
 
+# --engine -------------------------------------------------------------------------------------
+ENGINE_VENV=/opt/engine-venv
+CHECK="$HOST_PYTHON $REPO/tools/pi_engine_check.py"
+
+build_wheel() {
+    mkdir -p "$WORK/wheel"
+    "$HOST_PYTHON" -m pip wheel -q --no-deps "$REPO" -w "$WORK/wheel"
+    ls "$WORK/wheel"/edgemine-*.whl
+}
+
+engine_venv() {
+    [[ -x $ROOTFS$ENGINE_VENV/bin/python ]] || in_pi python3 -m venv "$ENGINE_VENV"
+    mkdir -p "$ROOTFS/opt/wheel" && rm -f "$ROOTFS"/opt/wheel/*.whl
+    cp "$WORK"/wheel/edgemine-*.whl "$ROOTFS/opt/wheel/"
+    local whl; whl=/opt/wheel/$(basename "$WORK"/wheel/edgemine-*.whl)
+    # PyPI's aarch64 wheels for the dependencies; edgemine itself always from this wheel
+    in_pi "$ENGINE_VENV/bin/pip" install -q "$whl"
+    in_pi "$ENGINE_VENV/bin/pip" install -q --force-reinstall --no-deps "$whl"
+    in_pi "$ENGINE_VENV/bin/python" -c \
+        "import numba, numpy, edgemine; print('   arm64: numba', numba.__version__, '| numpy', numpy.__version__, '| edgemine', edgemine.__version__)"
+}
+
+engine_prepare() {
+    $CHECK prepare "$WORK/engine"
+    rm -rf "${ROOTFS:?}$CHROOT_WORK"
+    mkdir -p "$ROOTFS$CHROOT_WORK"
+    cp -r "$WORK/engine" "$ROOTFS$CHROOT_WORK/engine"
+    cp "$REPO/tools/pi_engine_check.py" "$ROOTFS$CHROOT_WORK/"
+}
+
+engine_pi() {  # engine_pi OUT: one run in the emulated Pi, Numba's cache in the work folder
+    in_pi /usr/bin/env NUMBA_CACHE_DIR="$CHROOT_WORK/numba-cache" "$ENGINE_VENV/bin/python" \
+        "$CHROOT_WORK/pi_engine_check.py" run "$CHROOT_WORK/engine" "$CHROOT_WORK/$1" >/dev/null
+    cp -r "$ROOTFS$CHROOT_WORK/$1" "$WORK/$1"
+}
+
+engine_host() {
+    NUMBA_CACHE_DIR="$WORK/numba-cache" $CHECK run "$WORK/engine" "$WORK/host" >/dev/null
+}
+
+engine_results() {
+    printf '%s\n' "${STEPS[@]}" >"$WORK/steps.txt"
+    $CHECK report "$WORK" "$RESULTS" "$STATUS" "$FAILED_STEP" "$CPU"
+}
+
 # ---------------------------------------------------------------------------------------------
 exec 9>"$CACHE/lock"
 flock -w 900 9 || { echo "error: another pi_check holds $CACHE/lock" >&2; exit 1; }
 
-echo "pi_check: bundle $BUNDLE, inputs $INPUTS, rootfs $ROOTFS"
 T_ALL=$(now)
 RESULTS_READY=1
+if [[ -n $ENGINE ]]; then
+    echo "pi_check --engine: rootfs $ROOTFS"
+    step "host tools (qemu-user-static, binfmt)" host_tools
+    step "arm64 rootfs (debootstrap bookworm, or reuse)" rootfs
+    step "configure rootfs (certs, pip.conf, cpuinfo)" configure
+    step "mount proc/sys/dev + Pi 4 cpuinfo" mounts
+    step "update-ca-certificates inside (when the host's changed)" certs
+    step "build the edgemine wheel (host)" build_wheel
+    step "engine venv: pip install the wheel (arm64)" engine_venv
+    step "prepare models + inputs (host)" engine_prepare
+    step "engine run, cold Numba cache (arm64, emulated)" engine_pi pi_cold
+    step "engine run, warm Numba cache (arm64, emulated)" engine_pi pi_warm
+    step "engine run (host)" engine_host
+    STEPS+=("total before compare|$(secs "$T_ALL" "$(now)")|ok")
+    if $CHECK compare "$WORK/host" "$WORK/pi_warm" && $CHECK compare "$WORK/pi_cold" "$WORK/pi_warm"; then
+        STATUS=PASS
+    else
+        STATUS=FAIL; FAILED_STEP="compare"
+    fi
+    engine_results
+    echo "pi_check --engine: $STATUS"
+    [[ $STATUS == PASS ]]
+    exit
+fi
+echo "pi_check: bundle $BUNDLE, inputs $INPUTS, rootfs $ROOTFS"
 step "host tools (qemu-user-static, binfmt)" host_tools
 step "arm64 rootfs (debootstrap bookworm, or reuse)" rootfs
 step "configure rootfs (certs, pip.conf, cpuinfo)" configure
