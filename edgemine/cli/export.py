@@ -119,6 +119,9 @@ class Predictor:
         return inputs.image_file_input(path, self._image_preprocessing())
 
     def from_csv(self, path: Path) -> np.ndarray:
+        if self.preprocessing.get("kind") == "table":  # named columns, in any order
+            header, rows = inputs.read_csv(path)
+            return inputs.table_input(header, rows, self.preprocessing, path.name)
         rows = []
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
             for i, row in enumerate(csv.reader(f)):
