@@ -168,6 +168,12 @@ def _vocab(path: Path | None) -> dict | None:
     type=_DATA,
     help="Tokenizer word_index (JSON) for a text model, if not the bundled corpus's.",
 )
+@click.option(
+    "--engine",
+    is_flag=True,
+    help="Also carry the .edgemine model and finetune.py, to fine-tune it on the device "
+    "with edgemine's engine (MODEL must be .edgemine).",
+)
 def bundle(
     model: Path,
     output: Path,
@@ -176,17 +182,22 @@ def bundle(
     calibration: Path | None,
     labels: Path | None,
     vocab: Path | None,
+    engine: bool,
 ) -> None:
     """Write a self-contained folder that runs MODEL (.onnx or .edgemine) on a device.
 
     The folder holds model.onnx, labels.json, preprocessing.json, run.py (needs only numpy
-    and onnxruntime), requirements.txt and a README.md for the target.
+    and onnxruntime), requirements.txt and a README.md for the target. With --engine it also
+    holds model.edgemine, finetune.py and requirements-finetune.txt (needs edgemine).
     """
     from ..bundle import ensure_onnx, write_bundle
     from ..quantize import quantize_int8
 
     if calibration and not int8:
         raise click.UsageError("--calibration needs --int8")
+    if engine:
+        _engine_bundle(model, output, target, int8, labels, vocab)
+        return
     with tempfile.TemporaryDirectory(prefix="edgemine-bundle-") as tmp:
         try:
             src = ensure_onnx(model, tmp)
@@ -205,3 +216,26 @@ def bundle(
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     click.echo(f"wrote {out}/ ({size / 1024:.1f} KiB, target {target})")
     click.echo(f"  try: python {out / 'run.py'} --bench")
+
+
+def _engine_bundle(
+    model: Path, output: Path, target: str, int8: bool, labels: Path | None, vocab: Path | None
+) -> None:
+    from ..engine_bundle import write_engine_bundle
+
+    if model.suffix.lower() != ".edgemine":
+        raise click.UsageError("--engine needs a .edgemine model (the one finetune.py trains)")
+    if int8:
+        raise click.UsageError(
+            "--engine and --int8 do not mix: finetune.py re-exports an fp32 model.onnx"
+        )
+    try:
+        out = write_engine_bundle(
+            model, output, target=target, labels=labels, preprocessing=_vocab(vocab)
+        )
+    except (OSError, ValueError, RuntimeError, ImportError) as exc:
+        raise _fail(exc) from None
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+    click.echo(f"wrote {out}/ ({size / 1024:.1f} KiB, target {target}, with finetune.py)")
+    click.echo(f"  try: python {out / 'run.py'} --bench")
+    click.echo(f"  fine-tune: python {out / 'finetune.py'} NEW_EXAMPLES/ --export-onnx")
