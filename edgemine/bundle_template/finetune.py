@@ -407,13 +407,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BundleError as exc:
-        sys.stderr.write(f"error: {one_line(exc)}\n")
-        sys.exit(EXIT_INPUT)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:  # never a traceback on the device: one line, non-zero exit
-        sys.stderr.write(f"error: {exc.__class__.__name__}: {one_line(exc)}\n")
-        sys.exit(1)
+    runner.run_command(main)

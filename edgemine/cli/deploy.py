@@ -191,51 +191,40 @@ def bundle(
     holds model.edgemine, finetune.py and requirements-finetune.txt (needs edgemine).
     """
     from ..bundle import ensure_onnx, write_bundle
+    from ..engine_bundle import write_engine_bundle
     from ..quantize import quantize_int8
 
     if calibration and not int8:
         raise click.UsageError("--calibration needs --int8")
-    if engine:
-        _engine_bundle(model, output, target, int8, labels, vocab)
-        return
-    with tempfile.TemporaryDirectory(prefix="edgemine-bundle-") as tmp:
-        try:
-            src = ensure_onnx(model, tmp)
-            if int8:
-                src = quantize_int8(
-                    src,
-                    Path(tmp) / "model_int8.onnx",
-                    calibration=_calibration(calibration, 300),
-                    symmetric=(target == "jetson"),
-                )
-            out = write_bundle(
-                src, output, target=target, labels=labels, preprocessing=_vocab(vocab)
-            )
-        except (OSError, ValueError, RuntimeError, ImportError) as exc:
-            raise _fail(exc) from None
-    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
-    click.echo(f"wrote {out}/ ({size / 1024:.1f} KiB, target {target})")
-    click.echo(f"  try: python {out / 'run.py'} --bench")
-
-
-def _engine_bundle(
-    model: Path, output: Path, target: str, int8: bool, labels: Path | None, vocab: Path | None
-) -> None:
-    from ..engine_bundle import write_engine_bundle
-
-    if model.suffix.lower() != ".edgemine":
+    if engine and model.suffix.lower() != ".edgemine":
         raise click.UsageError("--engine needs a .edgemine model (the one finetune.py trains)")
-    if int8:
+    if engine and int8:
         raise click.UsageError(
             "--engine and --int8 do not mix: finetune.py re-exports an fp32 model.onnx"
         )
-    try:
-        out = write_engine_bundle(
-            model, output, target=target, labels=labels, preprocessing=_vocab(vocab)
-        )
-    except (OSError, ValueError, RuntimeError, ImportError) as exc:
-        raise _fail(exc) from None
+    with tempfile.TemporaryDirectory(prefix="edgemine-bundle-") as tmp:
+        try:
+            if engine:
+                out = write_engine_bundle(
+                    model, output, target=target, labels=labels, preprocessing=_vocab(vocab)
+                )
+            else:
+                src = ensure_onnx(model, tmp)
+                if int8:
+                    src = quantize_int8(
+                        src,
+                        Path(tmp) / "model_int8.onnx",
+                        calibration=_calibration(calibration, 300),
+                        symmetric=(target == "jetson"),
+                    )
+                out = write_bundle(
+                    src, output, target=target, labels=labels, preprocessing=_vocab(vocab)
+                )
+        except (OSError, ValueError, RuntimeError, ImportError) as exc:
+            raise _fail(exc) from None
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
-    click.echo(f"wrote {out}/ ({size / 1024:.1f} KiB, target {target}, with finetune.py)")
+    extra = ", with finetune.py" if engine else ""
+    click.echo(f"wrote {out}/ ({size / 1024:.1f} KiB, target {target}{extra})")
     click.echo(f"  try: python {out / 'run.py'} --bench")
-    click.echo(f"  fine-tune: python {out / 'finetune.py'} NEW_EXAMPLES/ --export-onnx")
+    if engine:
+        click.echo(f"  fine-tune: python {out / 'finetune.py'} NEW_EXAMPLES/ --export-onnx")
