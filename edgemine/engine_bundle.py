@@ -31,7 +31,8 @@ _COMPILE_COST = """\
 **The first run compiles.** edgemine's kernels are compiled by Numba on first use, which takes
 minutes on a small board; the compiled kernels are then kept in `.numba_cache/` in this folder
 (or in `~/.cache/edgemine/numba` when this folder is read-only; `NUMBA_CACHE_DIR` overrides
-both), so later runs load them instead of compiling. Measured with the seed CNN
+both), so later runs load them instead of compiling. Deleting it only costs a new compile;
+kernels compiled on another machine (a different CPU) are not used. Measured with the seed CNN
 (`tools/pi_check.sh --engine`): on an emulated Raspberry Pi 4 (qemu, Cortex-A72) its first
 prediction took about 240 s with an empty cache against about 7 s for the next call, and the
 first training step about 160 s more than the others; with the cache filled, the first call of
