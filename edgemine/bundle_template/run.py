@@ -372,7 +372,9 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
+def run_command(main):
+    """Run ``main`` as the device's command: a problem is one ``error:`` line and a non-zero
+    exit status (2 for a BundleError), never a traceback. finetune.py uses it too."""
     try:
         sys.exit(main())
     except (BundleError, inputs.InputError) as exc:
@@ -383,3 +385,7 @@ if __name__ == "__main__":
     except Exception as exc:  # never a traceback on the device: one line, non-zero exit
         sys.stderr.write(f"error: {exc.__class__.__name__}: {one_line(exc)}\n")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_command(main)
