@@ -61,6 +61,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "bundle",
         "Write a self-contained folder that runs MODEL (.onnx or .edgemine) on a device.",
     ),
+    "anomaly": (
+        ".anomaly",
+        "anomaly",
+        "Find anomalies in sensor series with an autoencoder trained on normal data.",
+    ),
     "convert": (
         ".convert",
         "convert",
