@@ -245,3 +245,28 @@ def test_loaders_refuse_empty_and_odd_inputs(tmp_path):
     (tmp_path / "d.csv").write_text("a,a\n1,2\n")
     with pytest.raises(InputError, match="distinct, non-empty column names"):
         user_data.load_table_csv(tmp_path / "d.csv")
+
+
+def test_motion_lstm_on_basicmotions(tmp_path):
+    out = ok("train", "motion_lstm", "-o", tmp_path / "m.edgemine", "--epochs", 2, "--seed", 0)
+    assert "test loss" in out
+    m = load_model(tmp_path / "m.edgemine")
+    assert m.input_shape == (100, 6) and m.class_names == [
+        "Standing",
+        "Running",
+        "Walking",
+        "Badminton",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "spec, data, at_least",
+    [("motion_lstm", "basicmotions", 0.95), ("cnn", "digits", 0.95), ("mlp", "wine", 0.85)],
+)
+def test_zoo_models_reach_their_accuracy(tmp_path, spec, data, at_least):
+    out = ok(
+        "train", spec, "--data", data, "-o", tmp_path / "m.edgemine", "--seed", 0, "--verbose", 0
+    )
+    accuracy = float(out.split("test loss")[1].split("accuracy")[1].split()[0])
+    assert accuracy >= at_least, out

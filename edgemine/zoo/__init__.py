@@ -9,7 +9,7 @@ to a ``.json`` file loads a user's spec. The CLI's ``train`` and the README's ma
 functions; nothing here downloads anything or reads the repository's folders.
 
 >>> names()
-['cnn', 'mlp', 'seed_cnn', 'seed_lstm']
+['cnn', 'mlp', 'motion_lstm', 'seed_cnn', 'seed_lstm']
 >>> build_model(load_spec("seed_cnn")).count_params()
 93322
 
@@ -217,7 +217,8 @@ def load_data(
     text_column: str | None = None,
     image_size: tuple[int, int] | None = None,
 ) -> Data:
-    """A data set by name ('mnist', 'tweets', 'wine', 'digits', prepared as their models expect)
+    """A data set by name ('mnist', 'tweets', 'wine', 'digits', 'basicmotions', prepared as
+    their models expect)
     or a user's file: a ``.npz`` (x_train/y_train/x_test/y_test, or x/y), a CSV table (features
     and a label column), a CSV of texts (with ``text_column``), or a folder of images in class
     subfolders. ``pre`` and ``class_names`` (a trained model's) are applied instead of fitted
@@ -230,6 +231,12 @@ def load_data(
         return _prepare_tweets(**(dataset_args or {}))
     if dataset == "digits":
         return _prepare_digits()
+    if dataset == "basicmotions":
+        from ..datasets import basicmotions
+
+        (x_train, y_train), (x_test, y_test) = basicmotions.load_data()
+        pre = {"kind": "array", "dataset": "basicmotions"}
+        return Data(x_train, y_train, x_test, y_test, pre, list(basicmotions.CLASS_NAMES))
     if dataset == "wine":
         d = user_data.load_table_csv(
             "wine.csv", label_column, pre, class_names, text=wine.csv_text()
@@ -249,7 +256,8 @@ def load_data(
             )
         return user_data.load_table_csv(path, label_column, pre, class_names)
     raise SpecError(
-        f"unknown data set {dataset!r}: use 'mnist', 'tweets', 'wine', 'digits', a .npz or .csv "
+        f"unknown data set {dataset!r}: use 'mnist', 'tweets', 'wine', 'digits', 'basicmotions', "
+        "a .npz or .csv "
         "file, or a folder of images in class subfolders"
     )
 
