@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .preprocessing.inputs import point_scores, series_windows, window_errors, windows
+
 __all__ = [
     "ARCHITECTURES",
     "Scores",
@@ -41,26 +43,6 @@ __all__ = [
 ]
 
 ARCHITECTURES = ("dense",)
-
-
-def windows(values: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
-    """(points, channels) -> (n, window, channels): every ``window`` points, each ``stride``."""
-    if window < 2 or stride < 1:
-        raise ValueError(f"window must be >= 2 and stride >= 1, got {window} and {stride}")
-    if len(values) < window:
-        raise ValueError(f"a series of {len(values)} points is shorter than the window ({window})")
-    starts = np.arange(0, len(values) - window + 1, stride)
-    return values[starts[:, None] + np.arange(window)]
-
-
-def point_scores(window_scores: np.ndarray, n_points: int, window: int, stride: int = 1):
-    """Each point's score: the largest score of the windows covering it (-inf for a point no
-    window covers, at the end of a series whose length the stride does not divide)."""
-    out = np.full(n_points, -np.inf)
-    starts = np.arange(len(window_scores)) * stride
-    for k in range(window):  # one shift at a time: window passes over n points
-        np.maximum.at(out, starts + k, window_scores)
-    return out
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -141,12 +123,6 @@ def _build(arch: str, window: int, channels: int):
     )
 
 
-def _zscored_windows(values: np.ndarray, pre: dict) -> np.ndarray:
-    z = (values - np.asarray(pre["mean"])) / np.asarray(pre["std"])
-    w = windows(z.astype(np.float32), pre["window"], pre["stride"])
-    return w.reshape(len(w), -1)
-
-
 def _check_values(values, columns) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if values.ndim == 1:
@@ -185,14 +161,13 @@ def fit_detector(
         "std": np.where(std > 0, std, 1.0).tolist(),
         "score": "window_mse",
     }
-    x = _zscored_windows(values, pre)
+    x = series_windows(values, pre)
     if seed is not None:
         set_random_seed(seed)
     model = _build(arch, window, len(columns))
     model.compile(optimizer="adam", loss="mse")
     model.fit(x, x, epochs=epochs, batch_size=batch_size, verbose=verbose)
-    errors = ((model.predict(x, verbose=0) - x) ** 2).mean(axis=1)
-    pre["threshold"] = float(errors.max())
+    pre["threshold"] = float(window_errors(x, model.predict(x, verbose=0)).max())
     pre["architecture"] = arch
     model.preprocessing = pre
     return model
@@ -204,8 +179,8 @@ def score_series(model, values: np.ndarray) -> Scores:
     if pre.get("kind") != "series":
         raise ValueError("the model is not an anomaly detector (no series preprocessing)")
     values = _check_values(values, pre["columns"])
-    x = _zscored_windows(values, pre)
-    errors = ((model.predict(x, verbose=0) - x) ** 2).mean(axis=1).astype(np.float64)
+    x = series_windows(values, pre)
+    errors = window_errors(x, model.predict(x, verbose=0))
     points = point_scores(errors, len(values), pre["window"], pre["stride"])
     return Scores(
         errors, points, points > pre["threshold"], pre["threshold"], pre["window"], pre["stride"]

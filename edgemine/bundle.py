@@ -148,9 +148,13 @@ def _resolve_preprocessing(
         for key in ("mean", "std"):
             if not isinstance(pre.get(key), list) or len(pre[key]) != width:
                 raise ValueError(f"table preprocessing needs {width} values of '{key}'")
+    elif kind == "series":
+        for key in ("columns", "mean", "std", "window", "stride", "threshold"):
+            if key not in pre:
+                raise ValueError(f"an anomaly detector's preprocessing needs '{key}'")
     elif kind != "array":
         raise ValueError(
-            f"unknown preprocessing kind {kind!r} (expected 'image', 'text' or 'table')"
+            f"unknown preprocessing kind {kind!r} (expected 'image', 'text', 'table' or 'series')"
         )
     return pre
 
@@ -195,6 +199,11 @@ def _model_summary(spec_json: dict[str, Any], labels: list[str], opset: int) -> 
         )
     elif kind == "table":
         what = f"CSV rows with the columns {', '.join(pre['columns'])} (any order, a header row)"
+    elif kind == "series":
+        what = (
+            f"a series in a CSV with the columns {', '.join(pre['columns'])}, scored in windows "
+            f"of {pre['window']} points (stride {pre['stride']}), threshold {pre['threshold']:.6g}"
+        )
     else:
         what = f"arrays of shape {pre['input']['shape']}"
     quant = pre["bundle"]["quantization"]
@@ -221,6 +230,8 @@ def _examples(kind: str, py: str) -> str:
         )
     if kind == "table":
         return f"{py} run.py rows.csv --json          # a header row; columns in any order\n"
+    if kind == "series":
+        return f"{py} run.py series.csv > scores.csv  # index,score,flag per point\n"
     return f"{py} run.py inputs.npy --json\n"
 
 

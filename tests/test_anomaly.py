@@ -158,3 +158,42 @@ def test_kdd_tsad_135_beats_the_pca_baseline(tmp_path):
     assert found["windows"]["anomalous"] == 75 and found["points"]["anomalous"] == 12
     assert found["points"]["roc_auc"] >= 0.99 and found["windows"]["roc_auc"] >= 0.999
     assert found["windows"]["f1"] >= 0.876 and found["points"]["recall"] == 1.0
+
+
+def test_bundle_scores_a_csv_as_the_cli_does(tmp_path):
+    """The exported detector in a bundle: run.py reads the CSV, windows it with the stored
+    scaling and scores it with onnxruntime; the flags are the engine's."""
+    import subprocess
+    import sys
+
+    runner = CliRunner()
+    normal = _csv(tmp_path / "normal.csv", _signals(300, 0))
+    test_values = _signals(200, 2)
+    test_values[90:93, 0] -= 3.0
+    test = _csv(tmp_path / "test.csv", test_values)
+    model = tmp_path / "d.edgemine"
+    args = ["anomaly", "fit", str(normal), "-o", str(model), "--window", "12", "--epochs", "20"]
+    assert runner.invoke(main, args).exit_code == 0
+    r = runner.invoke(
+        main, ["anomaly", "score", str(model), str(test), "-o", str(tmp_path / "host.csv")]
+    )
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(main, ["bundle", str(model), "-o", str(tmp_path / "b")]).exit_code == 0
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "b" / "run.py"),
+            str(test),
+            "--output",
+            str(tmp_path / "s.npy"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    host = np.loadtxt(tmp_path / "host.csv", delimiter=",", skiprows=1)
+    device = np.loadtxt(res.stdout.splitlines(), delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(device[:, 2], host[:, 2])
+    assert device[:, 2].sum() > 0
+    np.testing.assert_allclose(device[:, 1], host[:, 1], rtol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), host[:, 1], rtol=1e-5)

@@ -298,6 +298,35 @@ def bench(session, name, x, repeats):
     }
 
 
+def score_series(args, session, name, spec):
+    """Score each CSV series: one `index,score,flag` line per point (or one JSON document),
+    exactly as `edgemine anomaly score` does on the workstation."""
+    if not args.inputs or args.text:
+        raise BundleError("give the series as CSV files (a header row, the model's columns)")
+    docs, outputs = [], []
+    for src in args.inputs:
+        if not os.path.isfile(src):
+            raise BundleError(f"input file not found: {src}")
+        header, table = inputs.read_csv(src)
+        values = inputs.table_values(header, table, spec["columns"], os.path.basename(src))
+        x = inputs.series_windows(values, spec)
+        errors = inputs.window_errors(x, predict(session, name, x))
+        scores = inputs.point_scores(errors, len(values), spec["window"], spec["stride"])
+        flags = scores > spec["threshold"]
+        docs.append({"input": src, "scores": scores.tolist(), "flags": flags.astype(int).tolist()})
+        outputs.append(scores)
+        if not args.json:
+            print("index,score,flag")
+            for i, (s, f) in enumerate(zip(scores, flags)):
+                print(f"{i},{s:.9g},{int(f)}")
+        sys.stderr.write(f"{src}: {int(flags.sum())} of {len(flags)} points flagged\n")
+    if args.output:  # every point's score, the inputs one after another
+        np.save(args.output, np.concatenate(outputs))
+    if args.json:
+        print(json.dumps({"threshold": spec["threshold"], "series": docs}))
+    return 0
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
         description="Predict with this edgemine bundle (numpy + onnxruntime only).",
@@ -326,7 +355,9 @@ def main(argv=None):
     provider = session.get_providers()[0]
     name = check_model_matches(session, spec)
 
-    items = gather_inputs(args, spec)
+    if spec.get("kind") == "series" and not args.bench:  # points in, scores and flags out
+        return score_series(args, session, name, spec)
+    items = gather_inputs(args, spec) if spec.get("kind") != "series" else []
     if not items and not args.bench:
         raise BundleError("no input given (try --help)")
     result = {
@@ -354,6 +385,10 @@ def main(argv=None):
             if not args.json:
                 print(f"{source}\t{label}\t{row[k]:.4f}")
         result["predictions"] = preds
+    elif spec.get("kind") == "series" and args.inputs:  # --bench on the series' windows
+        header, table = inputs.read_csv(args.inputs[0])
+        values = inputs.table_values(header, table, spec["columns"], args.inputs[0])
+        x = inputs.series_windows(values, spec)
     else:
         x = synthetic(spec, 1)
 

@@ -10,9 +10,10 @@ The preprocessing dict (a model's ``preprocessing`` metadata) holds ``kind``: ``
 (``height``, ``width``, ``channels``, ``scale``, ``layout`` ``"NHWC"``/``"NCHW"``, ``resize``:
 other sizes are resized, bilinear, instead of refused), ``"text"`` (``word_index``,
 ``num_words``, ``maxlen``, ``lower``, ``filters``, ``split``, ``char_level``, ``oov_token``,
-``padding``, ``truncating``: Keras 2's Tokenizer and ``pad_sequences``) or ``"table"``
+``padding``, ``truncating``: Keras 2's Tokenizer and ``pad_sequences``), ``"table"``
 (``columns``: the feature columns in the model's order, ``mean`` and ``std`` of each from the
-training rows, ``label_column``).
+training rows, ``label_column``) or ``"series"`` (an anomaly detector: ``columns``, ``mean``,
+``std``, ``window``, ``stride``, ``threshold``; see :func:`series_windows`).
 
 >>> pre = {"kind": "image", "height": 2, "width": 2, "channels": 1, "scale": 1 / 255}
 >>> rgb = np.full((2, 2, 3), (255, 0, 0), np.uint8)
@@ -379,3 +380,49 @@ def table_input(header: list[str], rows, pre: dict, source: str) -> np.ndarray:
     values = table_values(header, rows, list(pre["columns"]), source)
     x = (values - np.asarray(pre["mean"])) / np.asarray(pre["std"])
     return x.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# series (anomaly detectors: windows in, reconstructions out)
+# --------------------------------------------------------------------------------------------
+
+
+def windows(values: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """(points, channels) -> (n, window, channels): every ``window`` points, each ``stride``.
+
+    >>> windows(np.arange(5.0)[:, None], 3, 2)[:, :, 0].tolist()
+    [[0.0, 1.0, 2.0], [2.0, 3.0, 4.0]]
+    """
+    if window < 2 or stride < 1:
+        raise InputError(f"window must be >= 2 and stride >= 1, got {window} and {stride}")
+    if len(values) < window:
+        raise InputError(f"a series of {len(values)} points is shorter than the window ({window})")
+    starts = np.arange(0, len(values) - window + 1, stride)
+    return values[starts[:, None] + np.arange(window)]
+
+
+def series_windows(values: np.ndarray, pre: dict) -> np.ndarray:
+    """A series (points, channels) z-scored with the training statistics and cut into the
+    detector's flattened float32 windows (n, window * channels)."""
+    z = (np.asarray(values, np.float64) - np.asarray(pre["mean"])) / np.asarray(pre["std"])
+    w = windows(z.astype(np.float32), pre["window"], pre["stride"])
+    return w.reshape(len(w), -1)
+
+
+def window_errors(x: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+    """Each window's mean squared reconstruction error (float64)."""
+    return ((np.asarray(reconstruction) - x) ** 2).mean(axis=1).astype(np.float64)
+
+
+def point_scores(window_scores: np.ndarray, n_points: int, window: int, stride: int = 1):
+    """Each point's score: the largest score of the windows covering it (-inf for a point no
+    window covers, at the end of a series whose length the stride does not divide).
+
+    >>> point_scores(np.array([1.0, 3.0]), 5, 3, 2).tolist()
+    [1.0, 1.0, 3.0, 3.0, 3.0]
+    """
+    out = np.full(n_points, -np.inf)
+    starts = np.arange(len(window_scores)) * stride
+    for k in range(window):  # one shift at a time: window passes over n points
+        np.maximum.at(out, starts + k, window_scores)
+    return out
