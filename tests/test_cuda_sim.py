@@ -630,6 +630,11 @@ def check_optimizers(rng):
         close(f"{kind} {hp} weights", cu.to_numpy(dev_p), host_p, GRAD)
         for i, (hs, ds) in enumerate(zip(host_slots, dev_slots)):
             close(f"{kind} {hp} slot {i}", cu.to_numpy(ds), hs, GRAD)
+    p = _rand(rng, 5, 7)
+    dev = cu.asarray(p)
+    cu.scale_(dev, 0.97)
+    cpu.scale_(p, 0.97)  # weight decay's in-place scaling
+    close("scale_", cu.to_numpy(dev), p, FWD)
 
 
 def check_sparse_rows(rng):
