@@ -323,8 +323,16 @@ def score_series(args, session, name, spec):
     if args.output:  # every point's score, the inputs one after another
         np.save(args.output, np.concatenate(outputs))
     if args.json:
-        print(json.dumps({"threshold": spec["threshold"], "series": docs}))
+        doc = {"model": os.path.basename(args.model), "provider": session.get_providers()[0]}
+        doc.update(onnxruntime=ort_version(), numpy=np.__version__, threshold=spec["threshold"])
+        print(json.dumps({**doc, "series": docs}))
     return 0
+
+
+def ort_version():
+    import onnxruntime
+
+    return onnxruntime.__version__
 
 
 def parse_args(argv):
