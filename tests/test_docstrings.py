@@ -16,6 +16,7 @@ MODULES = [
     "edgemine.metrics",
     "edgemine.optimizers",
     "edgemine.models",
+    "edgemine.callbacks",
     "edgemine.backend",
     "edgemine.zoo",
     "edgemine.layers.core",
