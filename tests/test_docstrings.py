@@ -20,6 +20,8 @@ MODULES = [
     "edgemine.report",
     "edgemine.report.metrics",
     "edgemine.report.writer",
+    "edgemine.explain",
+    "edgemine.explain.attributions",
     "edgemine.backend",
     "edgemine.zoo",
     "edgemine.layers.core",

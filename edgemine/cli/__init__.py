@@ -1,4 +1,4 @@
-"""The ``edgemine`` command line: train, evaluate, inspect, export, predict, bench, quantize, bundle.
+"""The ``edgemine`` command line: train, evaluate, explain, inspect, export, predict, bench, quantize, bundle.
 
 Errors print one line and exit non-zero; ``edgemine --debug ...`` shows the traceback instead.
 """
@@ -48,12 +48,14 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 from .convert import convert  # noqa: E402
 from .deploy import bundle, quantize  # noqa: E402
+from .explain import explain_cmd  # noqa: E402
 from .export import bench_cmd, export_cmd, predict_cmd  # noqa: E402
 from .pipeline import pipeline  # noqa: E402
 from .train import evaluate, inspect_cmd, train  # noqa: E402
 
 main.add_command(train)
 main.add_command(evaluate)
+main.add_command(explain_cmd)
 main.add_command(inspect_cmd)
 main.add_command(pipeline)
 main.add_command(quantize)

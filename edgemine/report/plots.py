@@ -57,6 +57,9 @@ def history_png(history: dict[str, list[float | None]]) -> bytes:
     """One panel per log (loss, accuracy, ...): training and validation per epoch."""
     bases = [k for k in history if not k.startswith("val_")]
     bases += [k[4:] for k in history if k.startswith("val_") and k[4:] not in history]
+    from matplotlib.ticker import MaxNLocator
+
+    n = len(next(iter(history.values())))
     fig = figure(4.5 * len(bases), 3.6)
     axes = fig.subplots(1, len(bases), squeeze=False)[0]
     for ax, base in zip(axes, bases):
@@ -71,9 +74,9 @@ def history_png(history: dict[str, list[float | None]]) -> bytes:
         ax.set_title(base)
         ax.grid(alpha=0.3)
         ax.legend()
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    n = len(next(iter(history.values())))
-    fig.suptitle(f"Training history ({n} epochs stored in the model file)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, n + 0.5)
+    fig.suptitle(f"Training history ({n} epoch{'s' if n > 1 else ''} stored in the model file)")
     return png_bytes(fig)
 
 
