@@ -67,7 +67,7 @@ def blur(image: np.ndarray, sigma: float | None = None) -> np.ndarray:
     """A Gaussian blur of an (H, W, C) image (``sigma`` default: an eighth of the shorter side),
     the weights renormalised at the borders: the blurred baseline of integrated gradients.
 
-    >>> blur(np.ones((5, 4, 1))).round(6).min()
+    >>> float(blur(np.ones((5, 4, 1))).min().round(6))
     1.0
     """
     h, w = image.shape[:2]
