@@ -141,8 +141,17 @@ def _resolve_preprocessing(
             for w, i in sorted(word_index.items(), key=lambda kv: kv[1])
             if 0 < int(i) and (num_words is None or int(i) < int(num_words))
         }
+    elif kind == "table":
+        columns, width = pre.get("columns"), spec.input_shape[-1]
+        if not isinstance(columns, list) or len(columns) != width:
+            raise ValueError(f"table preprocessing needs the model's {width} 'columns': {pre}")
+        for key in ("mean", "std"):
+            if not isinstance(pre.get(key), list) or len(pre[key]) != width:
+                raise ValueError(f"table preprocessing needs {width} values of '{key}'")
     elif kind != "array":
-        raise ValueError(f"unknown preprocessing kind {kind!r} (expected 'image' or 'text')")
+        raise ValueError(
+            f"unknown preprocessing kind {kind!r} (expected 'image', 'text' or 'table')"
+        )
     return pre
 
 
@@ -184,6 +193,8 @@ def _model_summary(spec_json: dict[str, Any], labels: list[str], opset: int) -> 
             f"texts of at most {pre['maxlen']} tokens ({len(pre['word_index'])} known words, "
             f"padding '{pre['padding']}')"
         )
+    elif kind == "table":
+        what = f"CSV rows with the columns {', '.join(pre['columns'])} (any order, a header row)"
     else:
         what = f"arrays of shape {pre['input']['shape']}"
     quant = pre["bundle"]["quantization"]
@@ -208,6 +219,8 @@ def _examples(kind: str, py: str) -> str:
             f"{py} run.py tweets.txt --json         # one text per line\n"
             f'echo "so tired of this" | {py} run.py -\n'
         )
+    if kind == "table":
+        return f"{py} run.py rows.csv --json          # a header row; columns in any order\n"
     return f"{py} run.py inputs.npy --json\n"
 
 

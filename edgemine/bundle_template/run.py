@@ -6,6 +6,7 @@ Inputs (any mix, in order):
              (n, H, W[, C]) / integer token ids (n, maxlen); one sample may omit the batch axis
   FILE.png   an image (also .jpg, .bmp, .gif, .tif, .webp; Pillow reads it), grey or colour,
              exactly the model's image size
+  FILE.csv   for table models: a header row and one sample a row, columns in any order
   FILE.txt   (or any other file) for text models: one text per line
   -          text lines from standard input
   --text T   one text (repeatable)
@@ -175,6 +176,10 @@ def rows(arr, source):
     return [(f"{source}[{i}]", arr[i : i + 1]) for i in range(len(arr))]
 
 
+def rows_of(arr, source, csv_rows):
+    return [(f"{source}:{line}", arr[i : i + 1]) for i, (line, _) in enumerate(csv_rows)]
+
+
 def gather_inputs(args, spec):
     pre = spec  # preprocessing.json: the preprocessing keys, plus input/output/bundle
     kind = pre.get("kind")
@@ -206,15 +211,16 @@ def gather_inputs(args, spec):
                 items.extend(rows(inputs.images_from_array(arr, pre, sample_shape, name), name))
             else:
                 items.extend(npy_raw(arr, spec, name))
+        elif kind == "table" and src.lower().endswith(".csv"):
+            header, table = inputs.read_csv(src)
+            items.extend(rows_of(inputs.table_input(header, table, pre, name), name, table))
         elif inputs.is_image_file(src):
             if kind != "image":
                 raise BundleError(f"{name}: this model takes {kind or 'array'} inputs, not images")
             items.append((name, inputs.image_file_input(src, pre)))
         else:
             if kind != "text":
-                raise BundleError(
-                    f"{name}: this model takes {kind or 'array'} inputs (images or .npy), not text"
-                )
+                raise BundleError(f"{name}: this model takes {kind or 'array'} inputs, not text")
             if src == "-":
                 texts(sys.stdin, "stdin")
             else:
@@ -366,7 +372,9 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
+def run_command(main):
+    """Run ``main`` as the device's command: a problem is one ``error:`` line and a non-zero
+    exit status (2 for a BundleError), never a traceback. finetune.py uses it too."""
     try:
         sys.exit(main())
     except (BundleError, inputs.InputError) as exc:
@@ -377,3 +385,7 @@ if __name__ == "__main__":
     except Exception as exc:  # never a traceback on the device: one line, non-zero exit
         sys.stderr.write(f"error: {exc.__class__.__name__}: {one_line(exc)}\n")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_command(main)

@@ -27,7 +27,6 @@ from typing import Any
 import click
 import numpy as np
 
-from .. import report
 from ..preprocessing import inputs
 from ._click import Command
 
@@ -120,6 +119,9 @@ class Predictor:
         return inputs.image_file_input(path, self._image_preprocessing())
 
     def from_csv(self, path: Path) -> np.ndarray:
+        if self.preprocessing.get("kind") == "table":  # named columns, in any order
+            header, rows = inputs.read_csv(path)
+            return inputs.table_input(header, rows, self.preprocessing, path.name)
         rows = []
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
             for i, row in enumerate(csv.reader(f)):
@@ -373,7 +375,7 @@ def predict_cmd(
     threads: int | None,
     labels_from: Path | None,
 ) -> None:
-    """Classify INPUT files (.npy, .npz, .csv, .png, or text: one per line) with MODEL
+    """Classify INPUT files (.npy, .npz, .csv, images, or text: one per line) with MODEL
     (.edgemine or .onnx)."""
     from ..progress import ProgressBar
 
@@ -393,6 +395,8 @@ def predict_cmd(
         bar.finish({})
     y = np.concatenate(outs)
     rows = summarize(y, pred.class_names)
+    from .. import report
+
     labels = None if labels_from is None else report.read_labels(str(labels_from))
     if output is not None:
         _write_output(output, y, names, rows, pred.class_names)

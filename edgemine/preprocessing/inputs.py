@@ -7,9 +7,12 @@ It needs numpy, and Pillow for image files; it imports nothing from edgemine (ke
 bundle carries it alone).
 
 The preprocessing dict (a model's ``preprocessing`` metadata) holds ``kind``: ``"image"``
-(``height``, ``width``, ``channels``, ``scale``, ``layout`` ``"NHWC"``/``"NCHW"``) or ``"text"``
-(``word_index``, ``num_words``, ``maxlen``, ``lower``, ``filters``, ``split``, ``char_level``,
-``oov_token``, ``padding``, ``truncating``: Keras 2's Tokenizer and ``pad_sequences``).
+(``height``, ``width``, ``channels``, ``scale``, ``layout`` ``"NHWC"``/``"NCHW"``, ``resize``:
+other sizes are resized, bilinear, instead of refused), ``"text"`` (``word_index``,
+``num_words``, ``maxlen``, ``lower``, ``filters``, ``split``, ``char_level``, ``oov_token``,
+``padding``, ``truncating``: Keras 2's Tokenizer and ``pad_sequences``) or ``"table"``
+(``columns``: the feature columns in the model's order, ``mean`` and ``std`` of each from the
+training rows, ``label_column``).
 
 >>> pre = {"kind": "image", "height": 2, "width": 2, "channels": 1, "scale": 1 / 255}
 >>> rgb = np.full((2, 2, 3), (255, 0, 0), np.uint8)
@@ -20,7 +23,9 @@ array([[0.29803923, 0.29803923],
 
 from __future__ import annotations
 
+import csv
 import functools
+import math
 import os
 
 import numpy as np
@@ -108,6 +113,8 @@ def image_input(img: np.ndarray, pre: dict, source: str) -> np.ndarray:
     height, width, channels = pre["height"], pre["width"], pre["channels"]
     if img.ndim == 2:
         img = img[:, :, None]
+    if img.shape[:2] != (height, width) and pre.get("resize"):
+        img = resize(img, height, width)
     if img.shape[:2] != (height, width):
         raise InputError(
             f"{source} is {img.shape[1]}x{img.shape[0]} pixels; "
@@ -118,6 +125,18 @@ def image_input(img: np.ndarray, pre: dict, source: str) -> np.ndarray:
     if str(pre.get("layout", "NHWC")).upper() == "NCHW":
         x = x.transpose(2, 0, 1)
     return x[None]
+
+
+def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 (H, W, C) resized to (height, width, C) with Pillow's bilinear filter (with its
+    antialiasing when shrinking), one channel at a time so every channel count works."""
+    from PIL import Image
+
+    planes = [
+        np.asarray(Image.fromarray(img[:, :, c]).resize((width, height), Image.Resampling.BILINEAR))
+        for c in range(img.shape[2])
+    ]
+    return np.stack(planes, axis=2)
 
 
 def image_file_input(path: str | os.PathLike, pre: dict) -> np.ndarray:
@@ -283,3 +302,80 @@ def token_ids(
         limit = f"0..{vocab_size - 1}" if vocab_size else "0 and up"
         raise InputError(f"{source} holds token id {bad}, outside the vocabulary ({limit})")
     return arr.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# tables (CSV with a header)
+# --------------------------------------------------------------------------------------------
+
+
+def read_csv(
+    path: str | os.PathLike, text: str | None = None
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """A CSV with a header row: the column names and ``(line number, cells)`` for each
+    non-blank row (``text`` instead of reading ``path``, which then only names the source)."""
+    name = os.path.basename(str(path))
+    try:
+        if text is None:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                text = f.read()
+    except FileNotFoundError:
+        raise InputError(f"input file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{name} is not a readable UTF-8 text file ({exc})") from None
+    lines = list(csv.reader(text.splitlines()))
+    numbered = [
+        (i, [c.strip() for c in row])
+        for i, row in enumerate(lines, 1)
+        if any(c.strip() for c in row)
+    ]
+    if not numbered:
+        raise InputError(f"{name} is empty")
+    (_, header), rows = numbered[0], numbered[1:]
+    if len(set(header)) != len(header) or not all(header):
+        raise InputError(f"{name}: the header row needs distinct, non-empty column names")
+    for line, cells in rows:
+        if len(cells) != len(header):
+            raise InputError(f"{name}, line {line}: {len(cells)} values for {len(header)} columns")
+    if not rows:
+        raise InputError(f"{name} has a header but no rows")
+    return header, rows
+
+
+def table_values(header: list[str], rows, columns: list[str], source: str) -> np.ndarray:
+    """The named columns of CSV rows as float64 (n, len(columns)), in ``columns``' order, the
+    file's column order free; a missing column, a missing value or a non-number is refused
+    naming the line and the column."""
+    where = {name: i for i, name in enumerate(header)}
+    absent = [c for c in columns if c not in where]
+    if absent:
+        raise InputError(
+            f"{source} has no column {absent[0]!r} (the model reads {', '.join(columns)})"
+        )
+    out = np.empty((len(rows), len(columns)), dtype=np.float64)
+    for r, (line, cells) in enumerate(rows):
+        for c, name in enumerate(columns):
+            cell = cells[where[name]]
+            try:
+                value = float(cell)
+            except ValueError:
+                what = "a missing value" if cell == "" else f"not a number: {cell!r:.40}"
+                raise InputError(f"{source}, line {line}, column {name!r}: {what}") from None
+            if not math.isfinite(value):
+                raise InputError(f"{source}, line {line}, column {name!r}: {cell} is not finite")
+            out[r, c] = value
+    return out
+
+
+def table_stats(values: np.ndarray) -> tuple[list[float], list[float]]:
+    """Each column's mean and standard deviation (1 where a column is constant)."""
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    return mean.tolist(), np.where(std > 0, std, 1.0).tolist()
+
+
+def table_input(header: list[str], rows, pre: dict, source: str) -> np.ndarray:
+    """CSV rows -> the model's float32 input (n, features): the model's columns in its order,
+    standardised with the training rows' mean and std; a label column is ignored."""
+    values = table_values(header, rows, list(pre["columns"]), source)
+    x = (values - np.asarray(pre["mean"])) / np.asarray(pre["std"])
+    return x.astype(np.float32)

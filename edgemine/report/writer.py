@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..saving.files import atomic_write_bytes
 from . import plots
 from .metrics import classification_report, labels_as_classes, scores_and_predictions
 
@@ -59,6 +58,8 @@ def write_report(
     >>> r["files"]
     ['metrics.json', 'confusion_matrix.png', 'report.html']
     """
+    from ..saving.files import atomic_write_bytes  # imports the engine: only when writing
+
     require_matplotlib()
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
