@@ -194,3 +194,31 @@ def test_read_labels_refuses_pickles_and_names_arrays(tmp_path):
     np.savez(tmp_path / "two.npz", a=np.zeros(2), b=np.zeros(2))
     with pytest.raises(ReportError, match="name the labels array 'y'"):
         read_labels(tmp_path / "two.npz")
+
+
+def test_wine_report_equals_sklearn_on_the_same_predictions(tmp_path):
+    """The issue's check: a model trained on the bundled wine CSV; metrics.json equals
+    scikit-learn on the model's predictions for the test split."""
+    from edgemine import zoo
+    from edgemine.models import load_model
+
+    model_path, out = tmp_path / "wine.edgemine", tmp_path / "wine_report"
+    args = ["train", "mlp", "--data", "wine", "-o", str(model_path), "--epochs", "10"]
+    r = CliRunner().invoke(main, [*args, "--seed", "0", "--verbose", "0"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["evaluate", str(model_path), "--report", str(out)])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((out / "metrics.json").read_text())
+    model = load_model(model_path)
+    d = zoo.load_data("wine", pre=model.preprocessing, class_names=model.class_names)
+    score = model.predict(d.x_test)
+    pred = score.argmax(1)
+    theirs = sklearn_metrics.classification_report(d.y_test, pred, output_dict=True, zero_division=0)  # fmt: skip
+    assert saved["n_samples"] == 34 and saved["class_names"] == ["class_0", "class_1", "class_2"]
+    for k, name in enumerate(saved["class_names"]):
+        for key, their_key in (("precision", "precision"), ("recall", "recall"), ("f1", "f1-score")):  # fmt: skip
+            assert saved["per_class"][name][key] == pytest.approx(theirs[str(k)][their_key], abs=1e-6)  # fmt: skip
+    assert saved["accuracy"] == pytest.approx(theirs["accuracy"], abs=1e-6)
+    assert saved["confusion_matrix"] == sklearn_metrics.confusion_matrix(d.y_test, pred).tolist()
+    auc = sklearn_metrics.roc_auc_score(d.y_test, score.astype(np.float64) / score.sum(1, keepdims=True), multi_class="ovr")  # fmt: skip
+    assert saved["roc_auc"] == pytest.approx(auc, abs=1e-6)
