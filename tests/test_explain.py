@@ -153,13 +153,15 @@ def test_one_sample_at_a_time():
 def test_cli_explains_images(tmp_path):
     set_random_seed(0)
     model, _ = conv_model()
-    model.preprocessing = {"kind": "image", "height": 8, "width": 8, "channels": 1}
+    model.preprocessing = {"kind": "image", "height": 8, "width": 8, "channels": 1, "resize": True}
     model.class_names = list("abcde")
     model.save(tmp_path / "m.edgemine")
     pixels = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)
     Image.fromarray(pixels).save(tmp_path / "img.png")
+    Image.fromarray(np.kron(pixels, np.ones((2, 2), np.uint8))).save(tmp_path / "big.png")
     out = tmp_path / "why"
-    args = ["explain", str(tmp_path / "m.edgemine"), str(tmp_path / "img.png"), "-o", str(out)]
+    images = [str(tmp_path / "img.png"), str(tmp_path / "big.png")]  # big: resized as in predict
+    args = ["explain", str(tmp_path / "m.edgemine"), *images, "-o", str(out)]
     r = CliRunner().invoke(main, [*args, "--steps", "64", "--baseline", "blur"])
     assert r.exit_code == 0, r.output
     assert "completeness error" in r.output
@@ -168,6 +170,9 @@ def test_cli_explains_images(tmp_path):
     saved = json.loads((out / "explanations.json").read_text())
     assert saved[0]["class_name"] in "abcde" and saved[0]["completeness_error"] < 0.01
     assert np.load(out / "img_attributions.npy").shape == (8, 8, 1)
+    assert np.load(out / "big_attributions.npy").shape == (8, 8, 1)
+    with Image.open(out / "big.png") as im:
+        im.verify()
 
 
 def test_cli_explains_texts(tmp_path):

@@ -56,7 +56,8 @@ def _explain_images(model, paths, out: Path, options: dict) -> list[dict]:
     for path in paths:
         x = inputs.image_file_input(path, pre)
         e = explain(model, x, **options)
-        image = inputs.fit_channels(inputs.read_image(path), pre["channels"], path.name) / 255.0
+        image = x[0].transpose(1, 2, 0) if nchw else x[0]  # as the model saw it (resized)
+        image = np.clip(image / (255.0 * float(pre["scale"])), 0.0, 1.0)
         if nchw:
             e.attributions = e.attributions.transpose(1, 2, 0)
         s = summary(e, _class_name(model, e.target))
