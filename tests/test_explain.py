@@ -194,3 +194,23 @@ def test_cli_explains_texts(tmp_path):
     assert page.count("<span") == 4 and "it&#x27;s" in page
     r = CliRunner().invoke(main, [*args, "--baseline", "blur"])
     assert r.exit_code == 1 and "zero baseline" in r.output
+
+
+def test_cli_explains_table_rows(tmp_path):
+    set_random_seed(0)
+    model, _ = dense_model()
+    columns = [f"f{i}" for i in range(6)]
+    model.preprocessing = {"kind": "table", "columns": columns, "label_column": "y", "mean": [1.0] * 6, "std": [2.0] * 6}  # fmt: skip
+    model.save(tmp_path / "t.edgemine")
+    rows = ["f5,f4,f3,f2,f1,f0,y", "1,2,3,4,5,6,a", "0,0,0,0,0,9,b"]  # any column order
+    (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "why"
+    r = CliRunner().invoke(main, ["explain", str(tmp_path / "t.edgemine"), str(tmp_path / "rows.csv"), "-o", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    saved = json.loads((out / "explanations.json").read_text())
+    assert [s["input"] for s in saved] == ["rows.csv:2", "rows.csv:3"]
+    first = saved[0]["features"]
+    assert [f["column"] for f in first] == columns and first[0]["value"] == 6.0
+    assert saved[0]["completeness_error"] < 0.01
+    with Image.open(out / "rows_2.png") as im:
+        im.verify()

@@ -34,7 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "explain_cmd",
         "Explain MODEL's decisions on INPUT files: image files (a heat-map PNG and the "
         "attributions as .npy each) or, for text models, text files of one text per line (an "
-        "HTML strip per file, each token's attribution in explanations.json).",
+        "HTML strip per file, each token's attribution in explanations.json); a table model's "
+        "CSV rows get a bar chart each.",
     ),
     "inspect": (
         ".train",

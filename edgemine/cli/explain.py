@@ -70,6 +70,38 @@ def _explain_images(model, paths, out: Path, options: dict) -> list[dict]:
     return results
 
 
+def _explain_tables(model, paths, out: Path, options: dict) -> list[dict]:
+    """A table model (CSV rows): the zero baseline is the training rows' mean (the features
+    are standardised), so each feature's attribution is measured from an average row."""
+    from ..explain import explain
+    from ..explain.render import features_png, summary
+    from ..report import require_matplotlib
+    from ..saving import atomic_write_bytes
+
+    require_matplotlib()
+    pre = model.preprocessing
+    columns = list(pre["columns"])
+    results = []
+    for path in paths:
+        header, rows = inputs.read_csv(path)
+        x = inputs.table_input(header, rows, pre, path.name)
+        raw = inputs.table_values(header, rows, columns, path.name)
+        for (line, _), xi, values in zip(rows, x, raw):
+            source = f"{path.name}:{line}"
+            e = explain(model, xi, **options)
+            s = summary(e, _class_name(model, e.target))
+            title = _line(source, s, e.method, s["class_name"]).replace("); ", ")\n", 1)
+            png = out / f"{path.stem}_{line}.png"
+            atomic_write_bytes(png, features_png(columns, values, e, title))
+            click.echo(_line(source, s, e.method, s["class_name"]) + f" -> {png}")
+            features = [
+                {"column": c, "value": float(v), "attribution": float(a)}
+                for c, v, a in zip(columns, values, e.attributions)
+            ]
+            results.append({"input": source, "picture": png.name, **s, "features": features})
+    return results
+
+
 def _explain_texts(model, paths, out: Path, options: dict) -> list[dict]:
     from ..explain import explain
     from ..explain.render import summary, token_rows, tokens_html
@@ -116,7 +148,8 @@ def _explain_texts(model, paths, out: Path, options: dict) -> list[dict]:
 def explain_cmd(model_path, paths, out_dir, method, steps, baseline, target):
     """Explain MODEL's decisions on INPUT files: image files (a heat-map PNG and the
     attributions as .npy each) or, for text models, text files of one text per line (an HTML
-    strip per file, each token's attribution in explanations.json).
+    strip per file, each token's attribution in explanations.json); a table model's CSV rows
+    get a bar chart each.
 
     \b
     Example:
@@ -130,6 +163,8 @@ def explain_cmd(model_path, paths, out_dir, method, steps, baseline, target):
     out_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(model.layers[0], Embedding):
         results = _explain_texts(model, paths, out_dir, options)
+    elif (model.preprocessing or {}).get("kind") == "table":
+        results = _explain_tables(model, paths, out_dir, options)
     else:
         results = _explain_images(model, paths, out_dir, options)
     summary_path = out_dir / "explanations.json"

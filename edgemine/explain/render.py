@@ -50,6 +50,22 @@ def heatmap_png(image: np.ndarray, e: Explanation, title: str) -> bytes:
     return png_bytes(fig)
 
 
+def features_png(columns: list[str], values: np.ndarray, e: Explanation, title: str) -> bytes:
+    """One bar per feature (red raised the explained class's output, blue lowered it), each
+    labelled with the row's value."""
+    attr = e.attributions.reshape(-1)
+    order = np.argsort(np.abs(attr))  # the largest at the top
+    fig = figure(7.5, 1.2 + 0.3 * len(columns))
+    ax = fig.add_subplot()
+    colours = ["#dc2828" if attr[i] > 0 else "#285adc" for i in order]
+    ax.barh(np.arange(len(order)), attr[order], color=colours)
+    ax.set_yticks(np.arange(len(order)), [f"{columns[i]} = {values[i]:.4g}" for i in order])
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("attribution")
+    fig.suptitle(title, fontsize=9)
+    return png_bytes(fig)
+
+
 def token_rows(e: Explanation, words: dict[int, str]) -> list[dict]:
     """The non-padding tokens in order with their ids and attributions."""
     return [
