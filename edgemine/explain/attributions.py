@@ -146,14 +146,14 @@ def explain(
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     sample = _sample(model, x)
     text = isinstance(model.layers[0], Embedding)
-    start, mask = (1, None) if text else (0, None)
+    start = 1 if text else 0  # text: the layer after the Embedding takes the path's points
     if text:
+        if baseline != "zero":
+            raise ValueError("text models take the zero baseline (every token the padding id 0)")
         xs, bs, mask = _text_inputs(model, sample)
     else:
         image = sample.ndim == 4 and sample.shape[-1] in (1, 3)
-        xs, bs = sample, _baseline_for(sample, baseline, image)
-    if text and baseline != "zero":
-        raise ValueError("text models take the zero baseline (every token the padding id 0)")
+        xs, bs, mask = sample, _baseline_for(sample, baseline, image), None
     with explaining(model, start):
         if target is None:
             outputs, _ = forward_backward(model, xs.astype(np.float32), 0, start, mask)
