@@ -23,12 +23,12 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .preprocessing.inputs import point_scores, series_windows, window_errors, windows
+from .report.metrics import rank_auc
 
 __all__ = [
     "ARCHITECTURES",
@@ -37,27 +37,11 @@ __all__ = [
     "metrics",
     "plot_scores",
     "point_scores",
-    "roc_auc",
     "score_series",
     "windows",
 ]
 
 ARCHITECTURES = ("dense",)
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve from ranks (ties share their mean rank); NaN with one class."""
-    labels = np.asarray(labels, bool)
-    pos, neg = int(labels.sum()), int((~labels).sum())
-    if pos == 0 or neg == 0:
-        return math.nan
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = np.asarray(scores)[order]
-    ranks = np.empty(len(order))
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    mean_rank = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(mean_rank, counts)
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
 def _prf(truth: np.ndarray, flags: np.ndarray) -> dict:
@@ -81,8 +65,8 @@ class Scores:
 
 
 def metrics(result: Scores, labels: np.ndarray) -> dict:
-    """Precision, recall and F1 at the threshold and ROC-AUC, for windows (a window is
-    anomalous when it holds an anomalous point) and for points."""
+    """Precision, recall and F1 at the threshold and ROC-AUC (None with one class only), for
+    windows (a window is anomalous when it holds an anomalous point) and for points."""
     labels = np.asarray(labels, bool)
     win_truth = windows(labels[:, None], result.window, result.stride)[:, :, 0].any(axis=1)
     covered = np.isfinite(result.point_scores)
@@ -93,13 +77,13 @@ def metrics(result: Scores, labels: np.ndarray) -> dict:
             "n": int(len(win_truth)),
             "anomalous": int(win_truth.sum()),
             **_prf(win_truth, win_flags),
-            "roc_auc": roc_auc(win_truth, result.window_scores),
+            "roc_auc": rank_auc(win_truth, result.window_scores),
         },
         "points": {
             "n": int(covered.sum()),
             "anomalous": int(labels[covered].sum()),
             **_prf(labels[covered], result.flags[covered]),
-            "roc_auc": roc_auc(labels[covered], result.point_scores[covered]),
+            "roc_auc": rank_auc(labels[covered], result.point_scores[covered]),
         },
     }
 
@@ -197,15 +181,13 @@ def plot_scores(path, values, columns, result: Scores, labels=None, first_index:
     """A PNG: the series (top) with the labelled anomalies shaded, and the point scores
     (bottom, log scale) with the threshold and the flagged ranges. Needs matplotlib
     (``pip install 'edgemine[report]'``)."""
-    try:
-        import matplotlib
+    from .report.plots import figure, png_bytes
+    from .saving import atomic_write_bytes
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("plots need matplotlib: pip install 'edgemine[report]'") from None
     x = np.arange(len(values)) + first_index
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True)
+    fig = figure(12, 5.5)
+    top = fig.add_subplot(2, 1, 1)
+    bottom = fig.add_subplot(2, 1, 2, sharex=top)
     for c, name in enumerate(columns):
         top.plot(x, values[:, c], lw=0.7, label=name)
     if labels is not None:
@@ -228,6 +210,4 @@ def plot_scores(path, values, columns, result: Scores, labels=None, first_index:
         f"{int(result.flags.sum())} of {len(values)} points flagged "
         f"(window {result.window}, threshold {result.threshold:.3g})"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    atomic_write_bytes(path, png_bytes(fig))

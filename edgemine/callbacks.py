@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .saving._format import MAX_HISTORY_EPOCHS, MAX_HISTORY_KEYS
+
 
 class Callback:
     """Base class; ``self.model`` is set by fit before training starts."""
@@ -42,6 +44,30 @@ class History(Callback):
         self.epoch.append(epoch)
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(v)
+
+
+def record_epoch(log: dict[str, list], logs: dict) -> None:
+    """Append one epoch's ``logs`` to a model's stored history ``log`` (``model.history_log``),
+    keeping every list the same length: a log new to the history gets None for the earlier
+    epochs, a log this epoch lacks gets None, and so does a NaN or infinite value (a diverged
+    loss: model files hold finite numbers only). Only the last MAX_HISTORY_EPOCHS epochs and
+    the first MAX_HISTORY_KEYS logs are kept, so that the model file stays small.
+
+    >>> log = {}
+    >>> record_epoch(log, {"loss": 0.5})
+    >>> record_epoch(log, {"loss": float("nan"), "val_loss": 0.7})
+    >>> log
+    {'loss': [0.5, None], 'val_loss': [None, 0.7]}
+    """
+    n = len(next(iter(log.values()))) if log else 0
+    for key in logs:
+        if key not in log and len(log) < MAX_HISTORY_KEYS:
+            log[key] = [None] * n
+    for key, values in log.items():
+        value = logs.get(key)
+        finite = value is not None and math.isfinite(float(value))
+        values.append(float(value) if finite else None)
+        del values[:-MAX_HISTORY_EPOCHS]
 
 
 def _monitor_mode(monitor: str, mode: str) -> str:

@@ -21,7 +21,7 @@ from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
 from .backend import get_ops
-from .callbacks import Callback, History
+from .callbacks import Callback, History, record_epoch
 from .layers.base import Layer, Variable
 from .layers.embedding import check_token_ids
 from .layers.pooling import MaxPooling2D
@@ -72,6 +72,8 @@ class Sequential:
         self.preprocessing: dict | None = None
         self.class_names: list[str] | None = None
         self.epochs_trained = 0
+        #: every epoch's logs (loss, metrics, val_*) over all fits, kept in the model file
+        self.history_log: dict[str, list[float | None]] = {}
         #: the generator of this model's shuffles and dropout masks: made from edgemine's on the
         #: first training step, and carried by checkpoints (a resumed run draws the same)
         self.rng: np.random.Generator | None = None
@@ -507,6 +509,7 @@ class Sequential:
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
             bar.finish(logs)
             self.epochs_trained = epoch + 1
+            record_epoch(self.history_log, logs)
             for cb in cbs:
                 cb.on_epoch_end(epoch, logs)
             if self.stop_training:

@@ -1,4 +1,4 @@
-"""The ``edgemine`` command line: train, evaluate, inspect, export, predict, bench, quantize, bundle.
+"""The ``edgemine`` command line: train, evaluate, explain, inspect, export, predict, bench, quantize, bundle.
 
 Errors print one line and exit non-zero; ``edgemine --debug ...`` shows the traceback instead.
 """
@@ -26,7 +26,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": (
         ".train",
         "evaluate",
-        "Report loss and metrics of a trained model on a test set.",
+        "Report loss and metrics of a trained model on a test set, for a classifier with the "
+        "per-class table (--report DIR: metrics.json, pictures and report.html).",
+    ),
+    "explain": (
+        ".explain",
+        "explain_cmd",
+        "Explain MODEL's decisions on INPUT files: image files (a heat-map PNG and the "
+        "attributions as .npy each) or, for text models, text files of one text per line (an "
+        "HTML strip per file, each token's attribution in explanations.json); a table model's "
+        "CSV rows get a bar chart each.",
     ),
     "inspect": (
         ".train",

@@ -126,6 +126,10 @@ def score_cmd(model_path, data, output, report, time_column, label_column):
     from ..models import load_model
 
     out = check_writable(output, "-o") if output else None
+    if report:
+        from ..report import require_matplotlib
+
+        require_matplotlib()  # before any work: the plot needs it
     model = load_model(model_path, compile=False)
     pre = model.preprocessing or {}
     if pre.get("kind") != "series":
@@ -147,11 +151,15 @@ def score_cmd(model_path, data, output, report, time_column, label_column):
             m = found[part]
             click.echo(
                 f"{part:8s} precision {m['precision']:.3f} recall {m['recall']:.3f} "
-                f"F1 {m['f1']:.3f} ROC-AUC {m['roc_auc']:.4f} ({m['anomalous']} of {m['n']})"
+                f"F1 {m['f1']:.3f} ROC-AUC {_auc(m['roc_auc'])} ({m['anomalous']} of {m['n']})"
             )
     if report:
         _write_report(Path(report), series, result, found)
         click.echo(f"wrote {report}/")
+
+
+def _auc(value) -> str:
+    return "n/a (one class)" if value is None else f"{value:.4f}"
 
 
 def _write_scores(path: Path, first_index: int, result) -> None:

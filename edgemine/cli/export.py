@@ -362,12 +362,18 @@ def export_cmd(
     default=None,
     help="onnxruntime threads (default: physical cores).",
 )
+@click.option(
+    "--labels-from",
+    type=_EXISTING,
+    help="A .npy/.npz of the inputs' true labels: print the per-class report after them.",
+)
 def predict_cmd(
     model_path: Path,
     inputs: tuple[Path, ...],
     output: Path | None,
     batch_size: int,
     threads: int | None,
+    labels_from: Path | None,
 ) -> None:
     """Classify INPUT files (.npy, .npz, .csv, images, or text: one per line) with MODEL
     (.edgemine or .onnx)."""
@@ -389,13 +395,19 @@ def predict_cmd(
         bar.finish({})
     y = np.concatenate(outs)
     rows = summarize(y, pred.class_names)
+    from .. import report
+
+    labels = None if labels_from is None else report.read_labels(str(labels_from))
     if output is not None:
         _write_output(output, y, names, rows, pred.class_names)
         click.echo(f"wrote {len(rows)} predictions to {output}", err=True)
-        return
-    width = min(max(len(n) for n in names), 40)
-    for name, row in zip(names, rows):
-        click.echo(f"{name:<{width}}  {row['label']}  {row['probability']:.4f}")
+    else:
+        width = min(max(len(n) for n in names), 40)
+        for name, row in zip(names, rows):
+            click.echo(f"{name:<{width}}  {row['label']}  {row['probability']:.4f}")
+    if labels is not None:
+        rep = report.classification_report(labels, y.reshape(len(y), -1), pred.class_names)
+        click.echo(report.format_report(rep))
 
 
 def _random_input(model: Any, n: int, rng: np.random.Generator) -> np.ndarray:

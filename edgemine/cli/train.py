@@ -280,10 +280,26 @@ def _metrics_text(result: dict) -> str:
 )
 @data_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-def evaluate(model_path, data, label_column, text_column, image_size, batch_size):
-    """Report loss and metrics of a trained model on a test set."""
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False),
+    help="Write metrics.json, confusion_matrix.png, history.png, misclassified.png (image "
+    "models) and report.html into this folder (needs matplotlib: edgemine[report]).",
+)
+def evaluate(model_path, data, label_column, text_column, image_size, batch_size, report_dir):
+    """Report loss and metrics of a trained model on a test set, for a classifier with the
+    per-class table (--report DIR: metrics.json, pictures and report.html).
+
+    \b
+    Example:
+      edgemine evaluate seed_cnn.edgemine --report seed_cnn_report
+    """
+    from .. import report
     from ..models import load_model
 
+    if report_dir is not None:
+        report.require_matplotlib()  # before the work, not after it
     model = load_model(model_path)
     if model.loss is None:
         raise click.UsageError(f"{model_path}: the model was saved without compile settings")
@@ -295,6 +311,29 @@ def evaluate(model_path, data, label_column, text_column, image_size, batch_size
         x, zoo.targets_for(model, y), batch_size=batch_size, verbose=0, return_dict=True
     )
     click.echo(f"{len(x)} samples: " + _metrics_text(result))
+    if model.loss.name not in _CLASS_LOSSES + ("binary_crossentropy",):
+        if report_dir is not None:
+            raise click.UsageError(f"--report: {model.loss.name} is not a classifier's loss")
+        return
+    score = model.predict(x, batch_size=batch_size)
+    click.echo(report.format_report(report.classification_report(y, score, model.class_names)))
+    if report_dir is not None:
+        images = _report_images(model, x)
+        written = report.write_report(
+            report_dir, y, score, model.class_names, model.history_log, images,
+            title=f"{Path(model_path).name} on {name}",
+        )  # fmt: skip
+        click.echo(f"wrote {', '.join(written['files'])} to {report_dir}")
+
+
+def _report_images(model, x):
+    """x as (n, H, W, C) pictures when the model takes images, else None."""
+    pre = model.preprocessing or {}
+    if x.ndim != 4 or (pre and pre.get("kind") != "image"):
+        return None
+    nchw = str(pre.get("layout", "NHWC")).upper() == "NCHW"
+    images = x.transpose(0, 2, 3, 1) if nchw else x
+    return images if images.shape[-1] in (1, 3) else None
 
 
 @click.command("inspect", cls=Command)

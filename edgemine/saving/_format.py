@@ -11,6 +11,10 @@ MAX_CONFIG_BYTES = 4 << 20
 MAX_JSON_DEPTH = 32  # edgemine writes 8 levels (a Bidirectional layer's config)
 MAX_LAYERS = 1024
 MAX_DIM = 2**31 - 1  # the kernels index with int32
+# the training history kept in config.json: the last MAX_HISTORY_EPOCHS epochs of at most
+# MAX_HISTORY_KEYS logs (about 25 bytes a value: 10,000 epochs of 4 logs take 1 MB)
+MAX_HISTORY_EPOCHS = 10_000
+MAX_HISTORY_KEYS = 64
 
 
 class ModelFileError(ValueError):

@@ -12,7 +12,14 @@ import math
 from collections.abc import Callable
 
 from ..layers.base import LAYER_REGISTRY
-from ._format import MAX_DIM, MAX_JSON_DEPTH, MAX_LAYERS, Invalid
+from ._format import (
+    MAX_DIM,
+    MAX_HISTORY_EPOCHS,
+    MAX_HISTORY_KEYS,
+    MAX_JSON_DEPTH,
+    MAX_LAYERS,
+    Invalid,
+)
 
 
 def _show(value) -> str:
@@ -222,3 +229,30 @@ def check_compile_section(cc) -> tuple[dict, object, list]:
         "compile.metrics must be a list of names",
     )
     return optimizer, loss, metrics
+
+
+def check_history(history) -> dict[str, list[float | None]]:
+    """The ``training.history`` section: per log name (``loss``, ``val_accuracy``, ...) one
+    list of finite numbers (null where an epoch lacks that log), all of one length, at most
+    MAX_HISTORY_KEYS names and MAX_HISTORY_EPOCHS epochs."""
+    if history is None:
+        return {}
+    expect(isinstance(history, dict), "training.history must be an object")
+    expect(
+        len(history) <= MAX_HISTORY_KEYS,
+        f"training.history holds {len(history)} logs, more than {MAX_HISTORY_KEYS}",
+    )
+    lengths = set()
+    for key, values in history.items():
+        where = f"training.history.{key:.60}"
+        expect(0 < len(key) <= 256, "training.history has an empty or overlong log name")
+        expect(
+            isinstance(values, list) and len(values) <= MAX_HISTORY_EPOCHS,
+            f"{where} must be a list of at most {MAX_HISTORY_EPOCHS} numbers",
+        )
+        for i, v in enumerate(values):
+            if v is not None:
+                number(v, f"{where}[{i}]", -1e300, 1e300)
+        lengths.add(len(values))
+    expect(len(lengths) <= 1, "training.history's lists have different lengths")
+    return {k: [None if v is None else float(v) for v in values] for k, values in history.items()}

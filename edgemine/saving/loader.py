@@ -30,6 +30,7 @@ from ._format import (
 )
 from .fields import (
     check_compile_section,
+    check_history,
     check_layer_entry,
     check_model_section,
     exact_int,
@@ -140,7 +141,7 @@ def _load_weights(loading: _Loading, model, digests: dict) -> None:
 
 
 def _restore_training(config: dict, model) -> None:
-    """Preprocessing, class names, the epoch and the generators' states."""
+    """Preprocessing, class names, the epoch, the history and the generators' states."""
     pre, names = config.get("preprocessing"), config.get("class_names")
     expect(pre is None or isinstance(pre, dict), "preprocessing must be an object or null")
     expect(
@@ -150,8 +151,10 @@ def _restore_training(config: dict, model) -> None:
     training = config.get("training") or {}
     expect(isinstance(training, dict), "training must be an object")
     expect(
-        set(training) <= {"epoch", "batch_size", "rng", "layer_rngs"}, "training has unknown fields"
+        set(training) <= {"epoch", "batch_size", "rng", "layer_rngs", "history"},
+        "training has unknown fields",
     )
+    history = check_history(training.get("history"))
     epoch = exact_int(training.get("epoch", 0), "training.epoch", 0, 2**31 - 1)
     batch_size = training.get("batch_size")
     if batch_size is not None:
@@ -168,6 +171,7 @@ def _restore_training(config: dict, model) -> None:
         holders[key]._rng = _generator(state, f"training.layer_rngs.{key}")
     model.preprocessing, model.class_names = pre, names
     model.epochs_trained, model.rng, model.fit_batch_size = epoch, rng, batch_size
+    model.history_log = history
 
 
 def _generator(state, where: str):

@@ -35,13 +35,14 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 
 def _training_section(model, epoch: int | None) -> dict:
-    """The epoch and the generators' states, so that a resumed fit draws the same shuffles and
-    dropout masks as an uninterrupted one."""
+    """The epoch, the history of every epoch's logs, and the generators' states, so that a
+    resumed fit draws the same shuffles and dropout masks as an uninterrupted one."""
     return {
         "epoch": int(epoch if epoch is not None else model.epochs_trained),
         "batch_size": model.fit_batch_size,
         "rng": None if model.rng is None else rng_state(model.rng),
         "layer_rngs": {k: rng_state(h._rng) for k, h in generator_holders(model).items()},
+        "history": {k: list(v) for k, v in model.history_log.items()},
     }
 
 
