@@ -24,7 +24,6 @@ from .backend import get_ops
 from .callbacks import Callback, History
 from .layers.base import Layer, Variable
 from .layers.embedding import check_token_ids
-from .layers.pooling import MaxPooling2D
 from .progress import ProgressBar
 from .utils import get_rng, using_rng
 
@@ -35,14 +34,14 @@ _FUSABLE = {
 }
 
 
-def _relu_into_max_pool(layers: list[Layer], i: int) -> bool:
-    """Is layers[i] a max pooling fed by a ReLU whose backward it can apply (measured: saves a
-    full-size pass per pair, 0.2-0.3 ms of the seed CNN's 9-10 ms training step)?"""
-    below = layers[i - 1] if i > 0 else None
+def _absorbs_below(layers: list[Layer], i: int) -> bool:
+    """Does layers[i] apply the backward of the activation of the layer below it (a fusion the
+    layer declares in ``absorbs_activation_below``)?"""
+    if i == 0:
+        return False
+    below = layers[i - 1]
     return (
-        isinstance(layers[i], MaxPooling2D)
-        and getattr(below, "activation", None) == "relu"
-        and hasattr(below, "backward_linear")
+        below.fuses_activation_backward and below.activation in layers[i].absorbs_activation_below
     )
 
 
@@ -223,8 +222,8 @@ class Sequential:
         self._fused = (
             not self.loss.from_logits
             and want is not None
-            and getattr(last, "activation", None) == want
-            and hasattr(last, "backward_linear")
+            and last.fuses_activation_backward
+            and last.activation == want
         )
 
     def _require_compiled(self) -> None:
@@ -334,12 +333,11 @@ class Sequential:
             forward = layer.forward_linear if last_linear and i == last else layer.forward
             # Keras-style masks (Embedding(mask_zero=True) -> RNN): a layer with
             # ``supports_masking`` receives the mask; ``compute_mask`` gives the next one's.
-            if mask is not None and getattr(layer, "supports_masking", False):
+            if mask is not None and layer.supports_masking:
                 y = forward(out, training=training, mask=mask)
             else:
                 y = forward(out, training=training)
-            compute_mask = getattr(layer, "compute_mask", None)
-            mask = None if compute_mask is None else compute_mask(out, mask)
+            mask = layer.compute_mask(out, mask)
             out = y
         return out
 
@@ -350,19 +348,20 @@ class Sequential:
         ops = self.ops
         layers = self.layers
         fused = layers[-1].activation if self._fused else None
-        defer = fused is not None and hasattr(layers[-1], "forward_linear")
+        defer = fused is not None and layers[-1].fuses_activation_forward
         out = self._forward(xb, training=True, last_linear=defer)
         per, grad = ops.loss_and_gradient(
             self.loss.name, out, yb, self.loss.from_logits, fused, apply_activation=defer
         )
         d = layers[-1].backward_linear(grad) if fused else layers[-1].backward(grad)
-        relu_done = False  # the layer below a max pooling had its ReLU's backward applied there
+        absorbed = False  # the layer above applied this layer's activation backward already
         for i in range(len(layers) - 2, -1, -1):
             layer = layers[i]
-            if relu_done:
-                d, relu_done = layer.backward_linear(d), False
-            elif _relu_into_max_pool(layers, i):
-                d, relu_done = layer.backward_through_relu(d), True
+            if absorbed:
+                d, absorbed = layer.backward_linear(d), False
+            elif _absorbs_below(layers, i):
+                d = layer.backward_through_activation(layers[i - 1].activation, d)
+                absorbed = True
             else:
                 d = layer.backward(d)
         with ops.lasting_memory():  # optimizer slots and packed weights outlive the batch
@@ -411,10 +410,8 @@ class Sequential:
         host_out = ops.to_numpy(out)
         pred = host_out
         if self.loss.from_logits:
-            from .kernels.cpu.activations import activation_forward
-
             act = "sigmoid" if self.loss.name == "binary_crossentropy" else "softmax"
-            pred = activation_forward(act, host_out.astype(np.float32))
+            pred = get_ops("cpu").activation_forward(act, host_out.astype(np.float32))
         return per, [metrics_mod.batch_values(m, host_y, pred) for _, m in self._metrics]
 
     # ----- public training API -----

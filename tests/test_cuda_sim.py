@@ -1029,7 +1029,7 @@ def main(argv: list[str]) -> None:
     if argv and argv[0] == "--record":
         record_to, argv = argv[1], argv[2:]
     if config.ENABLE_CUDASIM:
-        from edgemine.kernels.cuda._simulator import make_strict
+        from strict_simulator import make_strict
 
         make_strict()
     seen = _record_signatures() if record_to else None

@@ -69,8 +69,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from ..._shared import gradient_into
 from .. import blas
-from ..activations import gradient_into
 from ..blas import SGEMM
 from ._cells import (
     gru_bstep,
