@@ -25,7 +25,6 @@ JIT_DECORATORS = ("njit", "jit", "cuda.jit", "dual", "vectorize", "guvectorize")
 #: files over the limit, with why they may be: other work owns them for now (issue 14, item 4)
 LONG_FILES: dict[str, str] = {
     "edgemine/kernels/cpu/recurrent/__init__.py": "TODO(issue 14): split the op drivers",
-    "edgemine/quantize.py": "TODO(issue 14): split metadata, calibration, int8, fp16, reports",
 }
 #: functions over the limit, as "path:function", with why they may be
 LONG_FUNCTIONS: dict[str, str] = {
