@@ -23,15 +23,11 @@ MAX_FUNCTION_LINES = 80
 JIT_DECORATORS = ("njit", "jit", "cuda.jit", "dual", "vectorize", "guvectorize")
 
 #: files over the limit, with why they may be: other work owns them for now (issue 14, item 4)
-LONG_FILES: dict[str, str] = {
-    "edgemine/kernels/cpu/recurrent/__init__.py": "TODO(issue 14): split the op drivers",
-}
+LONG_FILES: dict[str, str] = {}
 #: functions over the limit, as "path:function", with why they may be
 LONG_FUNCTIONS: dict[str, str] = {
     "edgemine/bundle.py:_readme": "TODO(issue 14): bundle.py is being reworked on another branch",
     "edgemine/bundle.py:write_bundle": "TODO(issue 14): bundle.py is being reworked elsewhere",
-    "edgemine/kernels/cpu/recurrent/__init__.py:_forward_chunk": "TODO(issue 14)",
-    "edgemine/kernels/cpu/recurrent/__init__.py:rnn_forward": "TODO(issue 14)",
     "edgemine/onnx/__init__.py:describe_onnx": "TODO(issue 14)",
     "edgemine/onnx/converters/recurrent.py:_masked": "TODO(issue 14)",
     "edgemine/onnx/exporter.py:to_onnx": "TODO(issue 14)",

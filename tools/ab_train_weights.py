@@ -22,8 +22,8 @@ def _models():
     from edgemine.models import Sequential
     from edgemine.zoo import build_model, load_spec
 
-    yield "seed_cnn", build_model(load_spec("seed_cnn")), "images"
-    yield "seed_lstm", build_model(load_spec("seed_lstm")), "tokens"
+    yield "seed_cnn", build_model(load_spec("seed_cnn")), "images", 32
+    yield "seed_lstm", build_model(load_spec("seed_lstm")), "tokens", 32
     cnn = Sequential(
         [
             L.Conv2D(8, 3, padding="same", input_shape=(12, 12, 2)),
@@ -38,7 +38,7 @@ def _models():
         ]
     )
     cnn.compile("rmsprop", "categorical_crossentropy")
-    yield "misc_cnn", cnn, "small_images"
+    yield "misc_cnn", cnn, "small_images", 32
     rnn = Sequential(
         [
             L.Embedding(50, 8, mask_zero=True, input_length=12),
@@ -48,7 +48,18 @@ def _models():
         ]
     )
     rnn.compile("sgd", "binary_crossentropy")
-    yield "misc_rnn", rnn, "small_tokens"
+    yield "misc_rnn", rnn, "small_tokens", 32
+    for batch in (8, 32):  # the general cells: one jitted call per sequence, or a product per step
+        general = Sequential(
+            [
+                L.Embedding(50, 6, input_length=12),
+                L.LSTM(5, activation="relu", return_sequences=True, go_backwards=True),
+                L.GRU(4, recurrent_activation="tanh"),
+                L.Dense(10, activation="softmax"),
+            ]
+        )
+        general.compile("adam", "categorical_crossentropy")
+        yield f"general_rnn_batch{batch}", general, "small_tokens", batch
 
 
 def _data(kind: str, rng: np.random.Generator):
@@ -73,9 +84,9 @@ def write(path: str) -> None:
     print(f"edgemine from {edgemine.__file__}")
     weights = {}
     set_random_seed(1234)
-    for name, model, kind in _models():
+    for name, model, kind, batch in _models():
         x, y = _data(kind, np.random.default_rng(7))
-        model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        model.fit(x, y, batch_size=batch, epochs=2, verbose=0)
         for i, w in enumerate(model.get_weights()):
             weights[f"{name}/{i}"] = w
     np.savez(path, **weights)
