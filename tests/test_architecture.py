@@ -28,10 +28,6 @@ LONG_FILES: dict[str, str] = {}
 LONG_FUNCTIONS: dict[str, str] = {
     "edgemine/bundle.py:_readme": "TODO(issue 14): bundle.py is being reworked on another branch",
     "edgemine/bundle.py:write_bundle": "TODO(issue 14): bundle.py is being reworked elsewhere",
-    "edgemine/onnx/__init__.py:describe_onnx": "TODO(issue 14)",
-    "edgemine/onnx/converters/recurrent.py:_masked": "TODO(issue 14)",
-    "edgemine/onnx/exporter.py:to_onnx": "TODO(issue 14)",
-    "edgemine/preprocessing/sequence.py:pad_sequences": "TODO(issue 14)",
 }
 
 #: module prefix -> module prefixes it must not import
