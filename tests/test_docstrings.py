@@ -20,6 +20,8 @@ MODULES = [
     "edgemine.zoo",
     "edgemine.layers.core",
     "edgemine.layers.conv",
+    "edgemine.preprocessing.inputs",
+    "edgemine.preprocessing.text",
 ]
 
 

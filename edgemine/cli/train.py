@@ -51,6 +51,15 @@ def _dataset_for(spec: dict | None, data: str | None, model) -> tuple[str, dict]
     raise click.UsageError("no data set known for this model: pass --data mnist|tweets|FILE.npz")
 
 
+def _class_names_for(model, names: list[str]) -> list[str]:
+    """One name per output: a model wider than its data's classes (the seed LSTM's 10-way
+    softmax over 3 sentiments) names the outputs no label uses by their index."""
+    width = model.output_shape[-1]
+    if isinstance(width, int) and width > len(names):
+        return list(names) + [str(i) for i in range(len(names), width)]
+    return list(names)
+
+
 def _outputs(model_arg: str, spec: dict | None, output: str | None, checkpoint: str | None):
     """Where the model goes, checked before any work: -o, else a spec's name in the current
     folder, else (a .edgemine file, e.g. a resumed checkpoint) that file itself, updated in
@@ -160,10 +169,12 @@ def train(
     d = zoo.load_data(name, args)
     if d.preprocessing and model.preprocessing is None:
         model.preprocessing = d.preprocessing
-    if d.class_names and model.class_names is None:
-        model.class_names = d.class_names
     one_hot = spec.get("one_hot") if spec else None
     x, y, val = _fit_arrays(d, model, one_hot, validation_split, seed, name)
+    if not model.built:
+        model.build((None, *x.shape[1:]))
+    if d.class_names and model.class_names is None:
+        model.class_names = _class_names_for(model, d.class_names)
     batch_size = (
         batch_size
         or ((spec or {}).get("fit") or {}).get("batch_size")

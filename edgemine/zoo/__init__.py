@@ -151,6 +151,8 @@ def _prepare_tweets(num_words: int = 10000, maxlen: int = 100) -> Data:
         "split": " ",
         "padding": "pre",
         "truncating": "pre",
+        # the model carries its vocabulary: predict, export and bundles tokenise text with it
+        "word_index": tweets.get_word_index(num_words=num_words),
     }
     return Data(
         x_train,
