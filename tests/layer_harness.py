@@ -23,7 +23,7 @@ save/load and ONNX checks, so the mask comes from padded token ids as in a real 
 
 Adding a layer: one entry in ``CASES`` (and its converter, and its backend ops on both
 backends); test_layer_harness.py's meta-test fails until there is one (or an ``EXEMPT`` reason).
-Run as a script (``python tests/layer_harness.py cuda``) it prints the CUDA checks' results as
+Run as a script (``python tests/layer_harness.py cuda SHARD``) it prints the CUDA checks' results as
 JSON; the test runs it with ``NUMBA_ENABLE_CUDASIM=1``.
 """
 
@@ -412,8 +412,17 @@ def check_cuda(name: str, case: Case, cuda) -> None:
     _compare_steps(got_step, _forward_backward(cpu_layer, x, mask, dy), rtol=1e-4)
 
 
-def run_cuda_checks() -> dict:
-    """Every CUDA case against the CPU backend; {case: {"status", "error"}}."""
+#: the CUDA cases run in this many subprocesses (in parallel under pytest-xdist)
+CUDA_SHARDS = 2
+
+
+def cuda_shard(shard: int) -> list[tuple[str, Case]]:
+    """The CUDA cases of one shard (every CUDA_SHARDS-th case)."""
+    return all_cases("cuda")[shard::CUDA_SHARDS]
+
+
+def run_cuda_checks(shard: int) -> dict:
+    """The shard's CUDA cases against the CPU backend; {case: {"status", "error"}}."""
     from strict_simulator import make_strict
 
     from edgemine.backend import get_ops
@@ -421,7 +430,7 @@ def run_cuda_checks() -> dict:
     make_strict()
     cuda = get_ops("cuda")
     results = {}
-    for name, case in all_cases("cuda"):
+    for name, case in cuda_shard(shard):
         key = f"{name}[{case.id}]"
         try:
             check_cuda(name, case, cuda)
@@ -433,5 +442,5 @@ def run_cuda_checks() -> dict:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE.parent))
-    if sys.argv[1:] == ["cuda"]:
-        print(json.dumps(run_cuda_checks()))
+    if sys.argv[1] == "cuda":
+        print(json.dumps(run_cuda_checks(int(sys.argv[2]))))

@@ -77,14 +77,15 @@ def test_onnx_export_parity(name, case):
     H.check_onnx(name, case)
 
 
-def test_cuda_matches_cpu_under_the_simulator():
-    """Every CUDA case in one subprocess (the simulator must not leak into this process)."""
+@pytest.mark.parametrize("shard", range(H.CUDA_SHARDS))
+def test_cuda_matches_cpu_under_the_simulator(shard):
+    """The CUDA cases in subprocesses (the simulator must not leak into this process)."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     env["NUMBA_ENABLE_CUDASIM"] = "1"
     env["EDGEMINE_CUDA_POISON"] = "1"  # arena arrays are NaN once their batch ends
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(H.HERE.parent), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [sys.executable, str(H.HERE / "layer_harness.py"), "cuda"],
+        [sys.executable, str(H.HERE / "layer_harness.py"), "cuda", str(shard)],
         env=env,
         cwd=str(H.HERE.parent),
         capture_output=True,
@@ -94,6 +95,6 @@ def test_cuda_matches_cpu_under_the_simulator():
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads(lines[-1])
-    assert set(results) == {f"{n}[{c.id}]" for n, c in H.all_cases("cuda")}
+    assert set(results) == {f"{n}[{c.id}]" for n, c in H.cuda_shard(shard)}
     failed = {k: v["error"] for k, v in results.items() if v["status"] != "pass"}
     assert not failed, "\n\n".join(f"{k}: {v}" for k, v in failed.items())
