@@ -26,8 +26,12 @@ def numeric_array(x, what: str) -> np.ndarray:
         raise ValueError(f"{what} is None")
     if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
         x = x[0]
+    return _numeric(x, what)
+
+
+def _numeric(value, what: str) -> np.ndarray:
     try:
-        arr = np.asarray(x)
+        arr = np.asarray(value)
     except Exception as e:
         raise TypeError(f"{what} could not be turned into an array: {e}") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
@@ -68,12 +72,7 @@ def model_targets(y, n: int, out: tuple, name: str, what: str) -> np.ndarray:
     ``name``: int32 labels for sparse_categorical_crossentropy, float32 otherwise."""
     if y is None:
         raise ValueError(f"{what} is None: fit/evaluate need targets")
-    try:
-        arr = np.asarray(y)
-    except Exception as e:
-        raise TypeError(f"{what} could not be turned into an array: {e}") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
+    arr = _numeric(y, what)
     if arr.ndim == 0 or arr.shape[0] != n:
         raise ValueError(f"{what} has {arr.shape[0] if arr.ndim else 0} samples but x has {n}")
     arr = arr.astype(np.float32)
