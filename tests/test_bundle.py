@@ -491,3 +491,22 @@ def test_bundle_in_a_fresh_venv(work, tmp_path):
     )
     assert res.returncode == 0, res.stderr
     np.testing.assert_allclose(np.load(tmp_path / "o.npy"), _ort(work["cnn"], x), atol=1e-5)
+
+
+def test_array_model_bundle_refuses_nan_and_wrong_dtype(tmp_path):
+    from edgemine.layers import Dense
+    from edgemine.models import Sequential
+    from edgemine.onnx import export
+
+    path = export(Sequential([Dense(2, input_shape=(3,))]), tmp_path / "dense.onnx")
+    b = write_bundle(path, tmp_path / "b", target="generic")
+    np.save(tmp_path / "ok.npy", np.ones((2, 3), np.float32))
+    np.save(tmp_path / "nan.npy", np.array([[1, np.nan, 0]], np.float32))
+    np.save(tmp_path / "text.npy", np.array([["a", "b", "c"]]))
+    res = _run(b, tmp_path / "ok.npy", "--output", tmp_path / "out.npy")
+    assert res.returncode == 0, res.stderr
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out.npy"), _ort(path, np.ones((2, 3), np.float32))
+    )
+    _assert_refused(_run(b, tmp_path / "nan.npy"), "nan.npy contains NaN")
+    _assert_refused(_run(b, tmp_path / "text.npy"), "dtype <U1")

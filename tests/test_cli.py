@@ -333,3 +333,26 @@ def test_a_text_model_trained_by_the_cli_reads_text_everywhere(tmp_path):
         [sys.executable, str(bundle / "run.py"), str(ids)], capture_output=True, text=True
     )
     assert res.returncode == 2 and "token id 300, outside the vocabulary (0..299)" in res.stderr
+
+
+def test_help_lists_every_command_without_importing_them():
+    """`edgemine --help` imports no command module (numba, onnx and onnxruntime take seconds),
+    and its help texts are the commands' own."""
+    from edgemine.cli import COMMANDS
+
+    code = (
+        "import sys\nfrom edgemine.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('numba', 'onnx', 'onnxruntime', 'h5py', 'PIL', 'edgemine.models')\n"
+        "print('IMPORTED', [m for m in heavy if m in sys.modules])\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "IMPORTED []" in res.stdout
+    for name in COMMANDS:
+        assert f"  {name} " in res.stdout
+    for name, (_, _, short) in COMMANDS.items():
+        cmd = main.get_command(None, name)
+        assert cmd.name == name and cmd.get_short_help_str(limit=1000) == short
+    r = CliRunner().invoke(main, ["nonsense"])
+    assert r.exit_code != 0 and "No such command 'nonsense'" in r.output

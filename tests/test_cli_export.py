@@ -19,7 +19,6 @@ from deploy_toy_models import make_lstm, toy_word_index
 from PIL import Image
 
 from edgemine.cli import main
-from edgemine.cli.export import bench_cmd, export_cmd, predict_cmd
 from edgemine.layers import Conv2D, Dense, Flatten, MaxPooling2D
 from edgemine.models import Sequential
 from edgemine.preprocessing.inputs import InputError
@@ -27,17 +26,6 @@ from edgemine.preprocessing.inputs import read_image as read_png
 from edgemine.runtime import Session
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _commands_registered():
-    """The commands in the group (a no-op once edgemine/cli/__init__.py registers them)."""
-    added = [c for c in (export_cmd, predict_cmd, bench_cmd) if c.name not in main.commands]
-    for cmd in added:
-        main.add_command(cmd)
-    yield
-    for cmd in added:
-        main.commands.pop(cmd.name, None)
 
 
 # ------------------------------------------------------------------------------ PNG writer
@@ -371,22 +359,9 @@ def test_every_command_has_help():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    if _registered_by_lead():
-        cmd = [sys.executable, "-m", "edgemine.cli", *args]
-    else:  # the commands are not in the group yet: register them in a shim
-        shim = (
-            "from edgemine.cli import main; from edgemine.cli.export import export_cmd, "
-            "predict_cmd, bench_cmd\n[main.add_command(c) for c in (export_cmd, predict_cmd, "
-            "bench_cmd) if c.name not in main.commands]\nmain(prog_name='edgemine')"
-        )
-        cmd = [sys.executable, "-c", shim, *args]
+    cmd = [sys.executable, "-m", "edgemine.cli", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-
-
-def _registered_by_lead() -> bool:
-    text = (REPO / "edgemine" / "cli" / "__init__.py").read_text()
-    return "export_cmd" in text
 
 
 def test_subprocess_end_to_end(files, tmp_path):

@@ -366,7 +366,7 @@ def predict_cmd(
     batch_size: int,
     threads: int | None,
 ) -> None:
-    """Classify INPUT files (.npy, .npz, .csv, .png, or text: one per line) with MODEL
+    """Classify INPUT files (.npy, .npz, .csv, images, or text: one per line) with MODEL
     (.edgemine or .onnx)."""
     from ..progress import ProgressBar
 
