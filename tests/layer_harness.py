@@ -5,7 +5,8 @@
 named reasons why a layer may lack a harness entry, a converter or a CUDA run. For each case:
 
 * ``check_config``: ``get_config`` -> JSON -> ``from_config`` gives the same config, and the
-  copy with the same weights computes the same output;
+  copy with the same weights computes the same output, of the shape ``compute_output_shape``
+  says;
 * ``check_save_load``: a model holding the layer survives ``save`` / ``load_model`` (config,
   weights, predictions bit for bit);
 * ``check_gradients``: float64 central finite differences of the input and every weight
@@ -19,7 +20,10 @@ named reasons why a layer may lack a harness entry, a converter or a CUDA run. F
 
 Masking: a case with ``mask=True`` passes a (batch, time) mask to ``forward`` in the gradient,
 float32 and CUDA checks, and puts an ``Embedding(mask_zero=True)`` in front of the layer for the
-save/load and ONNX checks, so the mask comes from padded token ids as in a real model.
+save/load and ONNX checks, so the mask comes from padded token ids as in a real model;
+``check_masking`` checks what a mask means (Keras's semantics): a masked row's last output
+equals the layer's output on that row's real steps alone, and a sequence output passes the mask
+on (``compute_mask``).
 
 Adding a layer: one entry in ``CASES`` (and its converter, and its backend ops on both
 backends); test_layer_harness.py's meta-test fails until there is one (or an ``EXEMPT`` reason).
@@ -38,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-CHECKS = ("config", "save_load", "gradients", "float32", "onnx", "cuda")
+CHECKS = ("config", "save_load", "gradients", "float32", "onnx", "cuda", "masking")
 
 
 @dataclass(frozen=True)
@@ -171,9 +175,12 @@ def coverage_problems(registry: dict | None = None) -> list[str]:
 
 
 def all_cases(check: str) -> list[tuple[str, Case]]:
-    """(layer name, case) pairs that run ``check``."""
+    """(layer name, case) pairs that run ``check`` (``masking``: the cases with a mask)."""
     return [
-        (name, case) for name in sorted(CASES) for case in CASES[name] if check not in case.skip
+        (name, case)
+        for name in sorted(CASES)
+        for case in CASES[name]
+        if check not in case.skip and (check != "masking" or case.mask)
     ]
 
 
@@ -290,9 +297,27 @@ def check_config(name: str, case: Case) -> None:
     assert copy.get_config() == config
     x, mask = inputs(case)
     x = x if case.vocab is not None else x.astype(np.float32)
-    np.testing.assert_array_equal(
-        _forward(copy, x, mask, training=False), _forward(layer, x, mask, training=False)
-    )
+    y = _forward(layer, x, mask, training=False)
+    assert tuple(y.shape) == (case.batch, *layer.output_shape), "compute_output_shape"
+    np.testing.assert_array_equal(_forward(copy, x, mask, training=False), y)
+
+
+def check_masking(name: str, case: Case) -> None:
+    """Masked steps are skipped: with the mask, each row's last output equals the output on its
+    real steps alone (they are contiguous in ``inputs``' masks); a sequence output passes the
+    mask on to the next layer."""
+    layer = built_layer(name, case)
+    x, mask = inputs(case)
+    y = _forward(layer, x.astype(np.float32), mask, training=False)
+    passed_on = layer.compute_mask(x, mask)
+    if len(layer.output_shape) > 1:  # a sequence: the next layer gets the same mask
+        np.testing.assert_array_equal(passed_on, mask)
+        return
+    assert passed_on is None, "a last-step output must end the mask"
+    for row in range(case.batch):
+        real = x[row : row + 1, mask[row]].astype(np.float32)
+        alone = _forward(layer, real, None, training=False)
+        np.testing.assert_allclose(y[row : row + 1], alone, rtol=1e-6, atol=1e-6, err_msg=f"{row}")
 
 
 def check_save_load(name: str, case: Case, folder: Path) -> None:

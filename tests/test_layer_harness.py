@@ -72,6 +72,11 @@ def test_float32_matches_float64(name, case):
     H.check_float32(name, case)
 
 
+@pytest.mark.parametrize("name,case", _params("masking"))
+def test_masking_skips_masked_steps(name, case):
+    H.check_masking(name, case)
+
+
 @pytest.mark.parametrize("name,case", _params("onnx"))
 def test_onnx_export_parity(name, case):
     H.check_onnx(name, case)
