@@ -23,8 +23,7 @@ from . import optimizers as optimizers_mod
 from .backend import get_ops
 from .callbacks import Callback, History, record_epoch
 from .layers.base import Layer, Variable
-from .layers.embedding import check_token_ids
-from .layers.pooling import MaxPooling2D
+from .model_inputs import model_inputs, model_targets, numeric_array, positive_int
 from .progress import ProgressBar
 from .utils import get_rng, using_rng
 
@@ -35,23 +34,15 @@ _FUSABLE = {
 }
 
 
-def _relu_into_max_pool(layers: list[Layer], i: int) -> bool:
-    """Is layers[i] a max pooling fed by a ReLU whose backward it can apply (measured: saves a
-    full-size pass per pair, 0.2-0.3 ms of the seed CNN's 9-10 ms training step)?"""
-    below = layers[i - 1] if i > 0 else None
+def _absorbs_below(layers: list[Layer], i: int) -> bool:
+    """Does layers[i] apply the backward of the activation of the layer below it (a fusion the
+    layer declares in ``absorbs_activation_below``)?"""
+    if i == 0:
+        return False
+    below = layers[i - 1]
     return (
-        isinstance(layers[i], MaxPooling2D)
-        and getattr(below, "activation", None) == "relu"
-        and hasattr(below, "backward_linear")
+        below.fuses_activation_backward and below.activation in layers[i].absorbs_activation_below
     )
-
-
-def _positive_int(value, what: str, minimum: int = 1) -> int:
-    # no int(value): fit(epochs=2.7) must not run 2 epochs, nor epochs='3' run 3
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{what} must be {kind}, got {value!r}")
-    return int(value)
 
 
 class Sequential:
@@ -225,8 +216,8 @@ class Sequential:
         self._fused = (
             not self.loss.from_logits
             and want is not None
-            and getattr(last, "activation", None) == want
-            and hasattr(last, "backward_linear")
+            and last.fuses_activation_backward
+            and last.activation == want
         )
 
     def _require_compiled(self) -> None:
@@ -235,96 +226,17 @@ class Sequential:
 
     # ----- input checking -----
     def _check_x(self, x, what: str = "x") -> np.ndarray:
-        if x is None:
-            raise ValueError(f"{what} is None")
-        if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
-            x = x[0]
-        try:
-            arr = np.asarray(x)
-        except Exception as e:
-            raise TypeError(f"{what} could not be turned into an array: {e}") from None
-        if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-        ):
-            raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
+        arr = numeric_array(x, what)
         if not self.built:
             if arr.ndim < 2:
                 raise ValueError(f"{what} must have a batch axis, got shape {arr.shape}")
             self.build((None, *arr.shape[1:]))
             if self.loss is not None:
                 self._resolve_metrics()
-        expected = self.input_shape
-        if arr.ndim != len(expected) + 1 or any(
-            e is not None and e != a for e, a in zip(expected, arr.shape[1:])
-        ):
-            raise ValueError(
-                f"{what} has shape {arr.shape}, but the model expects (batch, "
-                f"{', '.join('None' if e is None else str(e) for e in expected)})"
-            )
-        if arr.shape[0] == 0:
-            raise ValueError(f"{what} is empty")
-        first = self.layers[0]
-        if first.input_dtype == "int":
-            if np.issubdtype(arr.dtype, np.floating):
-                if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-                    raise TypeError(
-                        f"{what} must hold integer token ids for layer {first.name!r}; "
-                        "got non-integer floats"
-                    )
-            check_token_ids(arr, what, first.input_dim, first.name)  # before the int32 cast
-            return np.ascontiguousarray(arr, dtype=np.int32)
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{what} contains NaN or infinite values")
-        return arr
+        return model_inputs(arr, self.input_shape, self.layers[0], what)
 
     def _check_y(self, y, n: int, what: str = "y") -> np.ndarray:
-        if y is None:
-            raise ValueError(f"{what} is None: fit/evaluate need targets")
-        try:
-            arr = np.asarray(y)
-        except Exception as e:
-            raise TypeError(f"{what} could not be turned into an array: {e}") from None
-        if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-        ):
-            raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
-        if arr.ndim == 0 or arr.shape[0] != n:
-            raise ValueError(f"{what} has {arr.shape[0] if arr.ndim else 0} samples but x has {n}")
-        arr = arr.astype(np.float32)
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{what} contains NaN or infinite labels")
-        out = self.output_shape
-        name = self.loss.name
-        if name == "sparse_categorical_crossentropy":
-            flat = arr.reshape(n, -1)
-            if flat.shape[1] != 1 or len(out) != 1:
-                raise ValueError(
-                    f"{what} for sparse_categorical_crossentropy must be one integer label per "
-                    f"sample, got shape {arr.shape}"
-                )
-            if not np.all(flat == np.round(flat)):
-                raise ValueError(f"{what} labels must be whole numbers")
-            lo, hi = flat.min(), flat.max()
-            if lo < 0 or hi >= out[-1]:
-                bad = lo if lo < 0 else hi
-                raise ValueError(
-                    f"{what} holds label {int(bad)}, out of range for {out[-1]} classes"
-                )
-            return flat.astype(np.int32)
-        if tuple(arr.shape[1:]) != tuple(out):
-            hint = ""
-            if name == "categorical_crossentropy" and arr.ndim == 1:
-                hint = " (one-hot encode it with edgemine.utils.to_categorical)"
-            raise ValueError(
-                f"{what} has shape {arr.shape}, but the model outputs (batch, "
-                f"{', '.join(map(str, out))}) for loss {name!r}{hint}"
-            )
-        if name in ("categorical_crossentropy", "binary_crossentropy") and (
-            arr.min() < 0 or arr.max() > 1
-        ):
-            raise ValueError(f"{what} for {name} must lie in [0, 1]")
-        return arr
+        return model_targets(y, n, self.output_shape, self.loss.name, what)
 
     # ----- the core steps -----
     def _forward(self, xb, training: bool, last_linear: bool = False):
@@ -336,12 +248,11 @@ class Sequential:
             forward = layer.forward_linear if last_linear and i == last else layer.forward
             # Keras-style masks (Embedding(mask_zero=True) -> RNN): a layer with
             # ``supports_masking`` receives the mask; ``compute_mask`` gives the next one's.
-            if mask is not None and getattr(layer, "supports_masking", False):
+            if mask is not None and layer.supports_masking:
                 y = forward(out, training=training, mask=mask)
             else:
                 y = forward(out, training=training)
-            compute_mask = getattr(layer, "compute_mask", None)
-            mask = None if compute_mask is None else compute_mask(out, mask)
+            mask = layer.compute_mask(out, mask)
             out = y
         return out
 
@@ -352,19 +263,20 @@ class Sequential:
         ops = self.ops
         layers = self.layers
         fused = layers[-1].activation if self._fused else None
-        defer = fused is not None and hasattr(layers[-1], "forward_linear")
+        defer = fused is not None and layers[-1].fuses_activation_forward
         out = self._forward(xb, training=True, last_linear=defer)
         per, grad = ops.loss_and_gradient(
             self.loss.name, out, yb, self.loss.from_logits, fused, apply_activation=defer
         )
         d = layers[-1].backward_linear(grad) if fused else layers[-1].backward(grad)
-        relu_done = False  # the layer below a max pooling had its ReLU's backward applied there
+        absorbed = False  # the layer above applied this layer's activation backward already
         for i in range(len(layers) - 2, -1, -1):
             layer = layers[i]
-            if relu_done:
-                d, relu_done = layer.backward_linear(d), False
-            elif _relu_into_max_pool(layers, i):
-                d, relu_done = layer.backward_through_relu(d), True
+            if absorbed:
+                d, absorbed = layer.backward_linear(d), False
+            elif _absorbs_below(layers, i):
+                d = layer.backward_through_activation(layers[i - 1].activation, d)
+                absorbed = True
             else:
                 d = layer.backward(d)
         with ops.lasting_memory():  # optimizer slots and packed weights outlive the batch
@@ -413,10 +325,8 @@ class Sequential:
         host_out = ops.to_numpy(out)
         pred = host_out
         if self.loss.from_logits:
-            from .kernels.cpu.activations import activation_forward
-
             act = "sigmoid" if self.loss.name == "binary_crossentropy" else "softmax"
-            pred = activation_forward(act, host_out.astype(np.float32))
+            pred = get_ops("cpu").activation_forward(act, host_out.astype(np.float32))
         return per, [metrics_mod.batch_values(m, host_y, pred) for _, m in self._metrics]
 
     # ----- public training API -----
@@ -435,32 +345,15 @@ class Sequential:
     ) -> History:
         """Train for ``epochs`` epochs (from ``initial_epoch``); returns a History."""
         self._require_compiled()
-        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
         self.fit_batch_size = batch_size
-        epochs = _positive_int(epochs, "epochs", minimum=0)
-        initial_epoch = _positive_int(initial_epoch, "initial_epoch", minimum=0)
+        epochs = positive_int(epochs, "epochs", minimum=0)
+        initial_epoch = positive_int(initial_epoch, "initial_epoch", minimum=0)
         verbose = 1 if verbose == "auto" else int(verbose)
         x = self._check_x(x)
         self._resolve_metrics()
         y = self._check_y(y, len(x))
-        if not isinstance(validation_split, (int, float, np.floating)) or isinstance(
-            validation_split, bool
-        ):
-            raise ValueError(f"validation_split must be a number, got {validation_split!r}")
-        if not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            vx = self._check_x(validation_data[0], "validation x")
-            val = (vx, self._check_y(validation_data[1], len(vx), "validation y"))
-        elif validation_split > 0:
-            split = int(len(x) * (1.0 - validation_split))  # Keras takes the tail, unshuffled
-            if split == 0 or split == len(x):
-                raise ValueError("validation_split leaves no training or no validation samples")
-            val = (x[split:], y[split:])
-            x, y = x[:split], y[:split]
+        x, y, val = self._validation_arrays(x, y, validation_split, validation_data)
 
         history = History()
         cbs = [*(callbacks or []), history]
@@ -483,27 +376,7 @@ class Sequential:
                 sys.stdout.flush()
             bar = ProgressBar(steps, verbose)
             order = self._training_rng().permutation(n) if shuffle else np.arange(n)
-            loss_sum = 0.0
-            metric_sums = [0.0] * len(self._metrics)
-            seen = 0
-            logs: dict = {}
-            for step in range(steps):
-                idx = order[step * batch_size : (step + 1) * batch_size]
-                for cb in cbs:
-                    cb.on_train_batch_begin(step)
-                per, mvals = self._fit_batch(x[idx], y[idx])
-                loss_sum += float(per.sum())
-                seen += len(idx)
-                for k, mv in enumerate(mvals):
-                    metric_sums[k] += float(mv.sum())
-                logs = {"loss": loss_sum / seen}
-                for k, (disp, _) in enumerate(self._metrics):
-                    logs[disp] = metric_sums[k] / seen
-                for cb in cbs:
-                    cb.on_train_batch_end(step, {"loss": float(per.mean())})
-                bar.update(step + 1, logs)
-                if self.stop_training:
-                    break
+            logs = self._fit_epoch(x, y, order, batch_size, cbs, bar)
             if val is not None:
                 vlogs = self._evaluate_arrays(val[0], val[1], batch_size)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
@@ -518,6 +391,56 @@ class Sequential:
             cb.on_train_end()
         self.history = history
         return history
+
+    def _validation_arrays(self, x, y, validation_split, validation_data):
+        """(x, y, (x_val, y_val) or None): Keras takes a validation_split from the tail of x and
+        y, unshuffled."""
+        if not isinstance(validation_split, (int, float, np.floating)) or isinstance(
+            validation_split, bool
+        ):
+            raise ValueError(f"validation_split must be a number, got {validation_split!r}")
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            vx = self._check_x(validation_data[0], "validation x")
+            val = (vx, self._check_y(validation_data[1], len(vx), "validation y"))
+        elif validation_split > 0:
+            split = int(len(x) * (1.0 - validation_split))  # Keras takes the tail, unshuffled
+            if split == 0 or split == len(x):
+                raise ValueError("validation_split leaves no training or no validation samples")
+            val = (x[split:], y[split:])
+            x, y = x[:split], y[:split]
+        return x, y, val
+
+    def _fit_epoch(self, x, y, order, batch_size: int, cbs: list, bar: ProgressBar) -> dict:
+        """Train on x[order] batch by batch; returns the epoch's running logs."""
+        n = len(x)
+        steps = math.ceil(n / batch_size)
+        loss_sum = 0.0
+        metric_sums = [0.0] * len(self._metrics)
+        seen = 0
+        logs: dict = {}
+        for step in range(steps):
+            idx = order[step * batch_size : (step + 1) * batch_size]
+            for cb in cbs:
+                cb.on_train_batch_begin(step)
+            per, mvals = self._fit_batch(x[idx], y[idx])
+            loss_sum += float(per.sum())
+            seen += len(idx)
+            for k, mv in enumerate(mvals):
+                metric_sums[k] += float(mv.sum())
+            logs = {"loss": loss_sum / seen}
+            for k, (disp, _) in enumerate(self._metrics):
+                logs[disp] = metric_sums[k] / seen
+            for cb in cbs:
+                cb.on_train_batch_end(step, {"loss": float(per.mean())})
+            bar.update(step + 1, logs)
+            if self.stop_training:
+                break
+        return logs
 
     def _evaluate_arrays(self, x, y, batch_size, bar: ProgressBar | None = None) -> dict:
         loss_sum = 0.0
@@ -550,7 +473,7 @@ class Sequential:
     ):
         """Loss (and metrics) on (x, y): a float, a list [loss, *metrics], or a dict."""
         self._require_compiled()
-        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
         verbose = 1 if verbose == "auto" else int(verbose)
         x = self._check_x(x)
         self._resolve_metrics()
@@ -564,7 +487,7 @@ class Sequential:
 
     def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
         """Model outputs for x, computed in batches (default 32)."""
-        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
         x = self._check_x(x)
         if len(x) <= batch_size:
             return self._predict_batch(x)

@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import pytest
@@ -8,3 +9,19 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(autouse=True)
+def _numba_thread_count_restored():
+    """Put numba's thread count back after each test: ``edgemine bench --threads 1`` sets it
+    in-process, and a recurrent layer splits its batch by it (a later test in the same worker
+    then chunks differently, which changes float32 sums in the last bit: test_resume compares
+    an in-process run with a fresh process bit for bit). Only where numba's threads already
+    run, so that no test starts them early."""
+    yield
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if parallel is not None and getattr(parallel, "_is_initialized", False):
+        import numba
+
+        if numba.get_num_threads() != numba.config.NUMBA_NUM_THREADS:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)

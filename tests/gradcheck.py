@@ -1,4 +1,5 @@
-"""Central finite-difference gradient checks in float64, shared by the layer tests."""
+"""Central finite-difference gradient checks in float64, shared by the layer tests and the
+layer harness (tests/layer_harness.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,32 @@ import numpy as np
 def to_float64(layer) -> None:
     for var in layer.variables:
         var.value = np.ascontiguousarray(var.value, dtype=np.float64)
+
+
+def sublayers(layer) -> tuple:
+    """The layer and the layers it holds (Bidirectional's two recurrent layers)."""
+    return (layer, *getattr(layer, "layers", ()))
+
+
+def reseed(layer, seed: int) -> None:
+    """Give every layer that draws dropout masks a fresh generator: the same masks again."""
+    for sub in sublayers(layer):
+        if hasattr(sub, "_rng"):
+            sub._rng = np.random.default_rng(seed)
+
+
+def dense_gradient(grad) -> np.ndarray:
+    """A gradient as a host array (a row-sparse one scattered into zeros)."""
+    if hasattr(grad, "rows"):  # SparseGradient
+        rows, values = np.asarray(_host(grad.rows)), np.asarray(_host(grad.values))
+        dense = np.zeros(grad.shape, dtype=values.dtype)
+        dense[rows] = values
+        return dense
+    return np.asarray(_host(grad))
+
+
+def _host(a):
+    return a.copy_to_host() if hasattr(a, "copy_to_host") else a
 
 
 def numeric_grad(f, arr: np.ndarray, indices, eps: float = 1e-6) -> np.ndarray:
@@ -33,31 +60,36 @@ def check_layer(
     rtol: float = 1e-5,
     atol: float = 1e-7,
     check_input: bool = True,
+    mask: np.ndarray | None = None,
 ) -> None:
-    """Compare layer.backward with central differences of sum(forward(x) * g)."""
+    """Compare layer.backward with central differences of sum(forward(x) * g) for the input
+    (float inputs, unless ``check_input`` is False) and every trainable weight, at ``samples``
+    random elements of each. Seeded layers draw the same dropout masks in every forward pass;
+    ``mask`` is passed to forward (layers with ``supports_masking``)."""
     rng = np.random.default_rng(seed)
     if not layer.built:
         layer.build(x.shape[1:])
     to_float64(layer)
     x = np.ascontiguousarray(x, dtype=np.float64) if x.dtype.kind == "f" else x
-    y = layer.forward(x, training=training)
-    g = rng.standard_normal(np.shape(y))
+    kwargs = {} if mask is None else {"mask": mask}
+
+    def forward():
+        reseed(layer, seed)
+        return layer.forward(x, training=training, **kwargs)
+
+    g = rng.standard_normal(np.shape(forward()))
 
     def loss():
-        return float(np.sum(layer.forward(x, training=training) * g))
+        return float(np.sum(forward() * g))
 
-    layer.forward(x, training=training)
+    forward()
     dx = layer.backward(g.copy())
     analytic = [(v.name, v.value, v.grad) for v in layer.trainable_variables]
     if check_input and x.dtype.kind == "f":
         analytic.append(("input", x, dx))
     for name, arr, grad in analytic:
         assert grad is not None, f"no gradient for {name}"
-        if hasattr(grad, "rows"):  # SparseGradient
-            dense = np.zeros(grad.shape)
-            dense[grad.rows] = grad.values
-            grad = dense
-        grad = np.asarray(grad).reshape(-1)
+        grad = dense_gradient(grad).reshape(-1)
         idx = rng.choice(arr.size, size=min(samples, arr.size), replace=False)
         num = numeric_grad(loss, arr, idx)
         np.testing.assert_allclose(grad[idx], num, rtol=rtol, atol=atol, err_msg=name)

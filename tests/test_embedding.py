@@ -71,33 +71,6 @@ def test_sparse_gradient_equals_dense_scatter_add(vocab, dim, batch, length, see
     np.testing.assert_allclose(_dense(grad), expected, rtol=1e-6, atol=1e-6)
 
 
-def test_sparse_gradient_by_central_differences_float64():
-    rng = np.random.default_rng(0)
-    emb = Embedding(6, 3)
-    ids = np.array([[1, 2, 1], [5, 1, 0]], dtype=np.int32)
-    emb.build(ids.shape[1:])
-    emb.embeddings.value = emb.embeddings.value.astype(np.float64)
-    g = rng.standard_normal((2, 3, 3))
-
-    def loss():
-        return float((emb.forward(ids) * g).sum())
-
-    emb.forward(ids, training=True)
-    emb.backward(g)
-    analytic = _dense(emb.embeddings.grad)
-    table = emb.embeddings.value
-    numeric = np.zeros_like(table)
-    for idx in np.ndindex(table.shape):
-        old = table[idx]
-        table[idx] = old + 1e-6
-        plus = loss()
-        table[idx] = old - 1e-6
-        minus = loss()
-        table[idx] = old
-        numeric[idx] = (plus - minus) / 2e-6
-    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8)
-
-
 def test_no_dense_vocab_gradient_is_allocated_per_step():
     emb = Embedding(100_000, 8)
     ids = np.array([[3, 4, 3]], dtype=np.int32)

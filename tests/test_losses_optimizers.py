@@ -294,3 +294,24 @@ def test_set_weights_and_set_state_after_packing_take_effect(change, monkeypatch
     assert model.optimizer._pack is not None and model.optimizer._pack.ready()
     for a, b in zip(model.get_weights(), twin.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("loss, activation", [("binary_crossentropy", "sigmoid"), ("mse", None)])
+def test_labels_of_shape_n_for_an_output_of_shape_n_1(loss, activation):
+    """Keras takes y of shape (n,) for a one-unit output (binary cross-entropy, MSE): the same
+    training as y of shape (n, 1), bit for bit."""
+    from edgemine.layers import Dense
+    from edgemine.models import Sequential
+    from edgemine.utils import set_random_seed
+
+    x = np.random.default_rng(1).random((16, 3), dtype=np.float32)
+    y = (x.sum(1) > 1.5).astype(np.float32)
+    weights = []
+    for labels in (y, y[:, None]):
+        set_random_seed(3)
+        m = Sequential([Dense(1, activation=activation, input_shape=(3,))])
+        m.compile(optimizer="adam", loss=loss)
+        m.fit(x, labels, epochs=2, batch_size=4, verbose=0)
+        weights.append(m.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)

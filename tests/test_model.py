@@ -378,7 +378,7 @@ def test_relu_backward_applied_by_max_pooling_changes_nothing(monkeypatch, pool,
 
     def step(fuse: bool):
         if not fuse:
-            monkeypatch.setattr(models_mod, "_relu_into_max_pool", lambda layers, i: False)
+            monkeypatch.setattr(models_mod, "_absorbs_below", lambda layers, i: False)
         set_random_seed(3)
         m = Sequential(
             [
@@ -398,9 +398,9 @@ def test_relu_backward_applied_by_max_pooling_changes_nothing(monkeypatch, pool,
         monkeypatch.undo()
         return m.get_weights()
 
-    assert models_mod._relu_into_max_pool(
+    assert models_mod._absorbs_below(
         [Conv2D(1, 1, activation="relu"), MaxPooling2D()], 1
-    ) and not models_mod._relu_into_max_pool([Conv2D(1, 1), MaxPooling2D()], 1)
+    ) and not models_mod._absorbs_below([Conv2D(1, 1), MaxPooling2D()], 1)
     for a, b in zip(step(True), step(False)):
         np.testing.assert_array_equal(a, b)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gradcheck import check_layer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -49,57 +50,15 @@ def stepwise(request, monkeypatch):
     return request.param == "stepwise"
 
 
-def _layers_of(layer):
-    return getattr(layer, "layers", (layer,))
-
-
-def _reset_rng(layer, seed: int) -> None:
-    for sub in _layers_of(layer):
-        sub._rng = np.random.default_rng(seed)
-
-
 def _to_float64(layer) -> None:
     for var in layer.variables:
         var.value = np.ascontiguousarray(var.value, dtype=np.float64)
 
 
 def _gradcheck(layer, x, mask=None, samples: int = 6, seed: int = 0) -> None:
-    """layer.backward against central differences of sum(forward(x) * g), in float64, with the
-    dropout masks redrawn identically for every forward pass."""
-    rng = np.random.default_rng(seed)
-    if not layer.built:
-        layer.build(x.shape[1:])
-    _to_float64(layer)
-    x = np.ascontiguousarray(x, dtype=np.float64)
-
-    def forward():
-        _reset_rng(layer, seed)
-        return layer.forward(x, training=True, mask=mask)
-
-    g = rng.standard_normal(forward().shape)
-
-    def loss():
-        return float(np.sum(forward() * g))
-
-    forward()
-    dx = layer.backward(g.copy())
-    checks = [(v.name, v.value, v.grad) for v in layer.trainable_variables] + [("x", x, dx)]
-    for name, arr, grad in checks:
-        assert grad is not None, name
-        flat = arr.reshape(-1)
-        idx = rng.choice(flat.size, size=min(samples, flat.size), replace=False)
-        num = np.empty(len(idx))
-        for k, i in enumerate(idx):
-            old = flat[i]
-            flat[i] = old + 1e-6
-            plus = loss()
-            flat[i] = old - 1e-6
-            minus = loss()
-            flat[i] = old
-            num[k] = (plus - minus) / 2e-6
-        np.testing.assert_allclose(
-            np.asarray(grad).reshape(-1)[idx], num, rtol=1e-5, atol=1e-7, err_msg=name
-        )
+    """layer.backward against central differences in float64, the dropout masks redrawn
+    identically for every forward pass (the harness's check, tests/gradcheck.py)."""
+    check_layer(layer, x, samples=samples, seed=seed, mask=mask)
 
 
 # ----------------------------------------------------------------------------- Keras's math

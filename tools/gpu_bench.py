@@ -634,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     op = sub.add_parser("overhead", help="host microseconds per numba.cuda launch, copy, view")
     op.add_argument("--repeat", type=int, default=2000)
     args = p.parse_args(argv)
-    from edgemine.kernels.cuda._simulator import make_strict
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from strict_simulator import make_strict  # test code: it lives in tests/
 
     make_strict()  # under NUMBA_ENABLE_CUDASIM=1: fail where a real GPU would
     commands = {

@@ -208,7 +208,6 @@ def train(
 
     data_options = {"label_column": label_column, "text_column": text_column}
     data_options["image_size"] = image_size
-
     if seed is not None:
         set_random_seed(seed)
     model, spec = (
@@ -220,13 +219,7 @@ def train(
     initial_epoch, epochs = _epochs(model_arg, model, spec, epochs, resume)
     name, args = _dataset_for(spec, data, model)
     d = _load_data(name, args, model, data_options)
-    if model is None:  # a spec: the data gives the input shape and the number of classes
-        model = zoo.build_model(spec, num_classes=len(d.class_names) if d.class_names else None)
-        if model.loss is None:
-            raise click.UsageError(f"{model_arg}: the spec has no compile settings to train with")
-    model.set_device(device)
-    if d.preprocessing and model.preprocessing is None:
-        model.preprocessing = d.preprocessing
+    model = _ready_model(model_arg, model, spec, d, device)
     one_hot = spec.get("one_hot") if spec else None
     x, y, val = _fit_arrays(d, model, one_hot, validation_split, seed, name)
     if not model.built:
@@ -252,10 +245,17 @@ def train(
         initial_epoch=initial_epoch,
     )
     fit_s = time.perf_counter() - t0
-    ran = model.epochs_trained - initial_epoch
+    lines = _results(model, d, len(x), val, one_hot, model.epochs_trained - initial_epoch, fit_s)
+    model.save(out)
+    lines.append(f"saved {out}")
+    click.echo("\n".join(lines))
+
+
+def _results(model, d, n: int, val, one_hot, ran: int, fit_s: float) -> list[str]:
+    """What training did: speed, and the validation and test metrics."""
     lines = [
         f"trained {model.name} for {ran} epoch(s) in {fit_s:.1f} s "
-        f"({len(x) * ran / max(fit_s, 1e-9):,.0f} samples/s)"
+        f"({n * ran / max(fit_s, 1e-9):,.0f} samples/s)"
     ]
     if val is not None:
         result = model.evaluate(*val, verbose=0, return_dict=True)
@@ -265,9 +265,20 @@ def train(
             d.x_test, zoo.targets_for(model, d.y_test, one_hot), verbose=0, return_dict=True
         )
         lines.append("test " + _metrics_text(result))
-    model.save(out)
-    lines.append(f"saved {out}")
-    click.echo("\n".join(lines))
+    return lines
+
+
+def _ready_model(model_arg: str, model, spec: dict | None, d, device: str):
+    """The model to train: a spec's built now that the data gives the input shape and the
+    number of classes, on ``device``, with the data's preprocessing if it has none."""
+    if model is None:
+        model = zoo.build_model(spec, num_classes=len(d.class_names) if d.class_names else None)
+        if model.loss is None:
+            raise click.UsageError(f"{model_arg}: the spec has no compile settings to train with")
+    model.set_device(device)
+    if d.preprocessing and model.preprocessing is None:
+        model.preprocessing = d.preprocessing
+    return model
 
 
 def _metrics_text(result: dict) -> str:

@@ -1,8 +1,56 @@
-"""The Layer base class: weights in Keras layouts, an explicit forward and backward, a config.
+"""The Layer base class and the layer contract: what a layer implements and what it may assume.
 
-A layer owns its ``Variable``s (value + gradient), runs its math through ``self.ops`` (the
-backend module chosen at compile time: ``edgemine.kernels.cpu`` or ``edgemine.kernels.cuda``) and
-keeps in ``forward`` whatever its ``backward`` needs. A Sequential model needs no autograd tape.
+A layer owns its ``Variable``s (value + gradient) in Keras's layouts, runs its math through
+``self.ops`` (the backend, ``edgemine.kernels.interface.Backend``: never a kernel module by name)
+and keeps in ``forward`` whatever its ``backward`` needs. A Sequential model needs no autograd tape.
+
+The contract (tests/layer_harness.py checks every registered layer against it):
+
+**Implement**
+
+* ``__init__(**config)``: validate every argument with a clear error; call ``super().__init__``
+  with the base keywords (``name``, ``input_shape``, ``trainable``, ...). Make no weights here.
+* ``build(input_shape)``: ``input_shape`` has no batch axis. Create the weights with
+  ``add_weight`` (in Keras's order), then call ``super().build(input_shape)``.
+* ``compute_output_shape(input_shape)`` (without the batch axis); a clear error for a shape the
+  layer cannot take.
+* ``forward(x, training=False)`` -> y: ``x`` is a backend array with the batch axis first
+  (float32, or int32 ids for ``input_dtype = "int"``). Keep what backward needs on ``self``; with
+  ``training=True`` a backward follows, otherwise none does.
+* ``backward(dy)`` -> dx: the gradient of the loss w.r.t. the last forward's input, given ``dy``
+  w.r.t. its output. Set ``var.grad`` of every trainable variable and pass each ``var.grad_out``
+  (see ``_grad_outs``) to the backend's backward op as ``out=``: the op then writes the gradient
+  into the optimizer's buffer. Return None when ``self.need_input_grad`` is False (a model's first
+  layer: the input gradient is skipped) or the input has no gradient (token ids).
+* ``get_config()`` -> a JSON-able dict such that ``type(layer).from_config(config)`` makes an
+  equal, unbuilt layer (weights travel separately). Register the class with ``@register``.
+* optionally ``flops()`` (2 per multiply-add, one sample) and ``to_backend`` for layers that hold
+  other layers (``Bidirectional``).
+
+**May assume**
+
+* ``build`` runs once, before the first forward, with ``self.ops`` already the model's backend.
+* ``backward`` follows a ``forward(..., training=True)`` on the same batch, once.
+* Arrays returned by ``self.ops`` live until the batch ends (``ops.batch_memory()``: the CUDA
+  backend hands them out again to the next batch); anything that must outlive the batch (moving
+  statistics) is updated in place or allocated under ``ops.lasting_memory()``.
+* ``dy`` and the returned dx may be the backend's buffers: do not modify ``dy`` in place unless
+  the layer produced it.
+
+**Masking** (Keras's, from ``Embedding(mask_zero=True)``): ``supports_masking = True`` means
+``forward`` accepts ``mask=`` ((batch, time) booleans); ``compute_mask(inputs, mask)`` gives the
+next layer's mask; ``passes_mask = True`` passes a mask on unchanged without using it.
+
+**Fusion** is declared by the layer, never inferred by the model from its class:
+
+* ``fuses_activation_backward``: the layer ends with ``self.activation`` and offers
+  ``backward_linear(dz)``, its backward without that activation's (a loss that applies the
+  activation itself, fused softmax + cross-entropy, calls it directly).
+* ``fuses_activation_forward``: the layer also offers ``forward_linear(x, training)``, its forward
+  without the activation (the loss then applies it, in place of the cached output).
+* ``absorbs_activation_below``: names of activations whose backward this layer can apply for the
+  layer below in ``backward_through_activation(activation, dy)``; the model then calls the lower
+  layer's ``backward_linear`` (max pooling absorbs ReLU's backward at a quarter of the size).
 """
 
 from __future__ import annotations
@@ -16,7 +64,7 @@ import numpy as np
 
 from .. import activations as activations_mod
 from .. import initializers
-from ..kernels import cpu as cpu_ops
+from ..backend import get_ops
 
 LAYER_REGISTRY: dict[str, type[Layer]] = {}
 
@@ -94,6 +142,14 @@ class Layer:
     #: whether a Keras mask (from Embedding(mask_zero=True)) passes through unchanged, as for
     #: Keras layers with supports_masking and no compute_mask of their own
     passes_mask: bool = False
+    #: whether ``forward`` takes ``mask=`` (batch, time) booleans
+    supports_masking: bool = False
+    #: fusion hooks (see the module docstring): ``backward_linear`` / ``forward_linear`` exist
+    fuses_activation_backward: bool = False
+    fuses_activation_forward: bool = False
+    #: activations of the layer below whose backward this layer's
+    #: ``backward_through_activation`` applies
+    absorbs_activation_below: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -133,7 +189,7 @@ class Layer:
         self.variables: list[Variable] = []
         self.input_shape: tuple | None = None
         self.output_shape: tuple | None = None
-        self.ops = cpu_ops
+        self.ops = get_ops("cpu")
         self.need_input_grad = True
 
     # ----- building -----
@@ -163,6 +219,11 @@ class Layer:
     def backward(self, dy):
         raise NotImplementedError  # abstract
 
+    def backward_through_activation(self, activation: str, dy):
+        """The gradient of this layer's input AND of the ``activation`` of the layer below (one
+        of ``absorbs_activation_below``): the model then runs that layer's ``backward_linear``."""
+        raise NotImplementedError(f"{type(self).__name__} absorbs no activation's backward")
+
     def __call__(self, x, training: bool = False, mask=None):
         """Run the layer on a host array (building it on first use); ``mask`` (batch, time) for
         layers that take a Keras mask."""
@@ -173,7 +234,7 @@ class Layer:
             self.build(x_np.shape[1:])
         kwargs = {}
         if mask is not None:
-            if not getattr(self, "supports_masking", False):
+            if not self.supports_masking:
                 raise ValueError(f"layer {self.name!r} does not take a mask")
             kwargs["mask"] = self.ops.asarray(np.asarray(mask, dtype=bool))
         y = self.forward(self.ops.asarray(x_np), training=training, **kwargs)
@@ -252,6 +313,7 @@ class ActivationMixin:
     part's ``backward_linear``. A loss may call ``backward_linear`` directly (fused softmax + CE)."""
 
     activation: str
+    fuses_activation_backward = True
 
     def _set_activation(self, activation) -> None:
         self.activation = activations_mod.get(activation)
@@ -273,6 +335,8 @@ class KernelBiasMixin(ActivationMixin):
     writes the weight gradients where the optimizer asks (``Variable.grad_out``). Subclasses
     implement ``_forward(x, training, activation)`` and
     ``_backward_op(dy, activation, out) -> (dx, dkernel, dbias)``."""
+
+    fuses_activation_forward = True
 
     def forward(self, x, training=False):
         return self._forward(x, training, self.activation)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .. import initializers
-from ..kernels.cpu.conv import conv_output_size
 from .base import KernelBiasMixin, Layer, check_padding, normalize_tuple, register
 
 
@@ -64,8 +63,8 @@ class Conv2D(KernelBiasMixin, Layer):
                 f"{self.name}: Conv2D expects (height, width, channels) inputs, got {input_shape}"
             )
         h, w, _ = input_shape
-        oh, _ = conv_output_size(h, self.kernel_size[0], self.strides[0], self.padding)
-        ow, _ = conv_output_size(w, self.kernel_size[1], self.strides[1], self.padding)
+        oh, _ = self.ops.conv_output_size(h, self.kernel_size[0], self.strides[0], self.padding)
+        ow, _ = self.ops.conv_output_size(w, self.kernel_size[1], self.strides[1], self.padding)
         if oh < 1 or ow < 1:
             raise ValueError(
                 f"{self.name}: input {input_shape} is smaller than kernel {self.kernel_size}"

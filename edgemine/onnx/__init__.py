@@ -35,6 +35,46 @@ def _value_info(v) -> str:
     return f"{v.name} ({', '.join(dims)}) {_TYPE_NAMES.get(t.elem_type, t.elem_type)}"
 
 
+def _metadata_lines(meta: dict[str, str]) -> list[str]:
+    """describe_onnx's lines for edgemine's metadata (and any other metadata keys)."""
+    lines = []
+    if "edgemine_version" in meta:
+        lines.append(f"  exported by edgemine {meta['edgemine_version']}")
+    if meta.get("edgemine_quantization"):
+        lines.append(f"  quantization: {meta['edgemine_quantization']}")
+    try:
+        layers = json.loads(meta["layers"]) if meta.get("layers") else None
+    except json.JSONDecodeError:
+        layers = None
+    if isinstance(layers, list):
+        lines.append("  layers:")
+        for entry in layers:
+            if isinstance(entry, dict):
+                cfg = entry.get("config") or {}
+                name = cfg.get("name", "") if isinstance(cfg, dict) else ""
+                lines.append(f"    {entry.get('class_name', '?')} {name}".rstrip())
+    for key in ("class_names", "preprocessing"):
+        raw = meta.get(key)
+        if not raw:
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            lines.append(f"  {key}: (not valid JSON)")
+            continue
+        if key == "preprocessing" and isinstance(value, dict) and "word_index" in value:
+            value = {**value, "word_index": f"<{len(value['word_index'])} words>"}
+        text = json.dumps(value)
+        lines.append(f"  {key}: {text if len(text) <= 200 else text[:197] + '...'}")
+    others = sorted(
+        set(meta)
+        - {"edgemine_version", "layers", "class_names", "preprocessing", "edgemine_quantization"}
+    )
+    for key in others:
+        lines.append(f"  {key}: {meta[key][:100]}")
+    return lines
+
+
 def describe_onnx(path: str | os.PathLike) -> str:
     """A multi-line summary of an ONNX file: opset, input/output, operators, parameters and the
     edgemine metadata (layers, class names, preprocessing, quantization).
@@ -82,41 +122,7 @@ def describe_onnx(path: str | os.PathLike) -> str:
         f"  parameters: {params:,} in {len(g.initializer)} initializers; "
         f"file {path.stat().st_size / 1024:.1f} KB"
     )
-    meta = {p.key: p.value for p in proto.metadata_props}
-    if "edgemine_version" in meta:
-        lines.append(f"  exported by edgemine {meta['edgemine_version']}")
-    if meta.get("edgemine_quantization"):
-        lines.append(f"  quantization: {meta['edgemine_quantization']}")
-    try:
-        layers = json.loads(meta["layers"]) if meta.get("layers") else None
-    except json.JSONDecodeError:
-        layers = None
-    if isinstance(layers, list):
-        lines.append("  layers:")
-        for entry in layers:
-            if isinstance(entry, dict):
-                cfg = entry.get("config") or {}
-                name = cfg.get("name", "") if isinstance(cfg, dict) else ""
-                lines.append(f"    {entry.get('class_name', '?')} {name}".rstrip())
-    for key in ("class_names", "preprocessing"):
-        raw = meta.get(key)
-        if not raw:
-            continue
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            lines.append(f"  {key}: (not valid JSON)")
-            continue
-        if key == "preprocessing" and isinstance(value, dict) and "word_index" in value:
-            value = {**value, "word_index": f"<{len(value['word_index'])} words>"}
-        text = json.dumps(value)
-        lines.append(f"  {key}: {text if len(text) <= 200 else text[:197] + '...'}")
-    others = sorted(
-        set(meta)
-        - {"edgemine_version", "layers", "class_names", "preprocessing", "edgemine_quantization"}
-    )
-    for key in others:
-        lines.append(f"  {key}: {meta[key][:100]}")
+    lines += _metadata_lines({p.key: p.value for p in proto.metadata_props})
     return "\n".join(lines)
 
 

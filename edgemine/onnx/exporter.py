@@ -401,17 +401,8 @@ def _metadata(model: Any, nchw_input: bool) -> dict[str, str]:
     return meta
 
 
-def to_onnx(model: Any, opset: int = DEFAULT_OPSET, nchw_input: bool = False) -> onnx.ModelProto:
-    """The ONNX ModelProto of a built Sequential model (see :func:`export`).
-
-    Example:
-        >>> from edgemine.models import Sequential
-        >>> from edgemine.layers import Dense
-        >>> proto = to_onnx(Sequential([Dense(2, input_shape=(3,))]), opset=13)
-        >>> [n.op_type for n in proto.graph.node], proto.opset_import[0].version
-        (['Gemm'], 13)
-    """
-    opset = _check_opset(opset)
+def _exportable_layers(model: Any, opset: int) -> list:
+    """The model's layers, after checking that it is built and every layer has a converter."""
     layers = getattr(model, "layers", None)
     if not isinstance(layers, list) or not layers:
         raise ExportError("export needs an edgemine Sequential model with layers")
@@ -424,7 +415,37 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET, nchw_input: bool = False) ->
         if kind not in IDENTITY_LAYERS and converters.find(kind, opset) is None:
             known = ", ".join(converters.supported_layers())
             raise layer_error(layer, f"no ONNX converter for opset {opset} (supported: {known})")
+    return layers
 
+
+def _name_output(ctx: ExportContext, last: Any) -> str:
+    """Give the graph's output tensor (in Keras's layout) its name: 'probabilities' after a
+    softmax, else 'output'."""
+    ctx.keras_layout("output")
+    out_name = "probabilities" if getattr(last, "activation", None) == "softmax" else "output"
+    node = ctx.b.producer(ctx.tensor)
+    if node is None or ctx.tensor == ctx.input_name:
+        ctx.tensor = ctx.b.op("Identity", [ctx.tensor], "output")
+        node = ctx.b.nodes[-1]
+    node.output[list(node.output).index(ctx.tensor)] = out_name
+    for other in ctx.b.nodes:  # nodes after it (none in a sequential chain) would be renamed too
+        other.input[:] = [out_name if i == ctx.tensor else i for i in other.input]
+
+    return out_name
+
+
+def to_onnx(model: Any, opset: int = DEFAULT_OPSET, nchw_input: bool = False) -> onnx.ModelProto:
+    """The ONNX ModelProto of a built Sequential model (see :func:`export`).
+
+    Example:
+        >>> from edgemine.models import Sequential
+        >>> from edgemine.layers import Dense
+        >>> proto = to_onnx(Sequential([Dense(2, input_shape=(3,))]), opset=13)
+        >>> [n.op_type for n in proto.graph.node], proto.opset_import[0].version
+        (['Gemm'], 13)
+    """
+    opset = _check_opset(opset)
+    layers = _exportable_layers(model, opset)
     in_shape = tuple(model.input_shape)
     int_input = getattr(layers[0], "input_dtype", "float") == "int"
     ctx = ExportContext(opset)
@@ -453,16 +474,7 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET, nchw_input: bool = False) ->
                 layer, f"converter produced shape {ctx.shape}, expected {layer.output_shape}"
             )
 
-    ctx.keras_layout("output")
-    out_name = "probabilities" if getattr(layers[-1], "activation", None) == "softmax" else "output"
-    node = ctx.b.producer(ctx.tensor)
-    if node is None or ctx.tensor == ctx.input_name:
-        ctx.tensor = ctx.b.op("Identity", [ctx.tensor], "output")
-        node = ctx.b.nodes[-1]
-    node.output[list(node.output).index(ctx.tensor)] = out_name
-    for other in ctx.b.nodes:  # nodes after it (none in a sequential chain) would be renamed too
-        other.input[:] = [out_name if i == ctx.tensor else i for i in other.input]
-
+    out_name = _name_output(ctx, layers[-1])
     _prune(ctx.b, out_name)
     in_type = TensorProto.INT64 if int_input else TensorProto.FLOAT
     graph = helper.make_graph(

@@ -19,6 +19,38 @@ __all__ = ["pad_sequences"]
 _MODES = ("pre", "post")
 
 
+def _check_pad_arguments(sequences, maxlen, padding: str, truncating: str) -> int | None:
+    """``maxlen`` as an int (or None), after checking pad_sequences's arguments."""
+    if padding not in _MODES:
+        raise ValueError(f"padding must be 'pre' or 'post', got {padding!r}")
+    if truncating not in _MODES:
+        raise ValueError(f"truncating must be 'pre' or 'post', got {truncating!r}")
+    if maxlen is not None:
+        if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)):
+            raise TypeError(f"maxlen must be an int or None, got {maxlen!r}")
+        if maxlen < 1:
+            raise ValueError(f"maxlen must be >= 1 or None, got {maxlen}")
+        maxlen = int(maxlen)
+    if isinstance(sequences, (str, bytes)) or not hasattr(sequences, "__len__"):
+        raise ValueError("sequences must be a list of sequences")
+    return maxlen
+
+
+def _lengths_and_item_shape(sequences) -> tuple[list[int], tuple[int, ...]]:
+    """Each sequence's length, and the shape of an item (of the first non-empty sequence)."""
+    lengths = []
+    sample_shape: tuple[int, ...] = ()
+    found_shape = False
+    for x in sequences:
+        if isinstance(x, (str, bytes)) or not hasattr(x, "__len__"):
+            raise ValueError(f"sequences must be a list of sequences; found non-sequence {x!r}")
+        lengths.append(len(x))
+        if not found_shape and len(x):
+            sample_shape = np.asarray(x).shape[1:]
+            found_shape = True
+    return lengths, sample_shape
+
+
 def pad_sequences(
     sequences: Sequence[Sequence[Any]],
     maxlen: int | None = None,
@@ -53,30 +85,8 @@ def pad_sequences(
         >>> pad_sequences([[0.5], []], dtype="float32", value=-1.0).tolist()
         [[0.5], [-1.0]]
     """
-    if padding not in _MODES:
-        raise ValueError(f"padding must be 'pre' or 'post', got {padding!r}")
-    if truncating not in _MODES:
-        raise ValueError(f"truncating must be 'pre' or 'post', got {truncating!r}")
-    if maxlen is not None:
-        if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)):
-            raise TypeError(f"maxlen must be an int or None, got {maxlen!r}")
-        if maxlen < 1:
-            raise ValueError(f"maxlen must be >= 1 or None, got {maxlen}")
-        maxlen = int(maxlen)
-    if isinstance(sequences, (str, bytes)) or not hasattr(sequences, "__len__"):
-        raise ValueError("sequences must be a list of sequences")
-
-    lengths = []
-    sample_shape: tuple[int, ...] = ()
-    found_shape = False
-    for x in sequences:
-        if isinstance(x, (str, bytes)) or not hasattr(x, "__len__"):
-            raise ValueError(f"sequences must be a list of sequences; found non-sequence {x!r}")
-        lengths.append(len(x))
-        if not found_shape and len(x):
-            sample_shape = np.asarray(x).shape[1:]
-            found_shape = True
-
+    maxlen = _check_pad_arguments(sequences, maxlen, padding, truncating)
+    lengths, sample_shape = _lengths_and_item_shape(sequences)
     if maxlen is None:
         maxlen = max(lengths) if lengths else 0
 

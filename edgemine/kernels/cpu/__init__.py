@@ -5,12 +5,14 @@ This module's functions are the backend interface that layers, losses and optimi
 device arrays, so the layers never know where they run.
 """
 
+# ruff: noqa: F401 (the ops are imported to be re-exported; __all__ is the interface's OPS)
 from __future__ import annotations
 
 import contextlib
 
 import numpy as np
 
+from ..interface import OPS
 from . import blas
 from .activations import (
     activation_backward,
@@ -34,51 +36,8 @@ from .recurrent import merge_backward, merge_forward, reverse_time, rnn_backward
 
 name = "cpu"
 
-__all__ = [
-    "activation_backward",
-    "activation_forward",
-    "adam_update",
-    "adam_update_sparse",
-    "add",
-    "asarray",
-    "batch_memory",
-    "batch_moments",
-    "batchnorm_backward",
-    "batchnorm_forward",
-    "clear_rows",
-    "conv2d_backward",
-    "conv2d_forward",
-    "conv_output_size",
-    "dense_backward",
-    "dense_forward",
-    "dropout_backward",
-    "dropout_forward",
-    "ema_update",
-    "global_pool_backward",
-    "global_pool_forward",
-    "lasting_memory",
-    "loss_and_gradient",
-    "loss_forward",
-    "pool2d_backward",
-    "pool2d_forward",
-    "reshape",
-    "rmsprop_update",
-    "scale_",
-    "scatter_rows",
-    "sgd_update",
-    "to_numpy",
-    "zeros_like",
-    # sequence models (issue 3)
-    "embedding_backward",
-    "embedding_forward",
-    "embedding_id_range",
-    "embedding_mask",
-    "merge_backward",
-    "merge_forward",
-    "reverse_time",
-    "rnn_backward",
-    "rnn_forward",
-]
+#: the backend interface (``edgemine.kernels.interface.Backend``): one list for every backend
+__all__ = list(OPS)
 
 
 def asarray(x, dtype=None):
@@ -95,6 +54,10 @@ def batch_memory() -> contextlib.AbstractContextManager:
 def lasting_memory() -> contextlib.AbstractContextManager:
     """Scope of allocations that outlive the batch (a no-op here, as batch_memory)."""
     return contextlib.nullcontext()
+
+
+def synchronize() -> None:
+    """Wait for queued work: nothing is queued on the CPU."""
 
 
 def reshape(x, shape: tuple):

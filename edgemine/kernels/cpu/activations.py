@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from .._shared import gradient_into, gradient_out  # noqa: F401 (re-exported)
 from ._jit import dual
 
 ACTIVATION_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
@@ -103,17 +104,3 @@ def activation_backward(name: str, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
 def column_sums(a2d, out=None):
     """Sum over rows as one BLAS product: numpy's axis-0 sum is several times slower here."""
     return np.matmul(np.ones(a2d.shape[0], dtype=a2d.dtype), a2d, out=out)
-
-
-def gradient_into(out, i: int, value):
-    """``value``, or, when ``out`` gives a destination for it (``out[i]``, the optimizer's flat
-    gradient buffer: see ``Optimizer``), ``value`` copied there and that array returned."""
-    if out is None or out[i] is None:
-        return value
-    np.copyto(out[i], value.reshape(out[i].shape))
-    return out[i]
-
-
-def gradient_out(out, i: int):
-    """The destination ``out[i]`` of a weight gradient, or None to allocate one."""
-    return None if out is None else out[i]

@@ -18,17 +18,9 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
+from .._shared import conv_output_size
 from ._jit import dual
 from .activations import activation_backward, bias_activation_inplace, column_sums, gradient_out
-
-
-def conv_output_size(size: int, k: int, stride: int, padding: str) -> tuple[int, int]:
-    """Output length and leading pad along one axis, with TensorFlow's 'same'/'valid' rules."""
-    if padding == "valid":
-        return (size - k) // stride + 1, 0
-    out = -(-size // stride)
-    total = max((out - 1) * stride + k - size, 0)
-    return out, total // 2
 
 
 @dual

@@ -9,22 +9,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .._shared import host_id_range
+
 __all__ = ["embedding_backward", "embedding_forward", "embedding_id_range", "embedding_mask"]
 
 _OPTS = {"cache": True, "nogil": True}
-
-
-@njit(**_OPTS)
-def _id_range(ids):
-    lo = ids[0]
-    hi = ids[0]
-    for i in range(1, ids.size):
-        v = ids[i]
-        if v < lo:
-            lo = v
-        elif v > hi:
-            hi = v
-    return lo, hi
 
 
 @njit(**_OPTS)
@@ -70,8 +59,7 @@ def _scatter_add_inverse(inverse, n, dy):
 
 def embedding_id_range(ids) -> tuple[int, int]:
     """(smallest, largest) id in a non-empty integer array."""
-    lo, hi = _id_range(np.ascontiguousarray(ids).reshape(-1))
-    return int(lo), int(hi)
+    return host_id_range(ids)
 
 
 def embedding_forward(table, ids):

@@ -19,13 +19,14 @@ batch under ``lasting_memory``; reshape and slice with ``view`` / ``part`` (numb
 array object per reshape); reuse scratch through ``workspace``; upload host data with ``upload``.
 """
 
+# ruff: noqa: F401 (the ops are imported to be re-exported; __all__ is the interface's OPS)
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ..cpu.activations import gradient_out
-from ..cpu.conv import conv_output_size
+from .._shared import conv_output_size, gradient_out
+from ..interface import OPS
 from ._device import (
     SIM,
     DeviceArray,
@@ -71,52 +72,8 @@ from .recurrent import merge_backward, merge_forward, reverse_time, rnn_backward
 name = "cuda"
 simulated: bool = SIM
 
-__all__ = [
-    "activation_backward",
-    "activation_forward",
-    "adam_update",
-    "adam_update_sparse",
-    "add",
-    "asarray",
-    "batch_memory",
-    "batch_moments",
-    "batchnorm_backward",
-    "batchnorm_forward",
-    "clear_rows",
-    "conv2d_backward",
-    "conv2d_forward",
-    "conv_output_size",
-    "dense_backward",
-    "dense_forward",
-    "dropout_backward",
-    "dropout_forward",
-    "ema_update",
-    "global_pool_backward",
-    "global_pool_forward",
-    "lasting_memory",
-    "loss_and_gradient",
-    "loss_forward",
-    "pool2d_backward",
-    "pool2d_forward",
-    "reshape",
-    "rmsprop_update",
-    "scale_",
-    "scatter_rows",
-    "sgd_update",
-    "synchronize",
-    "to_numpy",
-    "zeros_like",
-    # sequence models
-    "embedding_backward",
-    "embedding_forward",
-    "embedding_id_range",
-    "embedding_mask",
-    "merge_backward",
-    "merge_forward",
-    "reverse_time",
-    "rnn_backward",
-    "rnn_forward",
-]
+#: the backend interface (``edgemine.kernels.interface.Backend``): one list for every backend
+__all__ = list(OPS)
 
 
 def asarray(x: np.ndarray | DeviceArray, dtype: DTypeLike | None = None) -> DeviceArray:
@@ -168,18 +125,18 @@ def dense_forward(
 def dense_backward(
     x: DeviceArray,
     kernel: DeviceArray,
-    dy: DeviceArray,
+    dz: DeviceArray,
     need_dx: bool = True,
     activation: str = "linear",
     y: DeviceArray | None = None,
     out: tuple | None = None,
 ) -> tuple[DeviceArray | None, DeviceArray, DeviceArray]:
-    """Returns (dx or None, dkernel, dbias) for dy = dL/d(x @ kernel + bias), or, with
+    """Returns (dx or None, dkernel, dbias) for dz = dL/d(x @ kernel + bias), or, with
     ``activation`` and the forward output ``y``, dL/d(the activation's output) (as in the CPU
     backend). ``out``: None, or (dkernel, dbias) device arrays (either None) that the weight
     gradients are written into."""
     x2 = view(x, x.size // _last(x), _last(x))
-    dz2, dbias = bias_gradient(activation, y, dy, gradient_out(out, 1))
+    dz2, dbias = bias_gradient(activation, y, dz, gradient_out(out, 1))
     dkernel = gemm(x2, dz2, gradient_out(out, 0), trans_a=True)
     dx = view(gemm(dz2, kernel, trans_b=True), *x.shape) if need_dx else None
     return dx, dkernel, dbias

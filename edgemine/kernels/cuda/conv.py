@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from numba import cuda, float32
 
-from ..cpu.activations import gradient_out
-from ..cpu.conv import conv_output_size
+from .._shared import conv_output_size, gradient_out
 from ._device import DeviceArray, empty, grid1d, nhwc_index, view, workspace
 from .activations import softmax_rows_inplace
 from .gemm import bias_gradient, gemm
@@ -101,7 +100,7 @@ def conv2d_forward(
 
 def conv2d_backward(
     x_shape: tuple,
-    cols: DeviceArray,
+    cache: DeviceArray,
     kernel: DeviceArray,
     dy: DeviceArray,
     strides: tuple[int, int],
@@ -123,7 +122,7 @@ def conv2d_backward(
     dkernel = gradient_out(out, 0)
     if dkernel is None:
         dkernel = empty((kh, kw, c, f), dy.dtype)
-    gemm(cols, dy2, view(dkernel, kh * kw * c, f), trans_a=True)
+    gemm(cache, dy2, view(dkernel, kh * kw * c, f), trans_a=True)
     dx = None
     if need_dx:
         k2 = view(kernel, kh * kw * c, f)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float32, njit
 
-from ..cpu.embedding import embedding_id_range as _cpu_id_range
+from .._shared import host_id_range
 from ._device import DeviceArray, empty, flat, grid1d, part, upload, uploaded_host, view
 
 
@@ -53,7 +53,7 @@ def _not_zero(ids, out):
 
 def embedding_id_range(ids: DeviceArray) -> tuple[int, int]:
     """(smallest, largest) id in a non-empty integer array (checked on the host copy)."""
-    return _cpu_id_range(_host_ids(ids))
+    return host_id_range(_host_ids(ids))
 
 
 def embedding_forward(table: DeviceArray, ids: DeviceArray) -> DeviceArray:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from ..cpu.activations import gradient_out
+from .._shared import gradient_out
 from ._device import DeviceArray, as2d, dummy, empty, flat, grid1d, last, upload
 from .gemm import column_sums
 

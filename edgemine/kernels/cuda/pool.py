@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from numba import cuda, float32, int32
 
-from ..cpu.conv import conv_output_size
+from .._shared import conv_output_size
 from ._device import DeviceArray, covering_windows, dummy, empty, grid1d, nhwc_index, view
 
 

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import cuda, float32
 
-from ..cpu.activations import gradient_out
+from .._shared import gradient_out
 from ._device import (
     SIM,
     DeviceArray,

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ...kernels.cpu.conv import conv_output_size
+from ...kernels._shared import conv_output_size
 from . import converter
 
 

@@ -363,14 +363,12 @@ def _gather_steps(ctx, data: str, idx: str, width: int, name: str) -> str:
     return ctx.op("GatherElements", [data, ctx.op("Expand", [idx3, shape], name)], name, axis=1)
 
 
-def _masked(ctx, layer, kind, dirs, merge, swapped, seq, attrs, wrb, pad_column) -> None:
-    """Compact the real steps to the front, run the node, gather the outputs back."""
-    name = layer.name
+def _compaction(ctx, name: str, mask):
+    """The masked layer's step bookkeeping, as int64 tensors: (mask, 1, real steps <= t,
+    t, real steps per row, src) where src[b, j] is the step that goes to position j (the real
+    steps in order first, then the padding in order)."""
     i64 = 7  # TensorProto.INT64
-    f32 = 1  # TensorProto.FLOAT
     c = ctx.const
-    x = ctx.batch_major(name)  # [B, T, F]
-    mask = ctx.mask  # bool [B, T]
     m_i = ctx.op("Cast", [mask], f"{name}/mask", to=i64)
     one = c(np.array(1, np.int64), "one_i64")
     axis1 = c(np.array(1, np.int64), "axis_1_scalar")
@@ -405,6 +403,54 @@ def _masked(ctx, layer, kind, dirs, merge, swapped, seq, attrs, wrb, pad_column)
         f"{name}/compact",
         axis=1,
     )  # src[b, j] = the step that goes to j
+    return m_i, one, cnt, t_idx, n, src
+
+
+def _direction_output(ctx, name: str, y, k: int, ndirs: int, cell, direction: str, seq, steps):
+    """Direction k's output of the compacted node's Y [B, T, D, H], gathered back to the input's
+    time steps (a sequence) or taken after the last real step."""
+    mask, m_f, one, cnt, n = steps
+    c = ctx.const
+    unsq2 = c(np.array([2], np.int64), "axes_2")
+    f32 = 1  # TensorProto.FLOAT
+    if ndirs == 2:
+        yd = ctx.op("Gather", [y, c(np.array(k, np.int64), f"index_{k}")], name, axis=2)
+    else:
+        yd = ctx.op("Squeeze", [y, unsq2], name)  # [B, T, H]
+    zero_i = c(np.array(0, np.int64), "zero_i64")
+    if direction == "forward":
+        if seq:  # step t: compacted step cnt(t) - 1; zero before the first real step
+            idx = ctx.op("Max", [ctx.op("Sub", [cnt, one], name), zero_i], name)
+            valid = ctx.op("Cast", [ctx.op("Greater", [cnt, zero_i], name)], name, to=f32)
+        else:  # the state after the last real step
+            idx = ctx.op("Max", [ctx.op("Sub", [n, one], name), zero_i], name)  # [B, 1]
+            valid = ctx.op("Cast", [ctx.op("Greater", [n, zero_i], name)], name, to=f32)
+    else:
+        if seq:  # real t: cnt(t) - 1; masked t: cnt(t) (the next real step, or padding)
+            idx = ctx.op("Where", [mask, ctx.op("Sub", [cnt, one], name), cnt], name)
+        else:
+            idx = ctx.op("Mul", [n, zero_i], name)  # compacted step 0: [B, 1] of zeros
+        valid = None
+    out = _gather_steps(ctx, yd, idx, cell.units, name)  # [B, T, H] or [B, 1, H]
+    if valid is not None:
+        out = ctx.op("Mul", [out, ctx.op("Unsqueeze", [valid, unsq2], name)], name)
+    if seq and getattr(cell, "zero_output_for_mask", False):
+        out = ctx.op("Mul", [out, ctx.op("Unsqueeze", [m_f, unsq2], name)], name)
+    if not seq:
+        out = ctx.op("Squeeze", [out, c(np.array([1], np.int64), "axes_1")], name)
+    elif direction == "reverse" and ndirs == 1:
+        out = _flip_time(ctx, out, name, axis=1)
+    return out
+
+
+def _masked(ctx, layer, kind, dirs, merge, swapped, seq, attrs, wrb, pad_column) -> None:
+    """Compact the real steps to the front, run the node, gather the outputs back."""
+    name = layer.name
+    f32 = 1  # TensorProto.FLOAT
+    c = ctx.const
+    x = ctx.batch_major(name)  # [B, T, F]
+    mask = ctx.mask  # bool [B, T]
+    _, one, cnt, t_idx, n, src = _compaction(ctx, name, mask)
     unsq2 = c(np.array([2], np.int64), "axes_2")
     emb = ctx.b.producer(x)
     if emb is not None and emb.op_type == "Gather" and emb.input[1] == ctx.input_name:
@@ -425,35 +471,8 @@ def _masked(ctx, layer, kind, dirs, merge, swapped, seq, attrs, wrb, pad_column)
     m_f = ctx.op("Cast", [mask], name, to=f32)
     outs = []
     for k, (cell, direction) in enumerate(dirs):
-        yd = y
-        if len(dirs) == 2:
-            yd = ctx.op("Gather", [y, c(np.array(k, np.int64), f"index_{k}")], name, axis=2)
-        else:
-            yd = ctx.op("Squeeze", [y, unsq2], name)  # [B, T, H]
-        zero_i = c(np.array(0, np.int64), "zero_i64")
-        if direction == "forward":
-            if seq:  # step t: compacted step cnt(t) - 1; zero before the first real step
-                idx = ctx.op("Max", [ctx.op("Sub", [cnt, one], name), zero_i], name)
-                valid = ctx.op("Cast", [ctx.op("Greater", [cnt, zero_i], name)], name, to=f32)
-            else:  # the state after the last real step
-                idx = ctx.op("Max", [ctx.op("Sub", [n, one], name), zero_i], name)  # [B, 1]
-                valid = ctx.op("Cast", [ctx.op("Greater", [n, zero_i], name)], name, to=f32)
-        else:
-            if seq:  # real t: cnt(t) - 1; masked t: cnt(t) (the next real step, or padding)
-                idx = ctx.op("Where", [mask, ctx.op("Sub", [cnt, one], name), cnt], name)
-            else:
-                idx = ctx.op("Mul", [n, zero_i], name)  # compacted step 0: [B, 1] of zeros
-            valid = None
-        out = _gather_steps(ctx, yd, idx, cell.units, name)  # [B, T, H] or [B, 1, H]
-        if valid is not None:
-            out = ctx.op("Mul", [out, ctx.op("Unsqueeze", [valid, unsq2], name)], name)
-        if seq and getattr(cell, "zero_output_for_mask", False):
-            out = ctx.op("Mul", [out, ctx.op("Unsqueeze", [m_f, unsq2], name)], name)
-        if not seq:
-            out = ctx.op("Squeeze", [out, c(np.array([1], np.int64), "axes_1")], name)
-        elif direction == "reverse" and len(dirs) == 1:
-            out = _flip_time(ctx, out, name, axis=1)
-        outs.append(out)
+        steps = (mask, m_f, one, cnt, n)
+        outs.append(_direction_output(ctx, name, y, k, len(dirs), cell, direction, seq, steps))
     if swapped:
         outs = outs[::-1]
     out = outs[0] if len(outs) == 1 else _merge(ctx, name, merge, outs[0], outs[1])

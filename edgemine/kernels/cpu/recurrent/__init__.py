@@ -69,9 +69,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from ..._shared import gradient_into
 from .. import blas
-from ..activations import gradient_into
 from ..blas import SGEMM
+from ._cache import RNNCache
 from ._cells import (
     gru_bstep,
     gru_bstep32,
@@ -84,6 +85,7 @@ from ._cells import (
     simple_bstep,
     simple_step,
 )
+from ._merge import merge_backward, merge_forward, reverse_time
 from ._sequences import (
     gru_bseq,
     gru_bseq32,
@@ -218,145 +220,157 @@ def _dropout_mask(shape, rate, rng, dtype):
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate))
 
 
-class RNNCache:
-    """What ``rnn_backward`` needs from ``rnn_forward`` (opaque to layers); while the forward
-    runs, also the state that its chunk threads share."""
-
-    __slots__ = (
-        "cell",
-        "xc",
-        "kernel",
-        "rk",
-        "mask",
-        "rmask",
-        "dmask",
-        "has_rd",
-        "rev",
-        "seq",
-        "zero_out",
-        "act",
-        "ract",
-        "hst",
-        "cst",
-        "gates",
-        "fast",
-        "fused",
-        # forward-only state (dropped before the cache is returned)
-        "xp",
-        "rb",
-        "exact",
-        "one",
-        "full",
-        "store_h",
-        "h",
-        "c",
-        "hm",
-    )
-
-
 def _forward_chunk(r: RNNCache, k: int) -> None:
     """Run chunk k's sequence: one jitted call (small chunks) or a BLAS product per step."""
-    fused, fast, cell, xp, rk, rb, m = r.fused, r.fast, r.cell, r.xp, r.rk, r.rb, r.mask
-    rmask, has_rd, act, ract, exact, one = r.rmask, r.has_rd, r.act, r.ract, r.exact, r.one
-    full, store_h, h, c, hm, hst, cst, gates = (
-        r.full,
-        r.store_h,
-        r.h,
-        r.c,
-        r.hm,
-        r.hst,
-        r.cst,
-        r.gates,
-    )
-    steps, nb = m.shape[1:3]
-    u = rk.shape[0]
     # the cell's settings, as every step and sequence kernel takes them (_cells.py)
-    cfg = (rmask[k] if has_rd else rmask, has_rd, act, ract, exact, one)
-    if fast and cell == "gru":
-        z = np.empty((nb, 3 * u), xp.dtype)
-        gk, xk, hk, hmk, mk, hsk = gates[k], xp[k], h[k], hm[k], m[k], hst[k]
-        if fused:
-            gru_seq32(z, xk, rk, hk, rb, hmk, gk, mk, cfg, hsk, _gemm())
-            return
-        for s in range(steps):
-            if s:
-                np.matmul(hmk, rk, out=z)
-            else:
-                z[:] = 0  # h is zero before the first step
-            i = s if full else 0
-            gru_step32(z, xk[s], hk, rb, hmk, gk[i], mk[s], cfg, hsk[s if store_h else 0])
-        return
-    if fast:
-        gk, xk, hk, ck, hmk, mk, hsk, csk = gates[k], xp[k], h[k], c[k], hm[k], m[k], hst[k], cst[k]
-        if fused:
-            lstm_seq32(gk, xk, rk, hk, ck, hmk, mk, cfg, hsk, csk, _gemm())
-            return
-        for s in range(steps):
-            i = s if full else 0
-            if s:
-                np.matmul(hmk, rk, out=gk[i])
-            else:
-                gk[i] = 0  # h is zero before the first step
-            lstm_step32(gk[i], xk[s], hk, ck, hmk, mk[s], cfg, hsk[s if store_h else 0], csk[i])
-        return
-    if cell == "lstm":
-        tmp = np.empty((nb, 1, u), xp.dtype)
-        if fused:
-            lstm_seq(gates[k], xp[k], rk, h[k], c[k], hm[k], tmp, m[k], cfg, hst[k], cst[k])
-            return
-        g4 = gates[k].reshape(len(gates[k]), nb, 4, u)
-        x4 = xp[k].reshape(steps, nb, 4, u)
-        for s in range(steps):
-            i = s if full else 0
-            if s:
-                np.matmul(hm[k], rk, out=gates[k, i])
-            else:
-                gates[k, i] = 0  # h is zero before the first step
-            lstm_step(
-                g4[i],
-                x4[s],
-                h[k],
-                c[k],
-                hm[k],
-                tmp,
-                m[k, s],
-                cfg,
-                hst[k, s if store_h else 0],
-                cst[k, i],
-            )
-    elif cell == "gru":
-        z = np.zeros((nb, 3 * u), xp.dtype)
-        if fused:
-            gru_seq(z, xp[k], rk, h[k], rb, hm[k], gates[k], m[k], cfg, hst[k])
-            return
-        g4 = gates[k].reshape(len(gates[k]), nb, 4, u)
-        x4 = xp[k].reshape(steps, nb, 3, u)
-        z3 = z.reshape(nb, 3, u)
-        for s in range(steps):
-            if s:
-                np.matmul(hm[k], rk, out=z)
-            gru_step(
-                z3,
-                x4[s],
-                h[k],
-                rb,
-                hm[k],
-                g4[s if full else 0],
-                m[k, s],
-                cfg,
-                hst[k, s if store_h else 0],
-            )
+    cfg = (r.rmask[k] if r.has_rd else r.rmask, r.has_rd, r.act, r.ract, r.exact, r.one)
+    if r.fast:
+        (_fast_gru_chunk if r.cell == "gru" else _fast_lstm_chunk)(r, k, cfg)
+    elif r.cell == "lstm":
+        _lstm_chunk(r, k, cfg)
+    elif r.cell == "gru":
+        _gru_chunk(r, k, cfg)
     else:
-        z = np.zeros((nb, u), xp.dtype)
-        if fused:
-            simple_seq(z, xp[k], rk, h[k], hm[k], m[k], cfg, hst[k])
-            return
-        x3 = xp[k].reshape(steps, nb, 1, u)
-        z3 = z.reshape(nb, 1, u)
-        for s in range(steps):
-            if s:
-                np.matmul(hm[k], rk, out=z)
-            simple_step(z3, x3[s], h[k], hm[k], m[k, s], cfg, hst[k, s if store_h else 0])
+        _simple_chunk(r, k, cfg)
+
+
+def _fast_gru_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
+    steps, nb = r.mask.shape[1:3]
+    u = r.rk.shape[0]
+    rk, rb, full, store_h = r.rk, r.rb, r.full, r.store_h
+    z = np.empty((nb, 3 * u), r.xp.dtype)
+    gk, xk, hk, hmk, mk, hsk = r.gates[k], r.xp[k], r.h[k], r.hm[k], r.mask[k], r.hst[k]
+    if r.fused:
+        gru_seq32(z, xk, rk, hk, rb, hmk, gk, mk, cfg, hsk, _gemm())
+        return
+    for s in range(steps):
+        if s:
+            np.matmul(hmk, rk, out=z)
+        else:
+            z[:] = 0  # h is zero before the first step
+        i = s if full else 0
+        gru_step32(z, xk[s], hk, rb, hmk, gk[i], mk[s], cfg, hsk[s if store_h else 0])
+
+
+def _fast_lstm_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
+    steps = r.mask.shape[1]
+    rk, full, store_h = r.rk, r.full, r.store_h
+    gk, xk, hk, ck, hmk = r.gates[k], r.xp[k], r.h[k], r.c[k], r.hm[k]
+    mk, hsk, csk = r.mask[k], r.hst[k], r.cst[k]
+    if r.fused:
+        lstm_seq32(gk, xk, rk, hk, ck, hmk, mk, cfg, hsk, csk, _gemm())
+        return
+    for s in range(steps):
+        i = s if full else 0
+        if s:
+            np.matmul(hmk, rk, out=gk[i])
+        else:
+            gk[i] = 0  # h is zero before the first step
+        lstm_step32(gk[i], xk[s], hk, ck, hmk, mk[s], cfg, hsk[s if store_h else 0], csk[i])
+
+
+def _lstm_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
+    steps, nb = r.mask.shape[1:3]
+    u = r.rk.shape[0]
+    xp, rk, m, h, c, hm, hst, cst, gates = r.xp, r.rk, r.mask, r.h, r.c, r.hm, r.hst, r.cst, r.gates
+    tmp = np.empty((nb, 1, u), xp.dtype)
+    if r.fused:
+        lstm_seq(gates[k], xp[k], rk, h[k], c[k], hm[k], tmp, m[k], cfg, hst[k], cst[k])
+        return
+    g4 = gates[k].reshape(len(gates[k]), nb, 4, u)
+    x4 = xp[k].reshape(steps, nb, 4, u)
+    for s in range(steps):
+        i = s if r.full else 0
+        if s:
+            np.matmul(hm[k], rk, out=gates[k, i])
+        else:
+            gates[k, i] = 0  # h is zero before the first step
+        hs = hst[k, s if r.store_h else 0]
+        lstm_step(g4[i], x4[s], h[k], c[k], hm[k], tmp, m[k, s], cfg, hs, cst[k, i])
+
+
+def _gru_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
+    steps, nb = r.mask.shape[1:3]
+    u = r.rk.shape[0]
+    xp, rk, rb, m, h, hm, hst, gates = r.xp, r.rk, r.rb, r.mask, r.h, r.hm, r.hst, r.gates
+    z = np.zeros((nb, 3 * u), xp.dtype)
+    if r.fused:
+        gru_seq(z, xp[k], rk, h[k], rb, hm[k], gates[k], m[k], cfg, hst[k])
+        return
+    g4 = gates[k].reshape(len(gates[k]), nb, 4, u)
+    x4 = xp[k].reshape(steps, nb, 3, u)
+    z3 = z.reshape(nb, 3, u)
+    for s in range(steps):
+        if s:
+            np.matmul(hm[k], rk, out=z)
+        gk, hs = g4[s if r.full else 0], hst[k, s if r.store_h else 0]
+        gru_step(z3, x4[s], h[k], rb, hm[k], gk, m[k, s], cfg, hs)
+
+
+def _simple_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
+    steps, nb = r.mask.shape[1:3]
+    u = r.rk.shape[0]
+    xp, rk, m, h, hm, hst = r.xp, r.rk, r.mask, r.h, r.hm, r.hst
+    z = np.zeros((nb, u), xp.dtype)
+    if r.fused:
+        simple_seq(z, xp[k], rk, h[k], hm[k], m[k], cfg, hst[k])
+        return
+    x3 = xp[k].reshape(steps, nb, 1, u)
+    z3 = z.reshape(nb, 1, u)
+    for s in range(steps):
+        if s:
+            np.matmul(hm[k], rk, out=z)
+        simple_step(z3, x3[s], h[k], hm[k], m[k, s], cfg, hst[k, s if r.store_h else 0])
+
+
+def _dropout_masks(x, u: int, nch: int, dropout, recurrent_dropout, rng, train: bool):
+    """(x with input dropout applied, its mask or None, the recurrent mask by chunk, whether
+    there is one): one mask per sequence, input mask first."""
+    nb, _, nin = x.shape
+    dt = x.dtype
+    dmask = None
+    if train and dropout > 0.0:
+        dmask = _dropout_mask((nb, 1, nin), dropout, rng, dt)
+        x = x * dmask
+    has_rd = bool(train and recurrent_dropout > 0.0)
+    if has_rd:
+        rmask = _dropout_mask((nb, u), recurrent_dropout, rng, dt).reshape(nch, nb // nch, u)
+    else:
+        rmask = np.ones((1, 1), dt)
+    return x, dmask, rmask, has_rd
+
+
+def _forward_state(r: RNNCache, mask, bias, dims: tuple, rev: bool, full: bool, seq: bool):
+    """The mask, states, caches and GRU recurrent bias of ``rnn_forward``, set on ``r``.
+
+    Whole-sequence caches (``full``) when training (hst also for a returned sequence); the
+    general fused kernels always get them (their batches are small) so that they have one
+    signature, while the fast ones reuse a one-step cache in inference (39 MB per layer at batch
+    256)."""
+    nch, steps, rows, u, g = dims
+    cell, dt, rk = r.cell, r.kernel.dtype, r.rk
+    if mask is None:
+        m = np.ones((nch, steps, rows), np.uint8)
+    else:
+        m = _to_chunks(np.asarray(mask, dtype=np.bool_), nch, rev).view(np.uint8)
+    store_h = full or seq
+    h = np.zeros((nch, rows, u), dt)
+    hm = np.zeros((nch, rows, u), dt)
+    c = np.zeros((nch, rows, u), dt) if cell == "lstm" else h
+    hst = np.empty((nch, steps if store_h else 1, rows, u), dt)
+    tlen = steps if full else 1
+    cst = np.empty((nch, tlen, rows, u), dt) if cell == "lstm" else hst
+    if cell == "lstm":
+        gates = np.empty((nch, tlen, rows, g), dt)  # every path writes a step's block first
+    elif cell == "gru":
+        gates = np.empty((nch, tlen, rows, 4 * u), dt)
+    else:
+        gates = hst
+    rb = rk[:1]
+    if cell == "gru":
+        rb = np.zeros((3, u), dt) if bias is None else np.ascontiguousarray(bias[1]).reshape(3, u)
+    r.mask, r.rb, r.full, r.store_h, r.h, r.c, r.hm = m, rb, full, store_h, h, c, hm
+    r.hst, r.cst, r.gates = hst, cst, gates
 
 
 def rnn_forward(
@@ -404,49 +418,16 @@ def rnn_forward(
     fast = cell in ("lstm", "gru") and not exact and act == 3 and ract == 2
     nch, fused = _plan(nb, fast)
     rows = nb // nch
-    dmask = None
-    if train and dropout > 0.0:
-        dmask = _dropout_mask((nb, 1, nin), dropout, rng, dt)
-        x = x * dmask
-    has_rd = bool(train and recurrent_dropout > 0.0)
-    if has_rd:
-        rmask = _dropout_mask((nb, u), recurrent_dropout, rng, dt).reshape(nch, rows, u)
-    else:
-        rmask = np.ones((1, 1), dt)
+    x, dmask, rmask, has_rd = _dropout_masks(x, u, nch, dropout, recurrent_dropout, rng, train)
     xc = _to_chunks(x, nch, rev)
     xp = np.empty((nch, steps, rows, g), dt)
     xbias = None if bias is None else (bias[0] if cell == "gru" else bias)
-    if mask is None:
-        m = np.ones((nch, steps, rows), np.uint8)
-    else:
-        m = _to_chunks(np.asarray(mask, dtype=np.bool_), nch, rev).view(np.uint8)
-    # whole-sequence caches when training (hst also for a returned sequence); the general fused
-    # kernels always get them (their batches are small) so that they have one signature, while
-    # the fast ones reuse a one-step cache in inference (39 MB per layer at batch 256)
-    full = train or (fused and not fast)
-    store_h = full or seq
-    h = np.zeros((nch, rows, u), dt)
-    hm = np.zeros((nch, rows, u), dt)
-    c = np.zeros((nch, rows, u), dt) if cell == "lstm" else h
-    hst = np.empty((nch, steps if store_h else 1, rows, u), dt)
-    tlen = steps if full else 1
-    cst = np.empty((nch, tlen, rows, u), dt) if cell == "lstm" else hst
-    if cell == "lstm":
-        gates = np.empty((nch, tlen, rows, g), dt)  # every path writes a step's block first
-    elif cell == "gru":
-        gates = np.empty((nch, tlen, rows, 4 * u), dt)
-    else:
-        gates = hst
-    rb = rk[:1]
-    if cell == "gru":
-        rb = np.zeros((3, u), dt) if bias is None else np.ascontiguousarray(bias[1]).reshape(3, u)
-
     r = RNNCache()
-    r.cell, r.xc, r.kernel, r.rk, r.rb, r.xp = cell, xc, kernel, rk, rb, xp
-    r.mask, r.rmask, r.dmask, r.has_rd = m, rmask, dmask, has_rd
+    r.cell, r.xc, r.kernel, r.rk, r.xp = cell, xc, kernel, rk, xp
+    r.rmask, r.dmask, r.has_rd = rmask, dmask, has_rd
     r.act, r.ract, r.exact, r.one, r.fast, r.fused = act, ract, exact, one, fast, fused
-    r.full, r.store_h, r.h, r.c, r.hm = full, store_h, h, c, hm
-    r.hst, r.cst, r.gates = hst, cst, gates
+    _forward_state(r, mask, bias, (nch, steps, rows, u, g), rev, train or (fused and not fast), seq)
+    m, h, hst = r.mask, r.h, r.hst
 
     def chunk(k):
         # the input projection of all the chunk's steps is one product (in the chunk's thread)
@@ -604,39 +585,3 @@ def rnn_backward(cache: RNNCache, dy, need_dx: bool = True, out=None):
         if c.dmask is not None:
             dx *= c.dmask
     return dx, dkernel, drk, dbias
-
-
-# ----------------------------------------------------------------------------- Bidirectional
-
-
-def reverse_time(y):
-    """y[:, ::-1] as a contiguous array (aligns a backward RNN's sequence with the input)."""
-    return np.ascontiguousarray(y[:, ::-1])
-
-
-def merge_forward(mode: str, a, b):
-    """Bidirectional's merge of the forward (a) and backward (b) outputs over the last axis."""
-    if mode == "concat":
-        return np.concatenate([a, b], axis=-1)
-    if mode == "sum":
-        return a + b
-    if mode == "ave":
-        return (a + b) * a.dtype.type(0.5)
-    if mode == "mul":
-        return a * b
-    raise ValueError(f"unknown merge_mode {mode!r}")
-
-
-def merge_backward(mode: str, a, b, dy):
-    """Gradients (da, db) of ``merge_forward(mode, a, b)`` for dL/dy."""
-    if mode == "concat":
-        n = a.shape[-1]
-        return np.ascontiguousarray(dy[..., :n]), np.ascontiguousarray(dy[..., n:])
-    if mode == "sum":
-        return dy, dy
-    if mode == "ave":
-        half = dy * dy.dtype.type(0.5)
-        return half, half
-    if mode == "mul":
-        return dy * b, dy * a
-    raise ValueError(f"unknown merge_mode {mode!r}")
