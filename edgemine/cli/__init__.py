@@ -1,4 +1,5 @@
-"""The ``edgemine`` command line: train, evaluate, inspect, export, predict, bench, quantize, bundle.
+"""The ``edgemine`` command line: train, evaluate, inspect, export, predict, bench, quantize, bundle,
+sweep.
 
 Errors print one line and exit non-zero; ``edgemine --debug ...`` shows the traceback instead.
 """
@@ -50,6 +51,7 @@ from .convert import convert  # noqa: E402
 from .deploy import bundle, quantize  # noqa: E402
 from .export import bench_cmd, export_cmd, predict_cmd  # noqa: E402
 from .pipeline import pipeline  # noqa: E402
+from .scale import sweep_cmd  # noqa: E402
 from .train import evaluate, inspect_cmd, train  # noqa: E402
 
 main.add_command(train)
@@ -62,3 +64,4 @@ main.add_command(export_cmd)
 main.add_command(predict_cmd)
 main.add_command(bench_cmd)
 main.add_command(convert)
+main.add_command(sweep_cmd)

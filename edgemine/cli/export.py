@@ -396,7 +396,21 @@ def export_cmd(
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="onnxruntime threads (default: physical cores).",
+    help="Threads: onnxruntime's, or the engine's Numba/OpenBLAS (default: physical cores; with --dask: 1 per task).",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS|local[:N]",
+    help="Score on a Dask cluster: a scheduler's address, or local:N worker processes here "
+    "(pip install 'edgemine[dask]'). With -o DIR, each chunk is written there.",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=8192,
+    show_default=True,
+    help="Rows per Dask task (rounded up to whole batches).",
 )
 def predict_cmd(
     model_path: Path,
@@ -404,16 +418,29 @@ def predict_cmd(
     output: Path | None,
     batch_size: int,
     threads: int | None,
+    dask_address: str | None,
+    chunk_size: int,
 ) -> None:
     """Classify INPUT files (.npy, .npz, .csv, .png, or text: one per line) with MODEL
     (.edgemine or .onnx)."""
     from ..progress import ProgressBar
 
+    if dask_address is not None:
+        from .scale import dask_predict
+
+        return dask_predict(
+            model_path, inputs, output, batch_size, threads, dask_address, chunk_size
+        )
     if output is not None and output.suffix.lower() not in (".csv", ".npy", ".json"):
         raise ValueError(f"{output.name}: the output must be .csv, .npy or .json")
     pred = Predictor(model_path, threads=threads)
+    if threads is not None:
+        from ..runtime import limit_threads
+
+        limit_threads(threads)  # the engine's Numba and OpenBLAS threads too
     x, names = pred.load_inputs(list(inputs))
-    chunk = max(batch_size, 1024)
+    # whole batches per chunk: every batch is then the one model.predict(x, batch_size) makes
+    chunk = batch_size * math.ceil(1024 / batch_size)
     steps = math.ceil(len(x) / chunk)
     bar = ProgressBar(steps, 1, stream=sys.stderr) if len(x) > _LARGE else None
     outs = []
@@ -423,10 +450,14 @@ def predict_cmd(
             bar.update(step + 1, {})
     if bar is not None:
         bar.finish({})
-    y = np.concatenate(outs)
-    rows = summarize(y, pred.class_names)
+    show_predictions(np.concatenate(outs), names, pred.class_names, output)
+
+
+def show_predictions(y: np.ndarray, names: list[str], classes, output: Path | None) -> None:
+    """Write predictions to ``output`` (.csv, .npy, .json) or print one line per sample."""
+    rows = summarize(y, classes)
     if output is not None:
-        _write_output(output, y, names, rows, pred.class_names)
+        _write_output(output, y, names, rows, classes)
         click.echo(f"wrote {len(rows)} predictions to {output}", err=True)
         return
     width = min(max(len(n) for n in names), 40)
