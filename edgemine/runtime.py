@@ -306,7 +306,12 @@ def limit_threads(threads: int) -> None:
     they use the same count; onnxruntime's outputs did not depend on its thread count.
 
     Example:
+        >>> import numba
+        >>> before = numba.get_num_threads()
         >>> limit_threads(1)
+        >>> numba.get_num_threads()
+        1
+        >>> limit_threads(before)
     """
     global _pools_limited
     import numba

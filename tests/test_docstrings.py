@@ -20,6 +20,9 @@ MODULES = [
     "edgemine.zoo",
     "edgemine.layers.core",
     "edgemine.layers.conv",
+    "edgemine.distributed._cluster",
+    "edgemine.distributed.scoring",
+    "edgemine.distributed.sweep",
 ]
 
 

@@ -388,8 +388,9 @@ def export_cmd(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Save predictions to .csv, .npy or .json instead of printing them.",
+    type=click.Path(path_type=Path),
+    help="Save predictions to .csv, .npy or .json instead of printing them (with --dask also "
+    "a folder: a .npy file per chunk and index.json).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option(
@@ -403,7 +404,7 @@ def export_cmd(
     "dask_address",
     metavar="ADDRESS|local[:N]",
     help="Score on a Dask cluster: a scheduler's address, or local:N worker processes here "
-    "(pip install 'edgemine[dask]'). With -o DIR, each chunk is written there.",
+    "(pip install 'edgemine[dask]').",
 )
 @click.option(
     "--chunk-size",

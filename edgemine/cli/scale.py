@@ -82,7 +82,8 @@ def dask_predict(
     t0 = time.perf_counter()
     with dist.connect(address) as client:
         _say_cluster(client)
-        result, chunks, names = dist.scoring.score(
+        details: dict = {}
+        result = dist.predict(
             model_path,
             [str(p) for p in inputs],
             client,
@@ -91,7 +92,9 @@ def dask_predict(
             threads=threads,
             out=output if folder else None,
             progress=_bar(),
+            details=details,
         )
+        chunks, names = details["chunks"], details["names"]
         if folder:
             click.echo(
                 f"wrote {result['rows']} predictions in {len(chunks)} chunk file(s) to {output} "
@@ -121,7 +124,13 @@ def dask_predict(
     help="K-fold cross-validation on the training rows (0: score each point on the test rows).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the spec's).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Base seed: each training's seed is made from it, the point's values and the fold.",
+)
 @click.option("--metric", help="Rank by this metric (default: accuracy, else loss).")
 @click.option(
     "--dask",

@@ -53,13 +53,19 @@ def connect(address: str, timeout: float = 30.0) -> Iterator:
     n = local_workers(address)
     cluster = None
     if n is not None:
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # any free port: never a clash with another cluster
-            silence_logs=logging.ERROR,
-        )
+        import dask
+
+        # Dask starts workers with MALLOC_TRIM_THRESHOLD_ set (to hand memory back sooner);
+        # that makes glibc map and unmap every large temporary array: training ran 1.4-2x
+        # slower (tools/results/dask.md). edgemine's tasks reuse their memory, so unset it.
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",  # any free port: never a clash with another cluster
+                silence_logs=logging.ERROR,
+            )
         client = Client(cluster)
     elif address.endswith(".json") and Path(address).is_file():
         client = Client(scheduler_file=address, timeout=timeout)

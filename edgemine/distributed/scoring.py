@@ -229,18 +229,19 @@ def row_names(chunks: list[Chunk], names: dict[str, list[str]]) -> list[str]:
         for p in c.pieces:
             rows[p.source] = max(rows.get(p.source, 0), p.stop)
     out: list[str] = []
-    for source, n in rows.items():
-        if source in names:
-            out.extend(names[source])
+    for p in (p for c in chunks for p in c.pieces):  # in input order, a file given twice too
+        if p.source in names:
+            out.extend(names[p.source][p.start : p.stop])
         else:
-            name = Path(source).name
-            out.extend([name] if n == 1 else [f"{name}[{i}]" for i in range(n)])
+            name = Path(p.source).name
+            single = rows[p.source] == 1
+            out.extend([name] if single else [f"{name}[{i}]" for i in range(p.start, p.stop)])
     return out
 
 
-def score(
+def predict(
     model_path: str | Path,
-    data,
+    data: Any,
     client,
     chunk_size: int = 8192,
     batch_size: int = 256,
@@ -249,10 +250,37 @@ def score(
     transform: Callable | None = None,
     retries: int = 1,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray | dict, list[Chunk], dict[str, list[str]]]:
-    """:func:`predict`, also returning the chunks and the row names of text/CSV/PNG files."""
-    from distributed import as_completed
+    details: dict | None = None,
+) -> np.ndarray | dict:
+    """Score ``data`` with a ``.onnx`` or ``.edgemine`` model on the Dask cluster of ``client``.
 
+    Args:
+        model_path: the model; workers open the same path (a shared folder on a real cluster).
+        data: a ``.npy`` path (memory-mapped: each task reads its rows), a list of files
+            (``.npy``, ``.npz``, ``.csv``, ``.png``, text: as ``edgemine predict`` reads them),
+            a numpy array or a Dask array of samples.
+        chunk_size: rows per task (rounded up to whole batches).
+        batch_size: the model's batch, as ``edgemine predict --batch-size``.
+        threads: Numba / BLAS / onnxruntime threads per task.
+        out: a folder: each chunk's outputs go to ``chunk-NNNNNN.npy`` there, written by the
+            workers, with ``index.json`` (chunk files, rows and inputs) and nothing gathered on
+            the client; read them with :func:`load_output`.
+        transform: a function applied on the worker to each chunk's model input.
+        retries: re-runs of a failed task (a lost worker's tasks are re-run by Dask anyway).
+        progress: called with (chunks done, chunks) as chunks finish.
+        details: a dict that gets the run's ``chunks`` and, for text/CSV/PNG files, the
+            ``names`` of their rows (the CLI labels its output with them).
+
+    Returns:
+        The outputs in input order (bit for bit those of single-process ``edgemine predict``
+        with the same batch size and threads), or, with ``out``, the index written there.
+
+    Example:
+        >>> from edgemine.distributed import connect
+        >>> with connect("local:2") as client:  # doctest: +SKIP
+        ...     predict("mnist.onnx", "images.npy", client).shape
+        (200000, 10)
+    """
     for value, what in (
         (chunk_size, "chunk_size"),
         (batch_size, "batch_size"),
@@ -265,6 +293,10 @@ def score(
         raise FileNotFoundError(f"model {model_path}: no such file")
     chunk_size = batch_size * math.ceil(chunk_size / batch_size)  # whole batches per chunk
     chunks, payloads, names = _plan(client, model_path, data, chunk_size, threads, retries)
+    if not chunks:
+        raise ValueError("the input holds no samples")
+    if details is not None:
+        details.update(chunks=chunks, names=names)
     out_dir = _prepare_out(out) if out is not None else None
     run = uuid.uuid4().hex[:8]
     futures = [
@@ -283,6 +315,16 @@ def score(
         for c, p in zip(chunks, payloads)
     ]
     del payloads  # the Dask array blocks are released once their chunk is scored
+    result, written = _collect(client, futures, chunks, out_dir is not None, progress)
+    if out_dir is None:
+        return result
+    return _write_index(out_dir, model_path, chunks, written)
+
+
+def _collect(client, futures: list, chunks: list[Chunk], to_files: bool, progress):
+    """Wait for the chunks as they finish: (outputs in input order, or None; written files)."""
+    from distributed import as_completed
+
     position = {f.key: i for i, f in enumerate(futures)}
     result: np.ndarray | None = None
     written: list[dict | None] = [None] * len(chunks)
@@ -291,23 +333,20 @@ def score(
         try:
             value = fut.result()
         except Exception as e:
-            client.cancel(futures)
+            client.cancel([f for f in futures if f is not None])
             if isinstance(e, ChunkError):
                 raise
             raise ChunkError(f"{chunks[i].describe()}: {type(e).__name__}: {e}") from None
         futures[i] = None  # drop the reference: the worker frees the result
-        if out_dir is not None:
+        if to_files:
             written[i] = {**value, "start": chunks[i].start, "stop": chunks[i].stop}
         else:
             if result is None:
-                total = chunks[-1].stop
-                result = np.empty((total, *value.shape[1:]), value.dtype)
+                result = np.empty((chunks[-1].stop, *value.shape[1:]), value.dtype)
             result[chunks[i].start : chunks[i].stop] = value
         if progress is not None:
             progress(done, len(chunks))
-    if out_dir is None:
-        return result, chunks, names
-    return _write_index(out_dir, model_path, chunks, written), chunks, names
+    return result, written
 
 
 def _write_index(out_dir: Path, model_path: str, chunks: list[Chunk], written: list) -> dict:
@@ -330,51 +369,6 @@ def _write_index(out_dir: Path, model_path: str, chunks: list[Chunk], written: l
     for chunk_file in {w["file"] for w in written}:
         remove_leftover_temp_files(out_dir / chunk_file)  # halves of a killed worker's save
     return index
-
-
-def predict(
-    model_path: str | Path,
-    data: Any,
-    client,
-    chunk_size: int = 8192,
-    batch_size: int = 256,
-    threads: int = 1,
-    out: str | Path | None = None,
-    transform: Callable | None = None,
-    retries: int = 1,
-    progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray | dict:
-    """Score ``data`` with a ``.onnx`` or ``.edgemine`` model on the Dask cluster of ``client``.
-
-    Args:
-        model_path: the model; workers open the same path (a shared folder on a real cluster).
-        data: a ``.npy`` path (memory-mapped: each task reads its rows), a list of files
-            (``.npy``, ``.npz``, ``.csv``, ``.png``, text: as ``edgemine predict`` reads them),
-            a numpy array or a Dask array of samples.
-        chunk_size: rows per task (rounded up to whole batches).
-        batch_size: the model's batch, as ``edgemine predict --batch-size``.
-        threads: Numba / BLAS / onnxruntime threads per task.
-        out: a folder: each chunk's outputs go to ``chunk-NNNNNN.npy`` there, written by the
-            workers, with ``index.json`` (chunk files, rows and inputs) and nothing gathered on
-            the client; read them with :func:`load_output`.
-        transform: a function applied on the worker to each chunk's model input.
-        retries: re-runs of a failed task (a lost worker's tasks are re-run by Dask anyway).
-        progress: called with (chunks done, chunks) as chunks finish.
-
-    Returns:
-        The outputs in input order (bit for bit those of single-process ``edgemine predict``
-        with the same batch size), or, with ``out``, the index written there.
-
-    Example:
-        >>> from edgemine.distributed import connect
-        >>> with connect("local:2") as client:  # doctest: +SKIP
-        ...     predict("mnist.onnx", "images.npy", client).shape
-        (200000, 10)
-    """
-    result, _, _ = score(
-        model_path, data, client, chunk_size, batch_size, threads, out, transform, retries, progress
-    )
-    return result
 
 
 def load_output(folder: str | Path, mmap: bool = False) -> np.ndarray:
