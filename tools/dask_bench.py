@@ -29,6 +29,7 @@ MODELS = {
     "edgemine": REPO / "models/trained/seed_cnn.edgemine",
 }
 BATCH = 256
+REPEATS = 3  # timed runs per measurement (medians); --repeats
 
 
 def _peak_mb() -> float:
@@ -56,41 +57,65 @@ def role_single(args) -> dict:
     pred = Predictor(args.model, threads=1)
     x = pred.from_array(np.load(args.input), "images")
     pred.predict(x[:BATCH], BATCH)  # compile / warm up
-    t0 = time.perf_counter()
     chunk = BATCH * 4  # the chunks edgemine predict uses
-    y = np.concatenate([pred.predict(x[i : i + chunk], BATCH) for i in range(0, len(x), chunk)])
-    seconds = time.perf_counter() - t0
-    np.save(args.save, y)
-    return {"seconds": seconds, "peak_mb": _peak_mb()}
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        y = [pred.predict(x[i : i + chunk], BATCH) for i in range(0, len(x), chunk)]
+        times.append(time.perf_counter() - t0)
+    np.save(args.save, np.concatenate(y))
+    return {"seconds": float(np.median(times)), "times": times, "peak_mb": _peak_mb()}
 
 
 def role_dask(args) -> dict:
-    """Scoring on local:N; the timed run follows a warm-up that loads the model on each worker."""
+    """Scoring on local:N, ``--repeats`` runs after a warm-up that loads the model on each
+    worker; the client's memory is measured over the first run."""
     import tracemalloc
 
     from edgemine.distributed import connect, predict
 
+    times = []
     with connect(f"local:{args.workers}") as client:
         predict(args.model, args.warm, client, chunk_size=BATCH)  # model load + JIT per worker
         base_mb = _peak_mb()
         tracemalloc.start()
-        t0 = time.perf_counter()
-        y = predict(args.model, args.input, client, chunk_size=args.chunk)
-        seconds = time.perf_counter() - t0
-        traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
-        peak_mb = _peak_mb()
+        for i in range(args.repeats):
+            t0 = time.perf_counter()
+            y = predict(args.model, args.input, client, chunk_size=args.chunk)
+            times.append(time.perf_counter() - t0)
+            if i == 0:
+                traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
+                tracemalloc.stop()
+                peak_mb = _peak_mb()
         if args.save:
             np.save(args.save, y)
-        chunks = -(-len(y) // args.chunk)
     return {
-        "seconds": seconds,
-        "chunks": chunks,
+        "seconds": float(np.median(times)),
+        "times": times,
+        "chunks": -(-len(y) // args.chunk),
         "rows": len(y),
         "base_mb": base_mb,
         "peak_mb": peak_mb,
         "traced_peak_mb": traced_peak,
     }
+
+
+def role_overhead(args) -> dict:
+    """Seconds per chunk that Dask adds: the same rows in one-batch and in 8,192-row chunks on
+    local:1, alternated ``--repeats`` times (medians)."""
+    from edgemine.distributed import connect, predict
+
+    times: dict[int, list[float]] = {BATCH: [], 8192: []}
+    with connect("local:1") as client:
+        predict(args.model, args.warm, client, chunk_size=BATCH)
+        for _ in range(args.repeats):
+            for size in times:
+                t0 = time.perf_counter()
+                y = predict(args.model, args.input, client, chunk_size=size)
+                times[size].append(time.perf_counter() - t0)
+    tiny, big = (float(np.median(times[k])) for k in (BATCH, 8192))
+    chunks = [-(-len(y) // k) for k in (BATCH, 8192)]
+    return {"per_chunk_s": (tiny - big) / (chunks[0] - chunks[1]), "times": times}
 
 
 def role_sweep(args) -> dict:
@@ -147,12 +172,13 @@ ROLES = {
     "dask": role_dask,
     "sweep": role_sweep,
     "tasks": role_tasks,
+    "overhead": role_overhead,
     "malloc": role_malloc,
 }
 
 
 def run_role(role: str, env: dict | None = None, **kw) -> dict:
-    cmd = [sys.executable, __file__, "--role", role]
+    cmd = [sys.executable, __file__, "--role", role, "--repeats", str(REPEATS)]
     for k, v in kw.items():
         cmd += [f"--{k}", str(v)]
     env = {**{k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}, **(env or {})}
@@ -188,6 +214,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--chunk", type=int, default=8192)
     ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--overhead-rows", type=int, default=20_480)
     ap.add_argument("--skip-sweep", action="store_true")
     ap.add_argument("--out", default=str(REPO / "tools/results/dask.md"))
@@ -195,8 +222,13 @@ def main() -> None:
     if args.role:
         print(json.dumps(ROLES[args.role](args)))
         return
+    global REPEATS
+    REPEATS = args.repeats
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         report = bench(args, Path(tmp))
+    load = f"{load_before[1]:.1f} before, {os.getloadavg()[1]:.1f} after"
+    report = report.replace("LOAD_AVERAGES", load)
     Path(args.out).write_text(report)
     print(report)
 
@@ -218,13 +250,12 @@ def bench(args, tmp: Path) -> str:
             print(kind, w, r, file=sys.stderr)
     # per-chunk overhead: the same rows in one-batch chunks and in 8192-row chunks (ONNX)
     # (on local:1: with 2 workers the few big chunks would leave a worker idle)
-    onnx = MODELS["onnx"]
-    tiny = run_role("dask", model=onnx, input=small, warm=warm, workers=1, chunk=BATCH)
-    big = run_role("dask", model=onnx, input=small, warm=warm, workers=1, chunk=8192)
-    over = {"chunk": (tiny["seconds"] - big["seconds"]) / (tiny["chunks"] - big["chunks"])}
+    over = {
+        "chunk": run_role("overhead", model=MODELS["onnx"], input=small, warm=warm)["per_chunk_s"]
+    }
     for w in (1, 2):
         over[w] = run_role("tasks", workers=w)["per_task_s"]
-    print("overhead", tiny, big, over, file=sys.stderr)
+    print("overhead", over, file=sys.stderr)
     # Dask's default worker environment sets glibc's trim threshold: the cost on training
     malloc = [
         (
@@ -258,7 +289,8 @@ def render(args, res, over, sweep, input_mb) -> str:
         "",
         f"Made by `python tools/dask_bench.py` on {time.strftime('%Y-%m-%d')}. CPU: {_cpu()}.",
         "The machine's 2 cores were shared with other jobs (other helpers' builds and tests) while",
-        "this ran: the timings are single runs on a busy machine, so read the ratios as rough.",
+        "this ran (5-minute load average LOAD_AVERAGES, on 2 CPUs): each time is the median of",
+        f"{REPEATS} runs, but read the ratios as rough.",
         "Workers: `local:N` = a LocalCluster of N processes, 1 thread each (1 Numba/OpenBLAS/",
         "onnxruntime thread per task). Chunks of 8,192 rows, batch 256. The timed run follows a",
         "warm-up that loads the model (and the engine's Numba cache) on every worker.",
@@ -285,8 +317,8 @@ def render(args, res, over, sweep, input_mb) -> str:
     lines += [
         "",
         "Client memory: peak resident memory (VmHWM) of the client process (which also hosts the LocalCluster's",
-        "scheduler) after the run, and in brackets before it (imports, cluster, warm-up);",
-        "`tracemalloc`'s peak of Python/numpy allocations during the run. The client holds the",
+        "scheduler) after its first timed run, and in brackets before it (imports, cluster,",
+        "warm-up); `tracemalloc`'s peak of Python/numpy allocations during that run. The client holds the",
         f"outputs ({rows * 10 * 4 / 2**20:.0f} MB of float32) and never the input; the single",
         "process holds the whole input as float32. With `out=DIR` (`-o DIR`) the client holds no",
         "outputs either.",
@@ -294,7 +326,7 @@ def render(args, res, over, sweep, input_mb) -> str:
         "## Dask's cost per chunk",
         "",
         f"{args.overhead_rows:,} rows scored with the ONNX model on local:1 in one-batch chunks",
-        "(256 rows) and in 8,192-row chunks: the difference in time over the difference in chunk",
+        "(256 rows) and in 8,192-row chunks, alternated (medians): the difference in time over the difference in chunk",
         f"count is **{1e3 * over['chunk']:.1f} ms per chunk** (task round trip, reading its rows",
         "from the memory-mapped file, sending its outputs back). An empty task's round trip",
         "(500 tasks, `client.map`):",

@@ -56,7 +56,7 @@ def connect(address: str, timeout: float = 30.0) -> Iterator:
         import dask
 
         # Dask starts workers with MALLOC_TRIM_THRESHOLD_ set (to hand memory back sooner);
-        # that makes glibc map and unmap every large temporary array: training ran 1.4-2x
+        # that makes glibc map and unmap every large temporary array: training ran 1.1-2.3x
         # slower (tools/results/dask.md). edgemine's tasks reuse their memory, so unset it.
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
             cluster = LocalCluster(
