@@ -10,15 +10,18 @@ unless the user already chose a layer.
 from __future__ import annotations
 
 import os
+import sys
 
 THREADING_LAYER = "workqueue"
 
 
 def configure() -> None:
-    """Select numba's threading layer (respects a user's ``NUMBA_THREADING_LAYER``)."""
+    """Select numba's threading layer (respects a user's ``NUMBA_THREADING_LAYER``) without
+    importing numba: it reads the variable when first imported, and an already imported numba
+    gets the setting in its config (it picks the layer at its first parallel launch)."""
     if "NUMBA_THREADING_LAYER" in os.environ:
         return
     os.environ["NUMBA_THREADING_LAYER"] = THREADING_LAYER
-    import numba
-
-    numba.config.THREADING_LAYER = THREADING_LAYER
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        numba.config.THREADING_LAYER = THREADING_LAYER

@@ -1,7 +1,9 @@
 """A self-contained folder that runs an exported model on a Raspberry Pi, a Jetson or any PC.
 
 The folder holds ``model.onnx``, ``labels.json``, ``preprocessing.json``, ``run.py`` (a runner
-that needs only numpy and onnxruntime) with its PNG decoder ``png.py``, ``requirements.txt`` and a ``README.md`` for the target.
+that needs only numpy and onnxruntime, and Pillow for images) with ``edgemine_inputs.py`` (a copy
+of ``edgemine.preprocessing.inputs``: images and texts are prepared exactly as on the
+workstation), ``requirements.txt`` and a ``README.md`` for the target.
 
 Example::
 
@@ -32,7 +34,7 @@ BUNDLE_FILES = (
     "labels.json",
     "preprocessing.json",
     "run.py",
-    "png.py",
+    "edgemine_inputs.py",
     "requirements.txt",
     "README.md",
 )
@@ -75,23 +77,6 @@ def _read_labels(labels: list[str] | str | Path) -> list[str]:
             raise ValueError(f"{path}: expected a JSON list of class names")
         return [str(v) for v in data]
     return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def _dataset_word_index(pre: dict[str, Any]) -> dict[str, int] | None:
-    """The tokenizer vocabulary of the bundled tweet corpus, if edgemine.datasets offers it."""
-    if pre.get("dataset", "tweets") != "tweets":
-        return None
-    try:
-        from edgemine.datasets import tweets
-    except ImportError:
-        return None
-    fn = getattr(tweets, "get_word_index", None)
-    if fn is None:
-        return None
-    try:
-        return dict(fn(num_words=pre.get("num_words")))
-    except TypeError:
-        return dict(fn())
 
 
 def _resolve_preprocessing(
@@ -145,8 +130,6 @@ def _resolve_preprocessing(
         if isinstance(word_index, (str, Path)):
             word_index = json.loads(Path(word_index).read_text(encoding="utf-8"))
         if not word_index:
-            word_index = _dataset_word_index(pre)
-        if not word_index:
             raise ValueError(
                 "a text model needs its tokenizer vocabulary: pass preprocessing="
                 "{'word_index': {...}} (CLI: --vocab word_index.json)"
@@ -158,8 +141,21 @@ def _resolve_preprocessing(
             for w, i in sorted(word_index.items(), key=lambda kv: kv[1])
             if 0 < int(i) and (num_words is None or int(i) < int(num_words))
         }
+    elif kind == "table":
+        columns, width = pre.get("columns"), spec.input_shape[-1]
+        if not isinstance(columns, list) or len(columns) != width:
+            raise ValueError(f"table preprocessing needs the model's {width} 'columns': {pre}")
+        for key in ("mean", "std"):
+            if not isinstance(pre.get(key), list) or len(pre[key]) != width:
+                raise ValueError(f"table preprocessing needs {width} values of '{key}'")
+    elif kind == "series":
+        for key in ("columns", "mean", "std", "window", "stride", "threshold"):
+            if key not in pre:
+                raise ValueError(f"an anomaly detector's preprocessing needs '{key}'")
     elif kind != "array":
-        raise ValueError(f"unknown preprocessing kind {kind!r} (expected 'image' or 'text')")
+        raise ValueError(
+            f"unknown preprocessing kind {kind!r} (expected 'image', 'text', 'table' or 'series')"
+        )
     return pre
 
 
@@ -168,10 +164,12 @@ def _resolve_preprocessing(
 # ---------------------------------------------------------------------------------------------
 
 
-def _requirements(target: str, ort_version: str, np_version: str) -> str:
+def _requirements(target: str, ort_version: str, np_version: str, images: bool) -> str:
     head = (
-        "# Runtime of this edgemine bundle: numpy and onnxruntime, nothing else.\n"
-        f"# Built and checked with onnxruntime {ort_version} and numpy {np_version}.\n"
+        "# Runtime of this edgemine bundle: numpy and onnxruntime"
+        + (", and Pillow to read image files.\n" if images else ", nothing else.\n")
+        + f"# Built and checked with onnxruntime {ort_version} and numpy {np_version}.\n"
+        + ("pillow>=9\n" if images else "")
     )
     if target == "jetson":
         return head + (
@@ -199,6 +197,13 @@ def _model_summary(spec_json: dict[str, Any], labels: list[str], opset: int) -> 
             f"texts of at most {pre['maxlen']} tokens ({len(pre['word_index'])} known words, "
             f"padding '{pre['padding']}')"
         )
+    elif kind == "table":
+        what = f"CSV rows with the columns {', '.join(pre['columns'])} (any order, a header row)"
+    elif kind == "series":
+        what = (
+            f"a series in a CSV with the columns {', '.join(pre['columns'])}, scored in windows "
+            f"of {pre['window']} points (stride {pre['stride']}), threshold {pre['threshold']:.6g}"
+        )
     else:
         what = f"arrays of shape {pre['input']['shape']}"
     quant = pre["bundle"]["quantization"]
@@ -214,7 +219,7 @@ def _model_summary(spec_json: dict[str, Any], labels: list[str], opset: int) -> 
 def _examples(kind: str, py: str) -> str:
     if kind == "image":
         return (
-            f"{py} run.py digit.png                 # one PNG: 8-bit gray/RGB/RGBA, exact size\n"
+            f"{py} run.py digit.png                 # PNG/JPEG/...: grey or colour, exact size\n"
             f"{py} run.py images.npy --json         # uint8 (n, H, W) or float model inputs\n"
         )
     if kind == "text":
@@ -223,6 +228,10 @@ def _examples(kind: str, py: str) -> str:
             f"{py} run.py tweets.txt --json         # one text per line\n"
             f'echo "so tired of this" | {py} run.py -\n'
         )
+    if kind == "table":
+        return f"{py} run.py rows.csv --json          # a header row; columns in any order\n"
+    if kind == "series":
+        return f"{py} run.py series.csv > scores.csv  # index,score,flag per point\n"
     return f"{py} run.py inputs.npy --json\n"
 
 
@@ -294,7 +303,7 @@ for another JetPack fails to load its providers and falls back to the CPU.
 
 ```sh
 python3 -m venv --system-site-packages ~/edgemine-venv   # keeps JetPack's TensorRT bindings
-~/edgemine-venv/bin/pip install -r requirements.txt         # numpy only, see the file
+~/edgemine-venv/bin/pip install -r requirements.txt         # numpy (+ Pillow), see the file
 ~/edgemine-venv/bin/pip install onnxruntime_gpu-<version>-cp3X-cp3X-linux_aarch64.whl
 ~/edgemine-venv/bin/python -c "import onnxruntime as o; print(o.get_available_providers())"
 ```
@@ -442,6 +451,8 @@ def write_bundle(
         raise ValueError(f"{len(names)} labels for a model with {n_classes} outputs")
 
     pre = _resolve_preprocessing(meta["preprocessing"], preprocessing, onnx_path)
+    if meta["vocab_size"]:  # token ids must index the Embedding's rows
+        pre["vocab_size"] = meta["vocab_size"]
     pre["input"] = {
         "name": spec.input_name,
         "dtype": spec.input_dtype.name,
@@ -468,9 +479,11 @@ def write_bundle(
     run_py = out_dir / "run.py"
     run_py.write_text(_template("run.py"), encoding="utf-8")
     run_py.chmod(0o755)
-    (out_dir / "png.py").write_text(_template("png.py"), encoding="utf-8")
+    inputs_py = resources.files("edgemine").joinpath("preprocessing", "inputs.py")
+    (out_dir / "edgemine_inputs.py").write_text(inputs_py.read_text("utf-8"), encoding="utf-8")
     (out_dir / "requirements.txt").write_text(
-        _requirements(target, ort.__version__, np.__version__), encoding="utf-8"
+        _requirements(target, ort.__version__, np.__version__, pre["kind"] == "image"),
+        encoding="utf-8",
     )
     (out_dir / "README.md").write_text(_readme(target, pre, names, opset), encoding="utf-8")
     return out_dir

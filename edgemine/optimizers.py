@@ -71,8 +71,17 @@ class Optimizer:
     #: slots that hold squares (Adam's v, RMSprop's ms): a negative value in a file is corrupt
     nonnegative_slots: tuple[str, ...] = ()
 
-    def __init__(self, learning_rate: float = 0.001, name: str | None = None):
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        name: str | None = None,
+        weight_decay: float | None = None,
+    ):
         self.learning_rate = learning_rate
+        if weight_decay is not None and (not _finite_number(weight_decay) or weight_decay < 0):
+            raise ValueError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
+        #: Keras 3's decoupled weight decay: each step first does p -= p * weight_decay * lr
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
         self.name = name or type(self).__name__.lower()
         self.iterations = 0
         self.slots: list[dict[str, object]] = []
@@ -115,13 +124,18 @@ class Optimizer:
         self.iterations += 1
         pack = self._pack
         fused = pack is not None and pack.ready()
+        decay = 1.0 - self.learning_rate * self.weight_decay if self.weight_decay else None
         if fused:
+            if decay is not None:
+                self.ops.scale_(pack.value, decay)
             self._apply_dense(pack.value, pack.grad, pack.slots)
         packed = set(pack.indices) if fused else ()
         for i, var in enumerate(variables):
             g = var.grad
             if g is None or i in packed:
                 continue
+            if decay is not None:
+                self.ops.scale_(var.value, decay)
             if isinstance(g, SparseGradient):
                 self._apply_sparse(i, var, g)
             else:
@@ -156,7 +170,10 @@ class Optimizer:
         raise NotImplementedError  # abstract
 
     def get_config(self) -> dict:
-        return {"class_name": type(self).__name__, "learning_rate": self.learning_rate}
+        config = {"class_name": type(self).__name__, "learning_rate": self.learning_rate}
+        if self.weight_decay is not None:
+            config["weight_decay"] = self.weight_decay
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> Optimizer:
@@ -223,8 +240,10 @@ class SGD(Optimizer):
 
     slot_names = ("velocity",)
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name=None):
-        super().__init__(learning_rate, name)
+    def __init__(
+        self, learning_rate=0.01, momentum=0.0, nesterov=False, name=None, weight_decay=None
+    ):
+        super().__init__(learning_rate, name, weight_decay)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"SGD momentum must be in [0, 1], got {momentum}")
         self.momentum = float(momentum)
@@ -246,8 +265,16 @@ class Adam(Optimizer):
     slot_names = ("m", "v")
     nonnegative_slots = ("v",)
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name=None):
-        super().__init__(learning_rate, name)
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        name=None,
+        weight_decay=None,
+    ):
+        super().__init__(learning_rate, name, weight_decay)
         for what, b in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= b < 1.0:
                 raise ValueError(f"Adam {what} must be in [0, 1), got {b}")
@@ -286,6 +313,26 @@ class Adam(Optimizer):
         }
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay, Keras 3's ``AdamW`` (default ``weight_decay=0.004``):
+    each step p -= p * weight_decay * lr, then Adam's update.
+
+    >>> AdamW().get_config()["weight_decay"]
+    0.004
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=0.004,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        name=None,
+    ):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, name, weight_decay)
+
+
 class RMSprop(Optimizer):
     """RMSprop as Keras 3 writes it: ms = rho*ms + (1-rho)*g^2; p -= lr*g/sqrt(ms + eps)."""
 
@@ -293,9 +340,16 @@ class RMSprop(Optimizer):
     nonnegative_slots = ("ms",)
 
     def __init__(
-        self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, name=None
+        self,
+        learning_rate=0.001,
+        rho=0.9,
+        momentum=0.0,
+        epsilon=1e-7,
+        centered=False,
+        name=None,
+        weight_decay=None,
     ):
-        super().__init__(learning_rate, name)
+        super().__init__(learning_rate, name, weight_decay)
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"RMSprop rho must be in [0, 1), got {rho}")
         if not 0.0 <= momentum <= 1.0:
@@ -328,7 +382,7 @@ class RMSprop(Optimizer):
         }
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
 
 
 def get(identifier) -> Optimizer:

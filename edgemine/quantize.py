@@ -72,7 +72,8 @@ def read_metadata(model: str | Path | onnx.ModelProto) -> dict[str, Any]:
 
     Keys always present: ``edgemine_version`` (str or None), ``layers`` (list or None),
     ``class_names`` (list or None), ``preprocessing`` (dict or None), ``quantization`` (str or
-    None); plus ``extra``: the other props as strings.
+    None), ``vocab_size`` (int or None: a text model's Embedding rows, so token ids must lie in
+    ``[0, vocab_size)``); plus ``extra``: the other props as strings.
 
     Example::
 
@@ -96,7 +97,11 @@ def read_metadata(model: str | Path | onnx.ModelProto) -> dict[str, Any]:
         "class_names": _json("class_names"),
         "preprocessing": _json("preprocessing"),
         "quantization": props.pop("edgemine_quantization", None),
+        "vocab_size": _json("vocab_size"),
     }
+    vocab = meta["vocab_size"]
+    if vocab is not None and (type(vocab) is not int or vocab < 1):
+        raise ValueError(f"metadata 'vocab_size' must be a positive integer, got {vocab!r}")
     if meta["class_names"] is not None and not isinstance(meta["class_names"], list):
         raise ValueError("metadata 'class_names' must be a JSON list")
     if meta["preprocessing"] is not None and not isinstance(meta["preprocessing"], dict):

@@ -125,6 +125,7 @@ class Session:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 4  # a failing run raises; ORT's own log would repeat it in red
         self.threads = opts.intra_op_num_threads
         self.providers = list(providers) if providers else default_providers()
         try:
@@ -148,7 +149,8 @@ class Session:
         self.metadata: dict[str, str] = dict(meta)
         self.class_names = self._json_meta("class_names", list)
         self.preprocessing = self._json_meta("preprocessing", dict)
-        self.vocab_size = self._find_vocab()
+        vocab = self._json_meta("vocab_size", int)
+        self.vocab_size = vocab if vocab else self._find_vocab()
 
     def _json_meta(self, key: str, kind: type) -> Any:
         raw = self.metadata.get(key)
@@ -161,7 +163,8 @@ class Session:
         return value if isinstance(value, kind) else None
 
     def _find_vocab(self) -> int | None:
-        """Rows of the Embedding table the token input indexes (for a clear range error)."""
+        """Rows of an Embedding table that a Gather takes straight from the token input, for a
+        model without edgemine's ``vocab_size`` metadata (a clear range error, not ORT's)."""
         if not np.issubdtype(self.input_dtype, np.integer) or self.path is None:
             return None
         try:

@@ -15,6 +15,18 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .preprocessing.sequence import pad_sequences  # where Keras 3 puts it: keras.utils
+
+__all__ = [
+    "get_rng",
+    "pad_sequences",
+    "rng_from_state",
+    "rng_state",
+    "set_random_seed",
+    "to_categorical",
+    "using_rng",
+]
+
 _rng: np.random.Generator = np.random.default_rng()
 # the generator of the model whose training step is running (see ``using_rng``)
 _active: contextvars.ContextVar[np.random.Generator | None] = contextvars.ContextVar(

@@ -1,84 +1,48 @@
-"""Tiny ONNX models with edgemine's metadata, built with onnx.helper, for the deployment tests.
+"""Small real edgemine models exported to ONNX, for the deployment tests.
 
-They stand in for what ``edgemine.onnx.export`` writes (same graph shapes, same
-``metadata_props`` keys) so that quantization and bundling can be tested on their own.
+Each is built with edgemine's layers, given seeded weights (scaled up so that the classes are
+well apart) and written by ``edgemine.onnx.export``, so quantization, bundling and the runtime
+are tested on exactly what users deploy (the text model is a masked LSTM: ``mask_zero=True``).
 ``tools/pi_check_prepare.py --toy cnn|lstm`` uses them too.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
+from edgemine import layers
+from edgemine.models import Sequential
+from edgemine.onnx import export
+from edgemine.utils import set_random_seed
 from edgemine.zoo import MNIST_PREPROCESSING
 
 OPSET = 17
 KERAS_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 
 
-def _glorot(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int, fan_out: int):
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, size=shape).astype(np.float32)
-
-
-def _finish(graph: onnx.GraphProto, meta: dict[str, str]) -> onnx.ModelProto:
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="edgemine-tests",
-    )
-    model.ir_version = 8
-    helper.set_model_props(model, meta)
-    onnx.checker.check_model(model, full_check=True)
-    return model
+def _export(model: Sequential, path: str | Path, scales: list[float]) -> Path:
+    model.set_weights([w * np.float32(s) for w, s in zip(model.get_weights(), scales)])
+    return export(model, path, opset=OPSET)
 
 
 def make_cnn(path: str | Path, filters: int = 8, classes: int = 10, seed: int = 0) -> Path:
-    """An NHWC 28x28x1 CNN: Transpose, Conv, Relu, MaxPool, Transpose, Flatten, Gemm, Softmax."""
-    rng = np.random.default_rng(seed)
-    flat = 13 * 13 * filters
-    inits = [
-        numpy_helper.from_array(_glorot(rng, (filters, 1, 3, 3), 9, 9 * filters), "conv_w"),
-        numpy_helper.from_array(rng.normal(0, 0.05, filters).astype(np.float32), "conv_b"),
-        numpy_helper.from_array(_glorot(rng, (flat, classes), flat, classes) * 4, "dense_w"),
-        numpy_helper.from_array(rng.normal(0, 0.05, classes).astype(np.float32), "dense_b"),
-    ]
-    nodes = [
-        helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
-        helper.make_node("Conv", ["nchw", "conv_w", "conv_b"], ["conv"], kernel_shape=[3, 3]),
-        helper.make_node("Relu", ["conv"], ["relu"]),
-        helper.make_node("MaxPool", ["relu"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
-        helper.make_node("Transpose", ["pool"], ["nhwc"], perm=[0, 2, 3, 1]),
-        helper.make_node("Flatten", ["nhwc"], ["flat"], axis=1),
-        helper.make_node("Gemm", ["flat", "dense_w", "dense_b"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "toy_cnn",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 28, 28, 1])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes])],
-        inits,
+    """The seed CNN's shape: 28x28x1 -> Conv2D(relu) -> MaxPooling2D -> Flatten -> Dense."""
+    set_random_seed(seed)
+    model = Sequential(
+        [
+            layers.Conv2D(filters, (3, 3), activation="relu", input_shape=(28, 28, 1)),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(classes, activation="softmax"),
+        ]
     )
-    layers = [
-        {"class_name": "Conv2D", "config": {"filters": filters, "kernel_size": [3, 3]}},
-        {"class_name": "MaxPooling2D", "config": {"pool_size": [2, 2]}},
-        {"class_name": "Flatten", "config": {}},
-        {"class_name": "Dense", "config": {"units": classes, "activation": "softmax"}},
-    ]
-    meta = {
-        "edgemine_version": "0.1.0",
-        "layers": json.dumps(layers),
-        "class_names": json.dumps([str(i) for i in range(classes)]),
-        "preprocessing": json.dumps(MNIST_PREPROCESSING),
-    }
-    path = Path(path)
-    onnx.save(_finish(graph, meta), path)
-    return path
+    model.preprocessing = dict(MNIST_PREPROCESSING)
+    model.class_names = [str(i) for i in range(classes)]
+    rng = np.random.default_rng(seed)  # non-zero biases, as after training
+    model.layers[0].bias.value[:] = rng.normal(0, 0.05, filters)
+    return _export(model, path, [1, 1, 4, 1])
 
 
 def make_lstm(
@@ -90,64 +54,27 @@ def make_lstm(
     classes: int = 3,
     seed: int = 0,
 ) -> Path:
-    """A text model: int64 tokens, Gather, one LSTM node, Squeeze, Gemm, Softmax."""
-    rng = np.random.default_rng(seed)
-    inits = [
-        numpy_helper.from_array(rng.uniform(-0.5, 0.5, (vocab, dim)).astype(np.float32), "emb"),
-        numpy_helper.from_array(_glorot(rng, (1, 4 * units, dim), dim, 4 * units) * 2, "lstm_w"),
-        numpy_helper.from_array(
-            _glorot(rng, (1, 4 * units, units), units, 4 * units) * 2, "lstm_r"
-        ),
-        numpy_helper.from_array(rng.normal(0, 0.1, (1, 8 * units)).astype(np.float32), "lstm_b"),
-        numpy_helper.from_array(np.array([0], dtype=np.int64), "axes0"),
-        numpy_helper.from_array(_glorot(rng, (units, classes), units, classes) * 3, "dense_w"),
-        numpy_helper.from_array(np.zeros(classes, np.float32), "dense_b"),
-    ]
-    nodes = [
-        helper.make_node("Gather", ["emb", "tokens"], ["embedded"]),
-        helper.make_node("Transpose", ["embedded"], ["seq_first"], perm=[1, 0, 2]),
-        helper.make_node(
-            "LSTM",
-            ["seq_first", "lstm_w", "lstm_r", "lstm_b"],
-            ["", "y_h"],
-            hidden_size=units,
-        ),
-        helper.make_node("Squeeze", ["y_h", "axes0"], ["last"]),
-        helper.make_node("Gemm", ["last", "dense_w", "dense_b"], ["logits"]),
-        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "toy_lstm",
-        [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["N", maxlen])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", classes])],
-        inits,
+    """A text model: Embedding(mask_zero=True) -> LSTM -> Dense(softmax), int64 token ids."""
+    set_random_seed(seed)
+    model = Sequential(
+        [
+            layers.Embedding(vocab, dim, input_length=maxlen, mask_zero=True),
+            layers.LSTM(units),
+            layers.Dense(classes, activation="softmax"),
+        ]
     )
-    layers = [
-        {"class_name": "Embedding", "config": {"input_dim": vocab, "output_dim": dim}},
-        {"class_name": "LSTM", "config": {"units": units}},
-        {"class_name": "Dense", "config": {"units": classes, "activation": "softmax"}},
-    ]
-    meta = {
-        "edgemine_version": "0.1.0",
-        "layers": json.dumps(layers),
-        "class_names": json.dumps(["negative", "neutral", "positive"][:classes]),
-        "preprocessing": json.dumps(
-            {
-                "kind": "text",
-                "maxlen": maxlen,
-                "num_words": vocab,
-                "lower": True,
-                "filters": KERAS_FILTERS,
-                "split": " ",
-                "padding": "pre",
-                "truncating": "pre",
-            }
-        ),
+    model.class_names = ["negative", "neutral", "positive"][:classes]
+    model.preprocessing = {
+        "kind": "text",
+        "maxlen": maxlen,
+        "num_words": vocab,
+        "lower": True,
+        "filters": KERAS_FILTERS,
+        "split": " ",
+        "padding": "pre",
+        "truncating": "pre",
     }
-    path = Path(path)
-    onnx.save(_finish(graph, meta), path)
-    return path
+    return _export(model, path, [20, 2, 2, 1, 3, 1])
 
 
 def toy_word_index(vocab: int = 1000) -> dict[str, int]:

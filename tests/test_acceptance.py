@@ -53,3 +53,17 @@ def test_seed_cnn_program(tmp_path):
 def test_seed_lstm_program_two_epochs(tmp_path):
     accuracy, _ = _run("seed_lstm.py", 2, tmp_path)
     assert accuracy >= 73.0
+
+
+def test_keras_io_mnist_convnet_with_only_the_import_changed(tmp_path):
+    """keras.io's "Simple MNIST convnet", `import keras` -> `import edgemine as keras`."""
+    text = (EXAMPLES / "keras_mnist_convnet.py").read_text()
+    assert "import edgemine as keras\nfrom edgemine import layers\n" in text
+    accuracy, _ = _run("keras_mnist_convnet.py", 1, tmp_path)
+    assert accuracy >= 60.0  # one epoch of 28 steps: 82 % measured; chance is 10 %
+
+
+@pytest.mark.slow
+def test_keras_io_mnist_convnet_full(tmp_path):
+    accuracy, _ = _run("keras_mnist_convnet.py", 15, tmp_path)
+    assert accuracy >= 96.0

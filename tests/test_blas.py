@@ -103,3 +103,38 @@ def test_small_products_run_on_one_thread(monkeypatch):
         assert seen == [(1024, 5, 6), (1024, 6, 5)]
     finally:
         blas.set_blas_threads(before)
+
+
+def test_parallel_kernels_use_the_workqueue_layer():
+    """edgemine picks numba's workqueue threading layer (OpenMP's spinning workers made the
+    next BLAS call 6.5x slower) without importing numba itself, whether numba comes first or
+    later; a user's NUMBA_THREADING_LAYER is kept."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import {first}, {second}, numpy as np\n"
+        "@numba.njit(parallel=True)\n"
+        "def double(x):\n"
+        "    for i in numba.prange(x.size):\n"
+        "        x[i] *= 2\n"
+        "double(np.ones(8))\n"
+        "print(numba.threading_layer())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    for first, second in (("edgemine", "numba"), ("numba", "edgemine")):
+        src = code.format(first=first, second=second)
+        res = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, env=env)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == "workqueue", (first, res.stdout)
+    res = subprocess.run(
+        [sys.executable, "-c", code.format(first="edgemine", second="numba")],
+        capture_output=True,
+        text=True,
+        env={**env, "NUMBA_THREADING_LAYER": "omp"},
+    )
+    if "No threading layer could be loaded" in res.stderr:
+        pytest.skip("numba's OpenMP layer is not available here")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "omp"

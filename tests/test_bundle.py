@@ -208,42 +208,35 @@ def test_run_py_npy_matches_onnxruntime(work, tmp_path):
     assert "CPUExecutionProvider" in res.stderr  # says which provider it used
 
 
-def test_png_decoder_all_filters_and_color_types():
-    runner = _load_runner()
-    rng = np.random.default_rng(3)
-    for shape in [(28, 28), (5, 7, 3), (6, 4, 4), (3, 9, 2)]:
-        img = rng.integers(0, 256, size=shape, dtype=np.uint8)
-        path = Path(f"/tmp/edgemine_png_test_{len(shape)}_{shape[-1]}.png")
-        path.write_bytes(png_bytes(img))
-        try:
-            got = runner.read_png(str(path))
-        finally:
-            path.unlink()
-        want = img if img.ndim == 3 else img[:, :, None]
-        if want.shape[2] in (2, 4):
-            want = want[:, :, :-1]
-        np.testing.assert_array_equal(got, want)
+def test_cli_and_bundle_prepare_image_files_identically(work, tmp_path):
+    """One preparation module: PNGs from an independent encoder (this file's, zlib only) and
+    JPEGs from Pillow, grey and colour, into a grey model give the bundle and `edgemine
+    predict` the same inputs, so onnxruntime gives both the same outputs, bit for bit."""
+    from click.testing import CliRunner
+    from PIL import Image
 
+    from edgemine.cli.export import predict_cmd
 
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        ({"color": 3}, "palette"),  # a palette image without its PLTE chunk
-        ({"depth": 16}, "corrupt"),  # 8-bit rows labelled 16-bit
-        ({"interlace": 1}, "interlaced"),
-    ],
-)
-def test_png_decoder_refuses_unsupported(tmp_path, kwargs, message):
-    runner = _load_runner()
-    path = tmp_path / "x.png"
-    path.write_bytes(png_bytes(np.zeros((4, 4), np.uint8), **kwargs))
-    with pytest.raises(runner.BundleError, match=message):
-        runner.read_png(str(path))
-    data = bytearray(png_bytes(np.zeros((4, 4), np.uint8)))
-    data[40] ^= 0xFF  # inside IDAT: the CRC no longer matches
-    path.write_bytes(bytes(data))
-    with pytest.raises(runner.BundleError, match="corrupt"):
-        runner.read_png(str(path))
+    rng = np.random.default_rng(8)
+    files = []
+    for i, shape in enumerate([(28, 28), (28, 28, 3), (28, 28, 4), (28, 28, 2)]):
+        files.append(tmp_path / f"png{i}.png")
+        files[-1].write_bytes(png_bytes(rng.integers(0, 256, size=shape, dtype=np.uint8)))
+    for mode, shape in (("L", (28, 28)), ("RGB", (28, 28, 3))):
+        files.append(tmp_path / f"jpeg_{mode}.jpg")
+        pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        Image.fromarray(pixels, mode).save(files[-1], quality=90)
+    res = _run(work["cnn_bundle"], *files, "--output", tmp_path / "bundle.npy")
+    assert res.returncode == 0, res.stderr
+    cli = CliRunner().invoke(
+        predict_cmd, [str(work["cnn"]), *map(str, files), "-o", str(tmp_path / "cli.npy")]
+    )
+    assert cli.exit_code == 0, cli.output
+    np.testing.assert_array_equal(np.load(tmp_path / "bundle.npy"), np.load(tmp_path / "cli.npy"))
+    grey = np.asarray(Image.open(files[1]).convert("L"), np.float32)[None, :, :, None] / 255
+    np.testing.assert_allclose(
+        np.load(tmp_path / "cli.npy")[1:2], _ort(work["cnn"], grey), atol=1e-6
+    )
 
 
 def test_run_py_png_gray_and_rgb(work, tmp_path):
@@ -374,7 +367,16 @@ def _bundle_runner(bundle):
             lambda p: np.save(p.with_suffix(".npy"), np.full((1, 20), 5000)),
             "outside",
         ),
-        ("cnn_bundle", lambda p: p.with_suffix(".png").write_bytes(b"GIF89a...."), "not a PNG"),
+        (
+            "cnn_bundle",
+            lambda p: p.with_suffix(".png").write_bytes(b"GIF89a...."),
+            "in.png is not a readable image",
+        ),
+        (
+            "cnn_bundle",
+            lambda p: np.save(p.with_suffix(".npy"), np.full((1, 28, 28, 1), np.nan, np.float32)),
+            "NaN",
+        ),
         (
             "lstm_bundle",
             lambda p: p.with_suffix(".png").write_bytes(png_bytes(np.zeros((2, 2)))),
@@ -388,7 +390,7 @@ def test_refuses_other_bad_inputs(work, tmp_path, which, make, message):
     if make is not None:
         make(base)
     files = [str(p) for p in tmp_path.iterdir()] or [str(base) + ".png"]
-    with pytest.raises(runner.BundleError, match=re.escape(message)):
+    with pytest.raises((runner.BundleError, runner.inputs.InputError), match=re.escape(message)):
         runner.main(files)
     with pytest.raises(runner.BundleError, match="no input"):
         runner.main([])
@@ -399,15 +401,7 @@ def test_refuses_other_bad_inputs(work, tmp_path, which, make, message):
 # --------------------------------------------------------------------------------------------
 
 
-def _no_datasets(monkeypatch):
-    import types
-
-    monkeypatch.setitem(sys.modules, "edgemine.datasets", types.ModuleType("edgemine.datasets"))
-    monkeypatch.setitem(sys.modules, "edgemine.datasets.tweets", None)
-
-
-def test_write_bundle_errors(work, tmp_path, monkeypatch):
-    _no_datasets(monkeypatch)
+def test_write_bundle_errors(work, tmp_path):
     with pytest.raises(ValueError, match="vocabulary"):
         write_bundle(work["lstm"], tmp_path / "a", target="rpi")
     with pytest.raises(ValueError, match="labels"):
@@ -420,30 +414,16 @@ def test_write_bundle_errors(work, tmp_path, monkeypatch):
         write_bundle(bad, tmp_path / "d")
 
 
-def test_labels_file_and_dataset_vocabulary(work, tmp_path, monkeypatch):
-    import types
-
+def test_labels_file(work, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(f"digit {i}" for i in range(10)) + "\n")
     b = write_bundle(work["cnn"], tmp_path / "lab", target="generic", labels=labels)
     assert json.loads((b / "labels.json").read_text())[3] == "digit 3"
-    tweets = types.SimpleNamespace(
-        get_word_index=lambda num_words=None: {
-            f"word{i}": i for i in range(1, 5000) if num_words is None or i < num_words
-        }
-    )
-    pkg = types.ModuleType("edgemine.datasets")
-    pkg.tweets = tweets
-    monkeypatch.setitem(sys.modules, "edgemine.datasets", pkg)
-    monkeypatch.setitem(sys.modules, "edgemine.datasets.tweets", tweets)
-    b = write_bundle(work["lstm"], tmp_path / "voc", target="rpi")
-    assert len(json.loads((b / "preprocessing.json").read_text())["word_index"]) == 999
 
 
-def test_cli_bundle_int8(work, tmp_path, monkeypatch):
+def test_cli_bundle_int8(work, tmp_path):
     from edgemine.cli.deploy import bundle
 
-    _no_datasets(monkeypatch)
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=toy_images(64))
     res = CliRunner().invoke(
@@ -511,3 +491,22 @@ def test_bundle_in_a_fresh_venv(work, tmp_path):
     )
     assert res.returncode == 0, res.stderr
     np.testing.assert_allclose(np.load(tmp_path / "o.npy"), _ort(work["cnn"], x), atol=1e-5)
+
+
+def test_array_model_bundle_refuses_nan_and_wrong_dtype(tmp_path):
+    from edgemine.layers import Dense
+    from edgemine.models import Sequential
+    from edgemine.onnx import export
+
+    path = export(Sequential([Dense(2, input_shape=(3,))]), tmp_path / "dense.onnx")
+    b = write_bundle(path, tmp_path / "b", target="generic")
+    np.save(tmp_path / "ok.npy", np.ones((2, 3), np.float32))
+    np.save(tmp_path / "nan.npy", np.array([[1, np.nan, 0]], np.float32))
+    np.save(tmp_path / "text.npy", np.array([["a", "b", "c"]]))
+    res = _run(b, tmp_path / "ok.npy", "--output", tmp_path / "out.npy")
+    assert res.returncode == 0, res.stderr
+    np.testing.assert_allclose(
+        np.load(tmp_path / "out.npy"), _ort(path, np.ones((2, 3), np.float32))
+    )
+    _assert_refused(_run(b, tmp_path / "nan.npy"), "nan.npy contains NaN")
+    _assert_refused(_run(b, tmp_path / "text.npy"), "dtype <U1")

@@ -273,3 +273,86 @@ def test_validation_split_is_stratified_on_real_data(tmp_path):
     assert r.exit_code == 0, r.output
     line = next(x for x in r.output.splitlines() if x.startswith("validation (400 rows)"))
     assert float(line.split("accuracy ")[1].split(",")[0]) > 0.6
+
+
+TEXT_SPEC = {
+    "name": "tiny_text",
+    "dataset": "tweets",
+    "dataset_args": {"num_words": 300, "maxlen": 12},
+    "one_hot": 5,  # wider than the 3 sentiments, as the seed LSTM's 10-way softmax
+    "model": {
+        "layers": [
+            {"class_name": "Embedding", "config": {"input_dim": 300, "output_dim": 4}},
+            {"class_name": "LSTM", "config": {"units": 4}},
+            {"class_name": "Dense", "config": {"units": 5, "activation": "softmax"}},
+        ]
+    },
+    "compile": {"optimizer": "adam", "loss": "categorical_crossentropy"},
+    "fit": {"epochs": 1, "batch_size": 256},
+}
+
+
+def test_a_text_model_trained_by_the_cli_reads_text_everywhere(tmp_path):
+    """Issue 12: `predict` on text failed with "no vocabulary" for a model `train` made, and its
+    bundle failed with "3 labels for a model with 10 outputs"; ids past the vocabulary reached
+    onnxruntime's internal error. The model now carries its vocabulary, names every output,
+    and the export says its vocabulary size."""
+    runner = CliRunner()
+    spec, model = tmp_path / "text.json", tmp_path / "text.edgemine"
+    spec.write_text(json.dumps(TEXT_SPEC))
+    assert _train(runner, spec, "-o", model).exit_code == 0
+    m = load_model(model)
+    assert m.class_names == ["negative", "neutral", "positive", "3", "4"]
+    assert len(m.preprocessing["word_index"]) == 299
+    texts = tmp_path / "texts.txt"
+    texts.write_text("what a great day\nso tired of this\n")
+    r = runner.invoke(main, ["predict", str(model), str(texts), "-o", str(tmp_path / "p.npy")])
+    assert r.exit_code == 0, r.output
+    onnx_path = tmp_path / "text.onnx"
+    assert runner.invoke(main, ["export", str(model), "-o", str(onnx_path)]).exit_code == 0
+    r = runner.invoke(main, ["predict", str(onnx_path), str(texts), "-o", str(tmp_path / "q.npy")])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), np.load(tmp_path / "q.npy"), atol=1e-5)
+    bundle = tmp_path / "bundle"
+    r = runner.invoke(main, ["bundle", str(model), "-o", str(bundle)])
+    assert r.exit_code == 0, r.output
+    assert json.loads((bundle / "preprocessing.json").read_text())["vocab_size"] == 300
+    res = subprocess.run(
+        [sys.executable, str(bundle / "run.py"), str(texts), "--output", str(tmp_path / "b.npy")],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "b.npy"), np.load(tmp_path / "q.npy"), atol=1e-6)
+    ids = tmp_path / "ids.npy"
+    np.save(ids, np.full((1, 12), 300))
+    for path in (model, onnx_path):
+        r = runner.invoke(main, ["predict", str(path), str(ids)])
+        assert r.exit_code != 0 and "token id 300, outside the vocabulary (0..299)" in r.output
+    res = subprocess.run(
+        [sys.executable, str(bundle / "run.py"), str(ids)], capture_output=True, text=True
+    )
+    assert res.returncode == 2 and "token id 300, outside the vocabulary (0..299)" in res.stderr
+
+
+def test_help_lists_every_command_without_importing_them():
+    """`edgemine --help` imports no command module (numba, onnx and onnxruntime take seconds),
+    and its help texts are the commands' own."""
+    from edgemine.cli import COMMANDS
+
+    code = (
+        "import sys\nfrom edgemine.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('numba', 'onnx', 'onnxruntime', 'h5py', 'PIL', 'edgemine.models')\n"
+        "print('IMPORTED', [m for m in heavy if m in sys.modules])\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "IMPORTED []" in res.stdout
+    for name in COMMANDS:
+        assert f"  {name} " in res.stdout
+    for name, (_, _, short) in COMMANDS.items():
+        cmd = main.get_command(None, name)
+        assert cmd.name == name and cmd.get_short_help_str(limit=1000) == short
+    r = CliRunner().invoke(main, ["nonsense"])
+    assert r.exit_code != 0 and "No such command 'nonsense'" in r.output

@@ -234,7 +234,19 @@ def test_get_word_index_bad_argument():
 # docstring examples
 
 
-@pytest.mark.parametrize("module", [datasets, mnist, tweets, datasets.splits])
+@pytest.mark.parametrize(
+    "module",
+    [
+        datasets,
+        mnist,
+        tweets,
+        datasets.splits,
+        datasets.wine,
+        datasets.digits,
+        datasets.basicmotions,
+        datasets.kdd_tsad_135,
+    ],
+)
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
@@ -291,3 +303,58 @@ def test_train_validation_split_is_stratified_shuffled_and_seeded():
 def test_train_validation_split_bad_arguments(args, exc, match):
     with pytest.raises(exc, match=match):
         datasets.train_validation_split(*args)
+
+
+# ----- the data-mining sets of DATA.md (2026-12-02) -----
+
+
+def test_wine_split_and_csv(tmp_path):
+    from edgemine.datasets import wine
+
+    (x_tr, y_tr), (x_te, y_te) = wine.load_data()
+    assert x_tr.dtype == np.float32 and x_tr.shape == (144, 13) and x_te.shape == (34, 13)
+    assert np.bincount(y_tr).tolist() == [48, 57, 39] and np.bincount(y_te).tolist() == [11, 14, 9]
+    lines = wine.write_csv(tmp_path / "wine.csv").read_text().splitlines()
+    assert lines[0].endswith(",proline,class") and len(lines) == 179
+    assert lines[1] == "14.23,1.71,2.43,15.6,127,2.8,3.06,0.28,2.29,5.64,1.04,3.92,1065,class_0"
+    # per-class rank r % 5 == 4: class 0's rows 4, 9, ... are test rows, file order kept
+    assert x_te[0, 0] == np.float32(float(lines[1 + 4].split(",")[0]))
+
+
+def test_digits_split_and_folder(tmp_path):
+    from PIL import Image
+
+    from edgemine.datasets import digits
+
+    (x_tr, y_tr), (x_te, y_te) = digits.load_data()
+    assert x_tr.shape == (1442, 8, 8) and x_te.shape == (355, 8, 8) and x_tr.dtype == np.uint8
+    assert np.bincount(y_te).tolist() == [35, 36, 35, 36, 36, 36, 36, 35, 34, 36]
+    assert x_tr.max() == 255 and set(np.unique(x_tr)) <= {round(v * 255 / 16) for v in range(17)}
+    root = digits.write_folder(tmp_path / "digits")
+    files = sorted((root / "test").glob("*/*.png"))
+    assert len(files) == 355 and len(list((root / "train").glob("*/*.png"))) == 1442
+    first = sorted((root / "test" / "0").glob("*.png"))[0]
+    assert first.name == "0036.png"  # class 0's fifth row in the file (rows 0, 10, 20, 30, 36)
+    np.testing.assert_array_equal(np.asarray(Image.open(first)), x_te[y_te == 0][0])
+
+
+def test_basicmotions():
+    from edgemine.datasets import basicmotions
+
+    (x_tr, y_tr), (x_te, y_te) = basicmotions.load_data()
+    assert x_tr.shape == x_te.shape == (40, 100, 6) and x_tr.dtype == np.float32
+    assert np.bincount(y_tr).tolist() == np.bincount(y_te).tolist() == [10, 10, 10, 10]
+    assert np.isfinite(x_tr).all() and x_tr.std() > 0
+
+
+def test_kdd_tsad_135_windows():
+    from edgemine.datasets import kdd_tsad_135 as kdd
+
+    values, flags = kdd.load_series()
+    assert len(values) == 7501 and np.flatnonzero(flags).tolist() == list(range(4187, 4199))
+    assert not flags[: kdd.TRAIN_POINTS].any()
+    train, test = kdd.windows(values[:1200]), kdd.windows(values[1200:])
+    assert train.shape == (1137, 64) and test.shape == (6238, 64)
+    assert int(kdd.windows(flags[1200:]).any(axis=1).sum()) == 75
+    with pytest.raises(ValueError, match="cannot cut windows of 64"):
+        kdd.windows(values[:10])

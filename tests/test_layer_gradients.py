@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gradcheck import check_layer
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from edgemine.layers import (
@@ -225,8 +225,7 @@ def test_conv2d_kernels_match_the_definition(n, h, c, k, s, padding, keep, chunk
 
     rng = np.random.default_rng(seed)
     kh, kw = k, max(1, k - seed % 2)
-    if padding == "valid" and (kh > h or kw > h + 1):
-        return
+    assume(padding == "same" or (kh <= h and kw <= h + 1))  # a valid conv needs a window
     x = rng.standard_normal((n, h, h + 1, c)).astype(np.float32)
     kernel = rng.standard_normal((kh, kw, c, 3)).astype(np.float32)
     ref = _direct_conv(x.astype(np.float64), kernel.astype(np.float64), (s, s), padding)

@@ -58,6 +58,7 @@ def test_wheel_in_a_fresh_venv_runs_pipeline_and_train_from_an_empty_folder(tmp_
         "edgemine/datasets/data/tweets.csv.gz",
         "edgemine/datasets/data/SOURCES.md",
         "edgemine/bundle_template/run.py",
+        "edgemine/bundle_template/finetune.py",
     ):
         assert member in names, f"{member} is missing from {wheel.name}"
 

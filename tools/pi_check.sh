@@ -2,7 +2,7 @@
 # Run an edgemine bundle on an emulated Raspberry Pi 4 (arm64 Debian bookworm under qemu-user)
 # and on this host, and check that both give the same outputs.
 #
-# usage: tools/pi_check.sh BUNDLE_DIR INPUTS.npy [EXPECTED.npy]
+# usage: tools/pi_check.sh BUNDLE_DIR INPUTS.npy|INPUTS.csv [EXPECTED.npy]
 #        tools/pi_check.sh --engine
 #
 # Make BUNDLE_DIR and INPUTS.npy (and EXPECTED.npy) with tools/pi_check_prepare.py.
@@ -46,6 +46,7 @@ else
         [[ -f $BUNDLE/$f ]] || { echo "error: $BUNDLE has no $f: not an edgemine bundle" >&2; exit 2; }
     done
     [[ -f $INPUTS ]] || { echo "error: no inputs file $INPUTS" >&2; exit 2; }
+    INPUT_NAME="inputs.${INPUTS##*.}"  # .npy, or .csv for a table model or an anomaly detector
     [[ -z $EXPECTED || -f $EXPECTED ]] || { echo "error: no expected file $EXPECTED" >&2; exit 2; }
 fi
 [[ $(id -u) -eq 0 ]] || { echo "error: run as root (debootstrap, chroot and mounts)" >&2; exit 2; }
@@ -232,17 +233,17 @@ copy_in() {
     rm -rf "${ROOTFS:?}$CHROOT_WORK"
     mkdir -p "$ROOTFS$CHROOT_WORK"
     cp -r "$BUNDLE" "$ROOTFS$CHROOT_WORK/bundle"
-    cp "$INPUTS" "$ROOTFS$CHROOT_WORK/inputs.npy"
+    cp "$INPUTS" "$ROOTFS$CHROOT_WORK/$INPUT_NAME"
 }
 
 predict_pi() {
-    in_pi /opt/venv/bin/python "$CHROOT_WORK/bundle/run.py" "$CHROOT_WORK/inputs.npy" \
+    in_pi /opt/venv/bin/python "$CHROOT_WORK/bundle/run.py" "$CHROOT_WORK/$INPUT_NAME" \
         --json --output "$CHROOT_WORK/out.npy" >"$WORK/pi_predict.json"
     cp "$ROOTFS$CHROOT_WORK/out.npy" "$WORK/out_arm64.npy"
 }
 
 bench_pi() {
-    in_pi /opt/venv/bin/python "$CHROOT_WORK/bundle/run.py" "$CHROOT_WORK/inputs.npy" \
+    in_pi /opt/venv/bin/python "$CHROOT_WORK/bundle/run.py" "$CHROOT_WORK/$INPUT_NAME" \
         --json --bench --repeats "$REPEATS" >"$WORK/pi_bench.json"
 }
 

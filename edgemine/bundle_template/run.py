@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Run the model of this edgemine bundle. Needs only numpy and onnxruntime (Python 3.6+).
+"""Run the model of this edgemine bundle. Needs numpy and onnxruntime (Pillow for images).
 
 Inputs (any mix, in order):
   FILE.npy   model inputs: float arrays as they enter the model, or raw uint8 images
              (n, H, W[, C]) / integer token ids (n, maxlen); one sample may omit the batch axis
-  FILE.png   8-bit grayscale, RGB or RGBA, not interlaced, exactly the model's image size
+  FILE.png   an image (also .jpg, .bmp, .gif, .tif, .webp; Pillow reads it), grey or colour,
+             exactly the model's image size
+  FILE.csv   for table models: a header row and one sample a row, columns in any order
   FILE.txt   (or any other file) for text models: one text per line
   -          text lines from standard input
   --text T   one text (repeatable)
@@ -38,7 +40,9 @@ except ImportError:  # pragma: no cover - depends on the device
     sys.exit(EXIT_INPUT)
 
 sys.path.insert(0, HERE)
-from png import read_png as _decode_png  # noqa: E402  (png.py ships beside this file)
+# edgemine's own input preparation, shipped beside this file: images and texts become model
+# inputs exactly as `edgemine predict` makes them on the workstation
+import edgemine_inputs as inputs  # noqa: E402
 
 # --------------------------------------------------------------------------------------------
 # the bundle's files
@@ -155,151 +159,6 @@ def check_model_matches(session, spec):
 
 
 # --------------------------------------------------------------------------------------------
-# PNG (png.py: every bit depth, grey, RGB, palette, alpha dropped; not interlaced)
-# --------------------------------------------------------------------------------------------
-
-
-def read_png(path):
-    """Decode a PNG (see png.py, shipped beside this file) to (height, width, channels)."""
-    try:
-        return _decode_png(path)
-    except ValueError as exc:
-        raise BundleError(one_line(exc)) from None
-
-
-# --------------------------------------------------------------------------------------------
-# images
-# --------------------------------------------------------------------------------------------
-
-
-def image_to_input(img, pre, source):
-    """uint8 (H, W[, C]) -> float model input of shape (1, ...) in the bundle's layout."""
-    height, width, channels = pre["height"], pre["width"], pre["channels"]
-    if img.ndim == 2:
-        img = img[:, :, None]
-    if img.shape[0] != height or img.shape[1] != width:
-        raise BundleError(
-            f"{source} is {img.shape[1]}x{img.shape[0]} pixels; "
-            f"the model takes {width}x{height} (width x height)"
-        )
-    if img.shape[2] != channels:
-        if img.shape[2] == 1 and channels == 3:
-            img = np.repeat(img, 3, axis=2)
-        elif img.shape[2] == 3 and channels == 1:
-            gray = img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-            img = np.clip(np.round(gray), 0, 255).astype(np.uint8)[:, :, None]
-        else:
-            raise BundleError(f"{source} has {img.shape[2]} channels; the model takes {channels}")
-    x = img.astype(np.float32) * np.float32(pre.get("scale", 1.0 / 255.0))
-    if pre.get("layout", "NHWC").upper() == "NCHW":
-        x = x.transpose(2, 0, 1)
-    return x[None]
-
-
-def npy_images(arr, pre, spec, source):
-    want = tuple(spec["input"]["shape"][1:])
-    if np.issubdtype(arr.dtype, np.floating):  # model-ready
-        if arr.shape in (want, want[:-1]):
-            arr = arr[None]
-        if arr.shape[1:] == want[:-1] and want[-1] == 1:  # NHWC with the channel left out
-            arr = arr[..., None]
-        if arr.shape[1:] != want:
-            raise BundleError(
-                f"{source} holds floats of shape {arr.shape}; the model takes (n, "
-                + ", ".join(str(d) for d in want)
-                + ")"
-            )
-        return [(f"{source}[{i}]", arr[i : i + 1].astype(np.float32)) for i in range(len(arr))]
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise BundleError(f"{source} has dtype {arr.dtype}; expected uint8 images or floats")
-    if arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
-        raise BundleError(f"{source}: integer images must hold values 0..255")
-    arr = arr.astype(np.uint8)
-    one = arr.ndim == 2 or (
-        arr.ndim == 3
-        and arr.shape[-1] in (1, 3, 4)
-        and arr.shape[:2] == (pre["height"], pre["width"])
-    )
-    if one:
-        arr = arr[None]
-    if arr.ndim not in (3, 4):
-        raise BundleError(
-            f"{source} has shape {arr.shape}; expected (n, height, width[, channels])"
-        )
-    out = []
-    for i in range(len(arr)):
-        img = arr[i]
-        if img.ndim == 3 and img.shape[-1] == 4:
-            img = img[:, :, :3]
-        out.append((f"{source}[{i}]", image_to_input(img, pre, f"{source}[{i}]")))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# text (Keras Tokenizer + pad_sequences semantics)
-# --------------------------------------------------------------------------------------------
-
-
-class TextEncoder:
-    def __init__(self, pre):
-        self.pre = pre
-        self.word_index = pre.get("word_index") or {}
-        if not self.word_index:
-            raise BundleError("preprocessing.json has no word_index: this bundle cannot read text")
-        self.num_words = pre.get("num_words")
-        self.maxlen = int(pre["maxlen"])
-        filters = pre.get("filters", '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n')
-        self.split = pre.get("split", " ")
-        self.table = str.maketrans({c: self.split for c in filters})
-
-    def tokens(self, text):
-        if self.pre.get("lower", True):
-            text = text.lower()
-        words = [w for w in text.translate(self.table).split(self.split) if w]
-        ids = []
-        for w in words:
-            i = self.word_index.get(w)
-            if i is not None and (self.num_words is None or i < self.num_words):
-                ids.append(i)
-        return ids
-
-    def encode(self, text, source, truncate):
-        ids = self.tokens(text)
-        n = self.maxlen
-        if len(ids) > n:
-            if not truncate:
-                raise BundleError(
-                    f"{source} has {len(ids)} tokens; the model takes at most maxlen={n} "
-                    "(--truncate cuts it the way the model was trained)"
-                )
-            ids = ids[-n:] if self.pre.get("truncating", "pre") == "pre" else ids[:n]
-        row = np.zeros(n, dtype=np.int64)
-        if ids:
-            if self.pre.get("padding", "pre") == "pre":
-                row[n - len(ids) :] = ids
-            else:
-                row[: len(ids)] = ids
-        return row[None]
-
-
-def npy_tokens(arr, spec, pre, source):
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise BundleError(f"{source} has dtype {arr.dtype}; a text model takes integer token ids")
-    maxlen = int(pre["maxlen"])
-    if arr.ndim == 1:
-        arr = arr[None]
-    if arr.ndim != 2 or arr.shape[1] != maxlen:
-        raise BundleError(
-            f"{source} has shape {arr.shape}; the model takes (n, {maxlen}) token ids"
-        )
-    limit = pre.get("num_words")
-    if arr.size and (arr.min() < 0 or (limit is not None and arr.max() >= limit)):
-        raise BundleError(f"{source} holds token ids outside 0..{limit - 1 if limit else '?'}")
-    dtype = np.int32 if spec["input"]["dtype"] == "int32" else np.int64
-    return [(f"{source}[{i}]", arr[i : i + 1].astype(dtype)) for i in range(len(arr))]
-
-
-# --------------------------------------------------------------------------------------------
 # reading all inputs
 # --------------------------------------------------------------------------------------------
 
@@ -313,10 +172,19 @@ def read_npy(path):
         ) from None
 
 
+def rows(arr, source):
+    return [(f"{source}[{i}]", arr[i : i + 1]) for i in range(len(arr))]
+
+
+def rows_of(arr, source, csv_rows):
+    return [(f"{source}:{line}", arr[i : i + 1]) for i, (line, _) in enumerate(csv_rows)]
+
+
 def gather_inputs(args, spec):
     pre = spec  # preprocessing.json: the preprocessing keys, plus input/output/bundle
     kind = pre.get("kind")
-    encoder = TextEncoder(pre) if kind == "text" else None
+    encoder = inputs.TextEncoder(pre) if kind == "text" else None
+    sample_shape = tuple(spec["input"]["shape"][1:])
     items = []
 
     def texts(lines, source):
@@ -331,24 +199,28 @@ def gather_inputs(args, spec):
         name = "stdin" if src == "-" else src
         if src != "-" and not os.path.isfile(src):
             raise BundleError(f"input file not found: {src}")
-        ext = os.path.splitext(src)[1].lower()
-        if ext == ".npy":
+        if src.lower().endswith(".npy"):
             arr = read_npy(src)
             if kind == "text":
-                items.extend(npy_tokens(arr, spec, pre, name))
+                vocab = pre.get("vocab_size") or pre.get("num_words")
+                arr = inputs.token_ids(arr, pre["maxlen"], vocab, name)
+                if spec["input"]["dtype"] == "int32":
+                    arr = arr.astype(np.int32)
+                items.extend(rows(arr, name))
             elif kind == "image":
-                items.extend(npy_images(arr, pre, spec, name))
+                items.extend(rows(inputs.images_from_array(arr, pre, sample_shape, name), name))
             else:
                 items.extend(npy_raw(arr, spec, name))
-        elif ext == ".png":
+        elif kind == "table" and src.lower().endswith(".csv"):
+            header, table = inputs.read_csv(src)
+            items.extend(rows_of(inputs.table_input(header, table, pre, name), name, table))
+        elif inputs.is_image_file(src):
             if kind != "image":
                 raise BundleError(f"{name}: this model takes {kind or 'array'} inputs, not images")
-            items.append((name, image_to_input(read_png(src), pre, name)))
+            items.append((name, inputs.image_file_input(src, pre)))
         else:
             if kind != "text":
-                raise BundleError(
-                    f"{name}: this model takes {kind or 'array'} inputs (.png or .npy), not text"
-                )
+                raise BundleError(f"{name}: this model takes {kind or 'array'} inputs, not text")
             if src == "-":
                 texts(sys.stdin, "stdin")
             else:
@@ -367,8 +239,11 @@ def npy_raw(arr, spec, source):
         arr = arr[None]
     if tuple(arr.shape[1:]) != want:
         raise BundleError(f"{source} has shape {arr.shape}; the model takes (n, {want})")
-    dtype = np.dtype(spec["input"]["dtype"])
-    return [(f"{source}[{i}]", arr[i : i + 1].astype(dtype)) for i in range(len(arr))]
+    if arr.dtype.kind not in "biuf":
+        raise BundleError(f"{source} has dtype {arr.dtype}; the model takes numbers")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise BundleError(f"{source} contains NaN or infinite values")
+    return rows(arr.astype(np.dtype(spec["input"]["dtype"])), source)
 
 
 def synthetic(spec, n):
@@ -423,12 +298,41 @@ def bench(session, name, x, repeats):
     }
 
 
+def score_series(args, session, name, spec):
+    """Score each CSV series: one `index,score,flag` line per point (or one JSON document),
+    exactly as `edgemine anomaly score` does on the workstation."""
+    if not args.inputs or args.text:
+        raise BundleError("give the series as CSV files (a header row, the model's columns)")
+    docs, outputs = [], []
+    for src in args.inputs:
+        if not os.path.isfile(src):
+            raise BundleError(f"input file not found: {src}")
+        header, table = inputs.read_csv(src)
+        values = inputs.table_values(header, table, spec["columns"], os.path.basename(src))
+        x = inputs.series_windows(values, spec)
+        errors = inputs.window_errors(x, predict(session, name, x))
+        scores = inputs.point_scores(errors, len(values), spec["window"], spec["stride"])
+        flags = scores > spec["threshold"]
+        docs.append({"input": src, "scores": scores.tolist(), "flags": flags.astype(int).tolist()})
+        outputs.append(scores)
+        if not args.json:
+            print("index,score,flag")
+            for i, (s, f) in enumerate(zip(scores, flags)):
+                print(f"{i},{s:.9g},{int(f)}")
+        sys.stderr.write(f"{src}: {int(flags.sum())} of {len(flags)} points flagged\n")
+    if args.output:  # every point's score, the inputs one after another
+        np.save(args.output, np.concatenate(outputs))
+    if args.json:
+        print(json.dumps({"threshold": spec["threshold"], "series": docs}))
+    return 0
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
         description="Predict with this edgemine bundle (numpy + onnxruntime only).",
-        epilog="Inputs: .npy, .png, text files (one text per line) or - for stdin.",
+        epilog="Inputs: .npy, images (.png, .jpg, ...), text files (one text per line) or - for stdin.",
     )
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help=".npy, .png, text file or -")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help=".npy, image, text file or -")
     p.add_argument("--text", action="append", metavar="TEXT", help="a text to classify")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.add_argument("--bench", action="store_true", help="time batch 1 and batch 64")
@@ -451,7 +355,9 @@ def main(argv=None):
     provider = session.get_providers()[0]
     name = check_model_matches(session, spec)
 
-    items = gather_inputs(args, spec)
+    if spec.get("kind") == "series" and not args.bench:  # points in, scores and flags out
+        return score_series(args, session, name, spec)
+    items = gather_inputs(args, spec) if spec.get("kind") != "series" else []
     if not items and not args.bench:
         raise BundleError("no input given (try --help)")
     result = {
@@ -479,6 +385,10 @@ def main(argv=None):
             if not args.json:
                 print(f"{source}\t{label}\t{row[k]:.4f}")
         result["predictions"] = preds
+    elif spec.get("kind") == "series" and args.inputs:  # --bench on the series' windows
+        header, table = inputs.read_csv(args.inputs[0])
+        values = inputs.table_values(header, table, spec["columns"], args.inputs[0])
+        x = inputs.series_windows(values, spec)
     else:
         x = synthetic(spec, 1)
 
@@ -497,10 +407,12 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
+def run_command(main):
+    """Run ``main`` as the device's command: a problem is one ``error:`` line and a non-zero
+    exit status (2 for a BundleError), never a traceback. finetune.py uses it too."""
     try:
         sys.exit(main())
-    except BundleError as exc:
+    except (BundleError, inputs.InputError) as exc:
         sys.stderr.write(f"error: {one_line(exc)}\n")
         sys.exit(EXIT_INPUT)
     except KeyboardInterrupt:
@@ -508,3 +420,7 @@ if __name__ == "__main__":
     except Exception as exc:  # never a traceback on the device: one line, non-zero exit
         sys.stderr.write(f"error: {exc.__class__.__name__}: {one_line(exc)}\n")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_command(main)

@@ -168,6 +168,12 @@ def _vocab(path: Path | None) -> dict | None:
     type=_DATA,
     help="Tokenizer word_index (JSON) for a text model, if not the bundled corpus's.",
 )
+@click.option(
+    "--engine",
+    is_flag=True,
+    help="Also carry the .edgemine model and finetune.py, to fine-tune it on the device "
+    "with edgemine's engine (MODEL must be .edgemine).",
+)
 def bundle(
     model: Path,
     output: Path,
@@ -176,32 +182,49 @@ def bundle(
     calibration: Path | None,
     labels: Path | None,
     vocab: Path | None,
+    engine: bool,
 ) -> None:
     """Write a self-contained folder that runs MODEL (.onnx or .edgemine) on a device.
 
     The folder holds model.onnx, labels.json, preprocessing.json, run.py (needs only numpy
-    and onnxruntime), requirements.txt and a README.md for the target.
+    and onnxruntime), requirements.txt and a README.md for the target. With --engine it also
+    holds model.edgemine, finetune.py and requirements-finetune.txt (needs edgemine).
     """
     from ..bundle import ensure_onnx, write_bundle
+    from ..engine_bundle import write_engine_bundle
     from ..quantize import quantize_int8
 
     if calibration and not int8:
         raise click.UsageError("--calibration needs --int8")
+    if engine and model.suffix.lower() != ".edgemine":
+        raise click.UsageError("--engine needs a .edgemine model (the one finetune.py trains)")
+    if engine and int8:
+        raise click.UsageError(
+            "--engine and --int8 do not mix: finetune.py re-exports an fp32 model.onnx"
+        )
     with tempfile.TemporaryDirectory(prefix="edgemine-bundle-") as tmp:
         try:
-            src = ensure_onnx(model, tmp)
-            if int8:
-                src = quantize_int8(
-                    src,
-                    Path(tmp) / "model_int8.onnx",
-                    calibration=_calibration(calibration, 300),
-                    symmetric=(target == "jetson"),
+            if engine:
+                out = write_engine_bundle(
+                    model, output, target=target, labels=labels, preprocessing=_vocab(vocab)
                 )
-            out = write_bundle(
-                src, output, target=target, labels=labels, preprocessing=_vocab(vocab)
-            )
+            else:
+                src = ensure_onnx(model, tmp)
+                if int8:
+                    src = quantize_int8(
+                        src,
+                        Path(tmp) / "model_int8.onnx",
+                        calibration=_calibration(calibration, 300),
+                        symmetric=(target == "jetson"),
+                    )
+                out = write_bundle(
+                    src, output, target=target, labels=labels, preprocessing=_vocab(vocab)
+                )
         except (OSError, ValueError, RuntimeError, ImportError) as exc:
             raise _fail(exc) from None
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
-    click.echo(f"wrote {out}/ ({size / 1024:.1f} KiB, target {target})")
+    extra = ", with finetune.py" if engine else ""
+    click.echo(f"wrote {out}/ ({size / 1024:.1f} KiB, target {target}{extra})")
     click.echo(f"  try: python {out / 'run.py'} --bench")
+    if engine:
+        click.echo(f"  fine-tune: python {out / 'finetune.py'} NEW_EXAMPLES/ --export-onnx")

@@ -9,9 +9,9 @@ Examples::
 
 Inputs for ``predict``: ``.npy`` / ``.npz`` arrays (integer images are scaled by the model's
 preprocessing ``scale``, 1/255 by default), ``.csv`` with one numeric sample per row (a header
-row is skipped), ``.png`` images (``bundle_template/png.py``: zlib, no Pillow), and for text models any
-other file: one text per line, tokenised with the model's preprocessing metadata (``word_index``,
-``lower``, ``filters``, ``split``, ``num_words``, ``maxlen``, ``padding``, ``truncating``).
+row is skipped), image files (PNG, JPEG, BMP, ...), and for text models any other file: one text
+per line, tokenised with the model's stored vocabulary. Images and texts are prepared by
+``edgemine.preprocessing.inputs``, the module that bundles carry too.
 """
 
 from __future__ import annotations
@@ -27,22 +27,11 @@ from typing import Any
 import click
 import numpy as np
 
-from ..bundle_template.png import read_png
+from ..preprocessing import inputs
 from ._click import Command
 
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
 _LARGE = 2048  # inputs with more samples than this get a progress bar
-
-
-def _fit_channels(img: np.ndarray, channels: int, name: str) -> np.ndarray:
-    have = img.shape[-1]
-    if have == channels:
-        return img
-    if channels == 1 and have == 3:  # ITU-R 601 luma, as Pillow's "L"
-        return (img @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
-    if channels == 3 and have == 1:
-        return np.repeat(img, 3, axis=-1)
-    raise ValueError(f"{name} has {have} channels; the model takes {channels}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,6 +60,7 @@ class Predictor:
             self.int_input = bool(np.issubdtype(self.session.input_dtype, np.integer))
             self.preprocessing = self.session.preprocessing or {}
             self.class_names = self.session.class_names
+            self.vocab_size = self.session.vocab_size
         elif suffix == ".edgemine":
             from ..saving import load_model
 
@@ -80,6 +70,7 @@ class Predictor:
             self.int_input = getattr(self.model.layers[0], "input_dtype", "float") == "int"
             self.preprocessing = self.model.preprocessing or {}
             self.class_names = self.model.class_names
+            self.vocab_size = self.model.layers[0].input_dim if self.int_input else None
         else:
             raise ValueError(f"{path.name}: MODEL must be a .edgemine or .onnx file")
         self.nchw = str(self.preprocessing.get("layout", "NHWC")).upper() == "NCHW"
@@ -105,34 +96,32 @@ class Predictor:
     def _scale(self) -> float:
         return float(self.preprocessing.get("scale", 1.0 / 255.0))
 
+    def _image_preprocessing(self) -> dict:
+        h, w, c = self._image_hw_c()
+        return {**self.preprocessing, "height": h, "width": w, "channels": c}
+
     def from_array(self, arr: np.ndarray, name: str) -> np.ndarray:
-        """Integer images scaled, a missing channel axis added, ids left as ids."""
+        """Token ids checked against the vocabulary; images prepared as a bundle prepares
+        them (see ``edgemine.preprocessing.inputs``); other arrays passed on as they are."""
         arr = np.asarray(arr)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise ValueError(f"{name} holds {arr.dtype} data, not numbers")
-        want = len(self.sample_shape) + 1
-        if arr.ndim == want - 1 and not self.int_input and len(self.sample_shape) == 3:
-            arr = np.expand_dims(arr, 1 if self.nchw else arr.ndim)  # single channel left out
-        if arr.ndim == want - 1 and self.int_input:
-            arr = arr[None]  # one sequence
-        if not self.int_input and np.issubdtype(arr.dtype, np.integer):
-            arr = arr.astype(np.float32) * np.float32(self._scale())
+        if self.int_input:
+            maxlen = self.sample_shape[0] if len(self.sample_shape) == 1 else None
+            return inputs.token_ids(arr, maxlen, self.vocab_size, name)
+        if len(self.sample_shape) == 3 and None not in self.sample_shape:
+            return inputs.images_from_array(
+                arr, self._image_preprocessing(), self.sample_shape, name
+            )
         return arr
 
-    def from_png(self, path: Path) -> np.ndarray:
-        h, w, c = self._image_hw_c()
-        img = read_png(path)
-        if img.shape[:2] != (h, w):
-            raise ValueError(
-                f"{path.name} is {img.shape[1]}x{img.shape[0]} pixels; the model takes {w}x{h} "
-                "(resize it first)"
-            )
-        img = _fit_channels(img, c, path.name) * np.float32(self._scale())
-        if self.nchw:
-            img = img.transpose(2, 0, 1)
-        return img[None].astype(np.float32)
+    def from_image(self, path: Path) -> np.ndarray:
+        return inputs.image_file_input(path, self._image_preprocessing())
 
     def from_csv(self, path: Path) -> np.ndarray:
+        if self.preprocessing.get("kind") == "table":  # named columns, in any order
+            header, rows = inputs.read_csv(path)
+            return inputs.table_input(header, rows, self.preprocessing, path.name)
         rows = []
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
             for i, row in enumerate(csv.reader(f)):
@@ -171,56 +160,31 @@ class Predictor:
         return arr.astype(np.float32)
 
     def from_text(self, path: Path) -> tuple[np.ndarray, list[str]]:
-        from ..preprocessing import pad_sequences
-        from ..preprocessing.text import DEFAULT_FILTERS, Tokenizer, tokenizer_from_json
-
         if not self.int_input:
             raise ValueError(
                 f"{path.name}: {self.path.name} takes numeric inputs, not text "
-                "(give a .npy, .npz, .csv or .png file)"
+                "(give a .npy, .npz, .csv or image file)"
             )
-        pre = self.preprocessing
-        if pre.get("tokenizer"):
-            raw = pre["tokenizer"]
-            tok = tokenizer_from_json(raw if isinstance(raw, str) else json.dumps(raw))
-        else:
-            word_index = pre.get("word_index")
-            if not isinstance(word_index, dict) or not word_index:
-                raise ValueError(
-                    f"{self.path.name} has no vocabulary (preprocessing.word_index) to tokenise "
-                    "text with; give token ids as .npy / .csv instead"
-                )
-            tok = Tokenizer(
-                num_words=pre.get("num_words"),
-                filters=pre.get("filters", DEFAULT_FILTERS),
-                lower=pre.get("lower", True),
-                split=pre.get("split", " "),
-                char_level=pre.get("char_level", False),
-                oov_token=pre.get("oov_token"),
-            )
-            tok.word_index = {str(k): int(v) for k, v in word_index.items()}
+        pre = dict(self.preprocessing)
+        pre.setdefault("maxlen", self.sample_shape[0] if self.sample_shape else None)
+        try:
+            encoder = inputs.TextEncoder(pre)
+        except inputs.InputError as e:
+            raise ValueError(f"{self.path.name}: {e}") from None
         try:
             data = path.read_bytes()
         except OSError as e:
             raise ValueError(f"{path.name}: cannot read it ({e.strerror})") from None
         if b"\x00" in data[:65536]:
             raise ValueError(
-                f"{path.name} is not a text file; inputs are .npy, .npz, .csv, .png or text "
+                f"{path.name} is not a text file; inputs are .npy, .npz, .csv, images or text "
                 "(one text per line)"
             )
         lines = data.decode("utf-8", errors="replace").splitlines()
         keep = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
         if not keep:
             raise ValueError(f"{path.name}: no text lines")
-        maxlen = pre.get("maxlen") or (self.sample_shape[0] if self.sample_shape else None)
-        seqs = tok.texts_to_sequences([line for _, line in keep])
-        x = pad_sequences(
-            seqs,
-            maxlen=maxlen,
-            dtype="int64",
-            padding=pre.get("padding", "pre"),
-            truncating=pre.get("truncating", "pre"),
-        )
+        x = np.concatenate([encoder.encode(line, f"{path.name}:{i}") for i, line in keep])
         return x, [f"{path.name}:{i}" for i, _ in keep]
 
     def load_inputs(self, paths: list[Path]) -> tuple[np.ndarray, list[str]]:
@@ -238,8 +202,8 @@ class Predictor:
                 x = self.from_array(_npz_array(path), path.name)
             elif suffix == ".csv":
                 x = self.from_csv(path)
-            elif suffix == ".png":
-                x = self.from_png(path)
+            elif inputs.is_image_file(path):
+                x = self.from_image(path)
             else:
                 x, labels = self.from_text(path)
                 parts.append(x)
@@ -422,7 +386,7 @@ def predict_cmd(
     dask_address: str | None,
     chunk_size: int,
 ) -> None:
-    """Classify INPUT files (.npy, .npz, .csv, .png, or text: one per line) with MODEL
+    """Classify INPUT files (.npy, .npz, .csv, images, or text: one per line) with MODEL
     (.edgemine or .onnx)."""
     from ..progress import ProgressBar
 
@@ -573,4 +537,4 @@ def bench_cmd(
         click.echo(f"{'onnxruntime gain':<18}{l0 / l1:>13.1f}x{t1 / t0:>25.1f}x")
 
 
-__all__ = ["Predictor", "bench_cmd", "export_cmd", "predict_cmd", "read_png", "summarize"]
+__all__ = ["Predictor", "bench_cmd", "export_cmd", "predict_cmd", "summarize"]

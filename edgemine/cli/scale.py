@@ -108,7 +108,10 @@ def dask_predict(
 
 @click.command("sweep", cls=Command)
 @click.argument("spec_arg", metavar="SPEC")
-@click.option("--data", help="'mnist', 'tweets' or a .npz file (default: the spec's data set).")
+@click.option(
+    "--data",
+    help="A bundled data set, a .npz or .csv file or an image folder (default: the spec's).",
+)
 @click.option(
     "--grid",
     "grid_items",

@@ -36,11 +36,13 @@ def _load_any_model(model_arg: str):
 
 
 def _dataset_for(spec: dict | None, data: str | None, model) -> tuple[str, dict]:
-    if data:
-        return data, {}
+    if data:  # a spec's data set options (num_words, maxlen) apply to a text CSV too
+        return data, dict((spec or {}).get("dataset_args") or {})
     if spec and spec.get("dataset"):
         return spec["dataset"], dict(spec.get("dataset_args") or {})
-    pre = model.preprocessing or {}
+    pre = (model.preprocessing if model is not None else None) or {}
+    if pre.get("dataset"):  # a shipped set the model was trained on ('wine', 'digits')
+        return pre["dataset"], {}
     if pre.get("kind") == "image" and pre.get("height") == 28:
         return "mnist", {}
     if pre.get("kind") == "text":
@@ -48,7 +50,16 @@ def _dataset_for(spec: dict | None, data: str | None, model) -> tuple[str, dict]
             "num_words": pre.get("num_words", 10000),
             "maxlen": pre.get("maxlen", 100),
         }
-    raise click.UsageError("no data set known for this model: pass --data mnist|tweets|FILE.npz")
+    raise click.UsageError("no data set known for this model: pass --data (a name, file or folder)")
+
+
+def _class_names_for(model, names: list[str]) -> list[str]:
+    """One name per output: a model wider than its data's classes (the seed LSTM's 10-way
+    softmax over 3 sentiments) names the outputs no label uses by their index."""
+    width = model.output_shape[-1]
+    if isinstance(width, int) and width > len(names):
+        return list(names) + [str(i) for i in range(len(names), width)]
+    return list(names)
 
 
 def _outputs(model_arg: str, spec: dict | None, output: str | None, checkpoint: str | None):
@@ -97,9 +108,53 @@ def _fit_arrays(d, model, one_hot, validation_split: float, seed: int | None, na
     return x, y, val
 
 
+def _image_size(ctx, param, value):
+    if value is None:
+        return None
+    h, sep, w = value.lower().partition("x")
+    if not (sep and h.isdigit() and w.isdigit() and int(h) > 0 and int(w) > 0):
+        raise click.BadParameter(f"{value!r}: expected HEIGHTxWIDTH, e.g. 28x28")
+    return int(h), int(w)
+
+
+def data_options(f):
+    """The options that say how to read a user's data (CSV columns, image size)."""
+    f = click.option(
+        "--image-size",
+        callback=_image_size,
+        help="Resize a folder's images to HEIGHTxWIDTH (predict resizes the same way).",
+    )(f)
+    f = click.option("--text-column", help="A CSV of texts: the column holding the text.")(f)
+    f = click.option(
+        "--label-column", help="A CSV's label column (default: the last, or the model's)."
+    )(f)
+    return click.option(
+        "--data",
+        help="'mnist', 'tweets', 'wine', 'digits', a .npz (x_train, y_train, x_test, y_test), a "
+        ".csv (a header, numeric features and a label column), or a folder of images with one "
+        "subfolder per class (or train/ and test/ folders of them).",
+    )(f)
+
+
+def _load_data(name: str, args: dict, model, options: dict):
+    """The data, prepared with a trained model's preprocessing and classes if there is one."""
+    from ..preprocessing.inputs import InputError
+
+    try:
+        return zoo.load_data(
+            name,
+            args,
+            pre=model.preprocessing if model is not None else None,
+            class_names=model.class_names if model is not None else None,
+            **options,
+        )
+    except InputError as e:
+        raise click.UsageError(str(e)) from None
+
+
 @click.command(cls=Command)
 @click.argument("model_arg", metavar="MODEL")
-@click.option("--data", help="'mnist', 'tweets' or a .npz file (x_train, y_train, x_test, y_test).")
+@data_options
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the spec's).")
 @click.option(
     "--batch-size",
@@ -126,6 +181,9 @@ def _fit_arrays(d, model, one_hot, validation_split: float, seed: int | None, na
 def train(
     model_arg,
     data,
+    label_column,
+    text_column,
+    image_size,
     epochs,
     batch_size,
     validation_split,
@@ -148,22 +206,33 @@ def train(
     from ..callbacks import ModelCheckpoint
     from ..utils import set_random_seed
 
+    data_options = {"label_column": label_column, "text_column": text_column}
+    data_options["image_size"] = image_size
+
     if seed is not None:
         set_random_seed(seed)
-    model, spec = _load_any_model(model_arg)
-    if model.loss is None:
+    model, spec = (
+        (None, zoo.load_spec(model_arg)) if _is_spec(model_arg) else _load_any_model(model_arg)
+    )
+    if model is not None and model.loss is None:
         raise click.UsageError(f"{model_arg}: the model has no compile settings to train with")
     out = _outputs(model_arg, spec, output, checkpoint)
     initial_epoch, epochs = _epochs(model_arg, model, spec, epochs, resume)
-    model.set_device(device)
     name, args = _dataset_for(spec, data, model)
-    d = zoo.load_data(name, args)
+    d = _load_data(name, args, model, data_options)
+    if model is None:  # a spec: the data gives the input shape and the number of classes
+        model = zoo.build_model(spec, num_classes=len(d.class_names) if d.class_names else None)
+        if model.loss is None:
+            raise click.UsageError(f"{model_arg}: the spec has no compile settings to train with")
+    model.set_device(device)
     if d.preprocessing and model.preprocessing is None:
         model.preprocessing = d.preprocessing
-    if d.class_names and model.class_names is None:
-        model.class_names = d.class_names
     one_hot = spec.get("one_hot") if spec else None
     x, y, val = _fit_arrays(d, model, one_hot, validation_split, seed, name)
+    if not model.built:
+        model.build((None, *x.shape[1:]))
+    if d.class_names and model.class_names is None:
+        model.class_names = _class_names_for(model, d.class_names)
     batch_size = (
         batch_size
         or ((spec or {}).get("fit") or {}).get("batch_size")
@@ -209,9 +278,9 @@ def _metrics_text(result: dict) -> str:
 @click.argument(
     "model_path", metavar="MODEL.edgemine", type=click.Path(exists=True, dir_okay=False)
 )
-@click.option("--data", help="'mnist', 'tweets' or a .npz file (default: the model's data set).")
+@data_options
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-def evaluate(model_path, data, batch_size):
+def evaluate(model_path, data, label_column, text_column, image_size, batch_size):
     """Report loss and metrics of a trained model on a test set."""
     from ..models import load_model
 
@@ -219,7 +288,8 @@ def evaluate(model_path, data, batch_size):
     if model.loss is None:
         raise click.UsageError(f"{model_path}: the model was saved without compile settings")
     name, args = _dataset_for(None, data, model)
-    d = zoo.load_data(name, args)
+    options = {"label_column": label_column, "text_column": text_column, "image_size": image_size}
+    d = _load_data(name, args, model, options)
     x, y = (d.x_test, d.y_test) if d.x_test is not None else (d.x_train, d.y_train)
     result = model.evaluate(
         x, zoo.targets_for(model, y), batch_size=batch_size, verbose=0, return_dict=True

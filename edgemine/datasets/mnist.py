@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import functools
 import io
-from importlib import resources
 
 import numpy as np
+
+from edgemine.datasets._files import read_data_file
 
 __all__ = ["DATA_FILE", "NUM_CLASSES", "load_data"]
 
@@ -31,20 +32,9 @@ _TEST_EVERY = 5  # row i is a test row when i % 5 == 4
 _ORDER_SEED = 0  # legacy RandomState: its stream never changes between numpy versions
 
 
-def _read_data_file(name: str) -> bytes:
-    resource = resources.files("edgemine.datasets") / "data" / name
-    try:
-        return resource.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"edgemine data file {name!r} is missing from edgemine/datasets/data/; "
-            "rebuild it with `python tools/make_datasets.py`"
-        ) from None
-
-
 @functools.lru_cache(maxsize=1)
 def _load_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    with np.load(io.BytesIO(_read_data_file(DATA_FILE)), allow_pickle=False) as npz:
+    with np.load(io.BytesIO(read_data_file(DATA_FILE)), allow_pickle=False) as npz:
         x = np.asarray(npz["x"], dtype=np.uint8)
         y = np.asarray(npz["y"], dtype=np.uint8)
     if x.shape != (5000, 784) or y.shape != (5000,):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["class_labels", "train_validation_split"]
+__all__ = ["class_labels", "per_class_test_rows", "train_validation_split"]
 
 
 def class_labels(y: np.ndarray) -> np.ndarray:
@@ -100,3 +100,21 @@ def train_validation_split(
     train_rows = rng.permutation(np.flatnonzero(~is_val))
     val_rows = rng.permutation(np.flatnonzero(is_val))
     return (x[train_rows], y[train_rows]), (x[val_rows], y[val_rows])
+
+
+def per_class_test_rows(y: np.ndarray, every: int = 5) -> np.ndarray:
+    """DATA.md's split rule for the wine and digits sets: walk the rows in file order, count
+    each class's rows separately (r = 0, 1, 2, ...), and a row whose count r satisfies
+    ``r % every == every - 1`` is a test row. Returns the boolean test mask.
+
+    Example:
+        >>> per_class_test_rows(np.array([0, 0, 1, 0, 0, 0, 1, 1, 1, 1]), every=5).tolist()
+        [False, False, False, False, False, True, False, False, False, True]
+    """
+    y = np.asarray(y)
+    rank = np.empty(len(y), dtype=np.int64)
+    seen: dict = {}
+    for i, label in enumerate(y.tolist()):
+        rank[i] = seen.get(label, 0)
+        seen[label] = rank[i] + 1
+    return rank % every == every - 1

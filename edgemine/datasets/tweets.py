@@ -27,10 +27,10 @@ import functools
 import gzip
 import io
 from collections import OrderedDict, defaultdict
-from importlib import resources
 
 import numpy as np
 
+from edgemine.datasets._files import read_data_file
 from edgemine.preprocessing.sequence import pad_sequences
 from edgemine.preprocessing.text import Tokenizer
 
@@ -52,17 +52,6 @@ _TEST_EVERY = 5  # data row i is a test row when i % 5 == 4
 _ORDER_SEED = 0  # legacy RandomState: its stream never changes between numpy versions
 
 
-def _read_data_file(name: str) -> bytes:
-    resource = resources.files("edgemine.datasets") / "data" / name
-    try:
-        return resource.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"edgemine data file {name!r} is missing from edgemine/datasets/data/; "
-            "rebuild it with `python tools/make_datasets.py`"
-        ) from None
-
-
 def _check_int(name: str, value: object, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -76,7 +65,7 @@ def _check_int(name: str, value: object, allow_none: bool = False) -> None:
 @functools.lru_cache(maxsize=1)
 def _split() -> tuple[tuple[str, ...], np.ndarray, tuple[str, ...], np.ndarray]:
     """Parse the CSV once: (train_texts, train_labels, test_texts, test_labels)."""
-    text = gzip.decompress(_read_data_file(DATA_FILE)).decode("latin-1")
+    text = gzip.decompress(read_data_file(DATA_FILE)).decode("latin-1")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header != ["sentiment", "confidence", "text"]:

@@ -158,14 +158,19 @@ def train_point(
     limit_threads(threads)
     set_random_seed(seed)  # before the model is built, as ``edgemine train --seed``
     spec, fit_args = _configure(spec, point, epochs)
-    model = zoo.build_model(spec)
     d = _dataset(data, data_args)
     if d.x_train is None:
         raise ValueError(f"{data}: holds no x_train/y_train to train on")
+    # as ``edgemine train``: the data gives the number of classes and the input shape
+    model = zoo.build_model(spec, num_classes=len(d.class_names) if d.class_names else None)
+    if not model.built:
+        model.build((None, *d.x_train.shape[1:]))
     if d.preprocessing and model.preprocessing is None:
         model.preprocessing = d.preprocessing
     if d.class_names and model.class_names is None:
-        model.class_names = d.class_names
+        from ..cli.train import _class_names_for
+
+        model.class_names = _class_names_for(model, d.class_names)
     one_hot = spec.get("one_hot")
     x, y = d.x_train, zoo.targets_for(model, d.y_train, one_hot)
     if fold is not None:
@@ -303,8 +308,8 @@ def sweep(
         raise ValueError(f"folds must be 0 (no cross-validation) or at least 2, got {folds}")
     data_name, data_args = (data, {}) if data else (spec.get("dataset"), spec.get("dataset_args"))
     if not data_name:
-        raise ValueError("the spec names no data set: pass data ('mnist', 'tweets' or a .npz)")
-    if str(data_name).endswith(".npz"):
+        raise ValueError("the spec names no data set: pass data (a bundled name, a file or folder)")
+    if Path(data_name).exists():
         data_name = str(Path(data_name).resolve())  # workers may run in another folder
     data_args = dict(data_args or {})
     points = grid_points(grid) or [{}]

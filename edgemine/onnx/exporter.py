@@ -388,6 +388,9 @@ def _metadata(model: Any, nchw_input: bool) -> dict[str, str]:
         {"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers
     ]
     meta = {"edgemine_version": __version__, "layers": _json(layers)}
+    first = model.layers[0] if model.layers else None
+    if getattr(first, "input_dtype", "float") == "int":  # token ids index the first layer's table
+        meta["vocab_size"] = str(int(first.input_dim))
     if model.class_names is not None:
         meta["class_names"] = _json(list(model.class_names))
     pre = model.preprocessing

@@ -12,16 +12,15 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-__all__ = ["DEFAULT_FILTERS", "Tokenizer", "text_to_word_sequence", "tokenizer_from_json"]
+from .inputs import DEFAULT_FILTERS, text_to_word_sequence, word_ids
 
-DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+__all__ = ["DEFAULT_FILTERS", "Tokenizer", "text_to_word_sequence", "tokenizer_from_json"]
 
 
 def _check_split(split: Any) -> None:
@@ -29,34 +28,6 @@ def _check_split(split: Any) -> None:
         raise TypeError(f"split must be a str, got {type(split).__name__}")
     if not split:
         raise ValueError("split must be a non-empty string")
-
-
-@functools.lru_cache(maxsize=32)
-def _translation_table(filters: str, split: str) -> dict[int, str]:
-    return str.maketrans({c: split for c in filters})
-
-
-def text_to_word_sequence(
-    text: str, filters: str = DEFAULT_FILTERS, lower: bool = True, split: str = " "
-) -> list[str]:
-    """Split a text into words, like Keras 2's ``text_to_word_sequence``.
-
-    Every character of ``filters`` becomes ``split``, then the text is split on
-    ``split`` and empty strings are dropped.  Other whitespace (for example ``\\r``)
-    is *not* a separator.
-
-    Example:
-        >>> text_to_word_sequence("Hello, World!  It's me.")
-        ['hello', 'world', "it's", 'me']
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    _check_split(split)
-    if lower:
-        text = text.lower()
-    if filters:
-        text = text.translate(_translation_table(filters, split))
-    return [w for w in text.split(split) if w]
 
 
 def _check_texts(texts: Any, name: str = "texts") -> None:
@@ -152,13 +123,9 @@ class Tokenizer:
             raise TypeError(
                 f"texts must contain str (or lists of str), got {type(text).__name__}: {text!r}"
             )
-        if self.lower:
-            text = text.lower()
         if self.char_level:
-            return list(text)
-        if self.filters:
-            text = text.translate(_translation_table(self.filters, self.split))
-        return [w for w in text.split(self.split) if w]
+            return list(text.lower() if self.lower else text)
+        return text_to_word_sequence(text, self.filters, self.lower, self.split)
 
     # -- fitting --------------------------------------------------------------------
 
@@ -207,20 +174,9 @@ class Tokenizer:
     def texts_to_sequences_generator(self, texts: Iterable[str]) -> Iterator[list[int]]:
         """Yield one list of word indices per text (see :meth:`texts_to_sequences`)."""
         _check_texts(texts)
-        num_words = self.num_words
         oov_index = self.word_index.get(self.oov_token) if self.oov_token is not None else None
-        lookup = self.word_index.get
         for text in texts:
-            ids = map(lookup, self._tokens(text))
-            if oov_index is None:
-                if num_words:
-                    yield [i for i in ids if i is not None and i < num_words]
-                else:
-                    yield [i for i in ids if i is not None]
-            elif num_words:
-                yield [oov_index if i is None or i >= num_words else i for i in ids]
-            else:
-                yield [oov_index if i is None else i for i in ids]
+            yield word_ids(self._tokens(text), self.word_index.get, self.num_words, oov_index)
 
     def texts_to_sequences(self, texts: Iterable[str]) -> list[list[int]]:
         """Turn texts into lists of word indices.

@@ -1,13 +1,15 @@
 """Model-zoo specs and the data they train on.
 
 A spec names the architecture (Keras-style layer configs), compile and fit settings and a data
-set: a bundled one ('mnist', 'tweets') or a user's ``.npz``. The zoo's own specs ship inside the
+set: a bundled one ('mnist', 'tweets', 'wine', 'digits') or a user's file (``.npz``, a CSV, a
+folder of images; see :func:`load_data`). A spec may leave the input shape open (it comes from
+the data) and write ``"num_classes"`` for a layer option that is the data's number of classes. The zoo's own specs ship inside the
 package (``edgemine/zoo/*.json``) and are addressed by name (``load_spec("seed_cnn")``); a path
 to a ``.json`` file loads a user's spec. The CLI's ``train`` and the README's main job use these
 functions; nothing here downloads anything or reads the repository's folders.
 
 >>> names()
-['seed_cnn', 'seed_lstm']
+['cnn', 'mlp', 'motion_lstm', 'seed_cnn', 'seed_lstm']
 >>> build_model(load_spec("seed_cnn")).count_params()
 93322
 
@@ -23,12 +25,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from ..datasets.user_data import Data
 from ..layers.base import LAYER_REGISTRY
 from ..models import Sequential
 from ..utils import to_categorical
@@ -45,18 +47,6 @@ MNIST_PREPROCESSING = {
 
 class SpecError(ValueError):
     """A zoo spec that is missing a field or names something unknown."""
-
-
-@dataclass
-class Data:
-    """Prepared arrays, ready for ``fit`` / ``evaluate`` (a user's file may lack either split)."""
-
-    x_train: np.ndarray | None
-    y_train: np.ndarray | None
-    x_test: np.ndarray | None
-    y_test: np.ndarray | None
-    preprocessing: dict | None = None
-    class_names: list[str] | None = None
 
 
 def names() -> list[str]:
@@ -103,8 +93,12 @@ def load_spec(name_or_path: str | os.PathLike) -> dict:
     return spec
 
 
-def build_model(spec: dict) -> Sequential:
-    """The (compiled) Sequential model that a spec describes."""
+NUM_CLASSES = "num_classes"  # a layer option a spec leaves to the data
+
+
+def build_model(spec: dict, num_classes: int | None = None) -> Sequential:
+    """The (compiled) Sequential model that a spec describes; ``num_classes`` fills the
+    options the spec writes as ``"num_classes"``."""
     layers = spec["model"].get("layers")
     if not isinstance(layers, list) or not layers:
         raise SpecError("spec.model.layers must be a non-empty list")
@@ -113,8 +107,16 @@ def build_model(spec: dict) -> Sequential:
         cls = LAYER_REGISTRY.get(entry.get("class_name")) if isinstance(entry, dict) else None
         if cls is None:
             raise SpecError(f"layer {i}: unknown layer type {entry!r}")
+        config = dict(entry.get("config") or {})
+        for key, value in config.items():
+            if value == NUM_CLASSES:
+                if num_classes is None:
+                    raise SpecError(
+                        f"layer {i}: {key} is the data's number of classes; give --data"
+                    )
+                config[key] = num_classes
         try:
-            model.add(cls(**dict(entry.get("config") or {})))
+            model.add(cls(**config))
         except (TypeError, ValueError) as e:
             raise SpecError(f"layer {i} ({entry['class_name']}): {e}") from None
     compile_args = dict(spec.get("compile") or {})
@@ -151,6 +153,8 @@ def _prepare_tweets(num_words: int = 10000, maxlen: int = 100) -> Data:
         "split": " ",
         "padding": "pre",
         "truncating": "pre",
+        # the model carries its vocabulary: predict, export and bundles tokenise text with it
+        "word_index": tweets.get_word_index(num_words=num_words),
     }
     return Data(
         x_train,
@@ -186,15 +190,76 @@ def _load_npz(path: str | os.PathLike) -> Data:
     )
 
 
-def load_data(dataset: str, dataset_args: dict | None = None) -> Data:
-    """Bundled 'mnist' / 'tweets' (prepared as the seed programs do) or a user's .npz file."""
+def _prepare_digits() -> Data:
+    from ..datasets import digits
+
+    (x_train, y_train), (x_test, y_test) = digits.load_data()
+    pre = {"kind": "image", "height": 8, "width": 8, "channels": 1, "scale": 1.0 / 255.0}
+    pre.update(layout="NHWC", dataset="digits")
+    scale = np.float32(pre["scale"])
+    return Data(
+        x_train[..., None].astype(np.float32) * scale,
+        y_train,
+        x_test[..., None].astype(np.float32) * scale,
+        y_test,
+        pre,
+        [str(d) for d in range(10)],
+    )
+
+
+def load_data(
+    dataset: str,
+    dataset_args: dict | None = None,
+    *,
+    pre: dict | None = None,
+    class_names: list[str] | None = None,
+    label_column: str | None = None,
+    text_column: str | None = None,
+    image_size: tuple[int, int] | None = None,
+) -> Data:
+    """A data set by name ('mnist', 'tweets', 'wine', 'digits', 'basicmotions', prepared as
+    their models expect)
+    or a user's file: a ``.npz`` (x_train/y_train/x_test/y_test, or x/y), a CSV table (features
+    and a label column), a CSV of texts (with ``text_column``), or a folder of images in class
+    subfolders. ``pre`` and ``class_names`` (a trained model's) are applied instead of fitted
+    afresh, so a model sees its data as it did in training."""
+    from ..datasets import user_data, wine
+
     if dataset == "mnist":
         return _prepare_mnist()
     if dataset == "tweets":
         return _prepare_tweets(**(dataset_args or {}))
-    if str(dataset).endswith(".npz"):
-        return _load_npz(dataset)
-    raise SpecError(f"unknown data set {dataset!r}: use 'mnist', 'tweets' or a path to a .npz file")
+    if dataset == "digits":
+        return _prepare_digits()
+    if dataset == "basicmotions":
+        from ..datasets import basicmotions
+
+        (x_train, y_train), (x_test, y_test) = basicmotions.load_data()
+        pre = {"kind": "array", "dataset": "basicmotions"}
+        return Data(x_train, y_train, x_test, y_test, pre, list(basicmotions.CLASS_NAMES))
+    if dataset == "wine":
+        d = user_data.load_table_csv(
+            "wine.csv", label_column, pre, class_names, text=wine.csv_text()
+        )
+        d.preprocessing = {**d.preprocessing, "dataset": "wine"}
+        return d
+    path = Path(dataset)
+    if path.is_dir():
+        return user_data.load_image_folder(path, image_size, pre, class_names)
+    if path.suffix.lower() == ".npz":
+        return _load_npz(path)
+    if path.suffix.lower() == ".csv":
+        if text_column or (pre or {}).get("kind") == "text":
+            column = text_column or pre["text_column"]
+            return user_data.load_text_csv(
+                path, column, label_column, pre, class_names, **(dataset_args or {})
+            )
+        return user_data.load_table_csv(path, label_column, pre, class_names)
+    raise SpecError(
+        f"unknown data set {dataset!r}: use 'mnist', 'tweets', 'wine', 'digits', 'basicmotions', "
+        "a .npz or .csv "
+        "file, or a folder of images in class subfolders"
+    )
 
 
 def targets_for(model: Sequential, y: np.ndarray, one_hot: int | None = None) -> np.ndarray:

@@ -28,7 +28,7 @@ from .embedding import (
     embedding_mask,
 )
 from .losses import loss_and_gradient, loss_forward
-from .optim import adam_update, adam_update_sparse, rmsprop_update, sgd_update
+from .optim import adam_update, adam_update_sparse, rmsprop_update, scale_, sgd_update
 from .pool import pool2d_backward, pool2d_forward
 from .recurrent import merge_backward, merge_forward, reverse_time, rnn_backward, rnn_forward
 
@@ -63,6 +63,7 @@ __all__ = [
     "pool2d_forward",
     "reshape",
     "rmsprop_update",
+    "scale_",
     "scatter_rows",
     "sgd_update",
     "to_numpy",

@@ -41,6 +41,17 @@ def _update(kernel, arrays, *scalars):
     )
 
 
+@dual
+def _scale(p1, factor):
+    for i in prange(p1.size):
+        p1[i] *= factor
+
+
+def scale_(p, factor):
+    """p *= factor, in place (decoupled weight decay)."""
+    _update(_scale, (p,), factor)
+
+
 def sgd_update(p, g, vel, lr, momentum, nesterov):
     _update(_sgd, (p, g, vel), lr, momentum, bool(nesterov))
 

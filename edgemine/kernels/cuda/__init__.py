@@ -61,6 +61,7 @@ from .optim import (
     adam_update_sparse,
     clear_rows,
     rmsprop_update,
+    scale_,
     scatter_rows,
     sgd_update,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "pool2d_forward",
     "reshape",
     "rmsprop_update",
+    "scale_",
     "scatter_rows",
     "sgd_update",
     "synchronize",

@@ -18,6 +18,18 @@ from ._device import DeviceArray, empty, fill, flat, grid1d, upload
 
 
 @cuda.jit(cache=True)
+def _scale(p, factor):
+    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        p[i] = p[i] * factor
+
+
+def scale_(p: DeviceArray, factor: float) -> None:
+    """p *= factor, in place (decoupled weight decay)."""
+    if p.size:
+        _scale[grid1d(p.size)](flat(p), np.float32(factor))
+
+
+@cuda.jit(cache=True)
 def _sgd(p, g, vel, lr, momentum, nesterov):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         gi = float64(g[i])
