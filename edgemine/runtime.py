@@ -296,4 +296,41 @@ def time_calls(
     return times
 
 
-__all__ = ["Session", "default_providers", "physical_cores", "time_calls"]
+_pools_limited: int | None = None
+
+
+def limit_threads(threads: int) -> None:
+    """Run the engine's Numba kernels and OpenBLAS (and, with threadpoolctl installed, any
+    other BLAS/OpenMP pool) on ``threads`` threads.
+
+    Numba's count belongs to the calling thread, so a thread pool calls this in each task.
+    OpenBLAS's count changes the engine's outputs in the last bits (measured up to 1e-6 on the
+    seed CNN: its products are summed in another order), so two runs agree bit for bit when
+    they use the same count; onnxruntime's outputs did not depend on its thread count.
+
+    Example:
+        >>> import numba
+        >>> before = numba.get_num_threads()
+        >>> limit_threads(1)
+        >>> numba.get_num_threads()
+        1
+        >>> limit_threads(before)
+    """
+    global _pools_limited
+    import numba
+
+    from .kernels.cpu.blas import set_blas_threads
+
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    set_blas_threads(threads)
+    if _pools_limited != threads:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            pass
+        else:
+            threadpool_limits(int(threads))
+        _pools_limited = threads
+
+
+__all__ = ["Session", "default_providers", "limit_threads", "physical_cores", "time_calls"]

@@ -263,7 +263,16 @@ def test_predict_text_model(files, tmp_path):
     one_line_error(run("predict", path, tmp_path / "bad_ids.npy"), "token id 99")
 
 
+def _onnx_file(files) -> Path:
+    """cnn.onnx, exported here when the test that makes it ran in another xdist worker."""
+    path = files["dir"] / "cnn.onnx"
+    if not path.is_file():
+        run("export", files["dir"] / "cnn.edgemine", "-o", path)
+    return path
+
+
 def test_predict_progress_bar_on_large_input(files, tmp_path):
+    _onnx_file(files)
     x = np.random.default_rng(0).random((3000, 8, 8, 1), dtype=np.float32)
     np.save(tmp_path / "many.npy", x)
     result = CliRunner().invoke(
@@ -342,7 +351,7 @@ def test_bench(files):
     )
     assert result.exit_code == 0, result.output
     assert "edgemine engine" in result.output and "onnxruntime gain" in result.output
-    result = run("bench", d / "cnn.onnx", "--min-time", "0.02", "--batch-size", "8", "--json")
+    result = run("bench", _onnx_file(files), "--min-time", "0.02", "--batch-size", "8", "--json")
     data = json.loads(result.output)
     assert [r["runner"] for r in data["results"]] == ["onnxruntime"]
     assert data["results"][0]["latency_ms"] > 0

@@ -31,6 +31,9 @@ MODULES = [
     "edgemine.layers.conv",
     "edgemine.preprocessing.inputs",
     "edgemine.preprocessing.text",
+    "edgemine.distributed._cluster",
+    "edgemine.distributed.scoring",
+    "edgemine.distributed.sweep",
 ]
 
 

@@ -1,4 +1,5 @@
-"""The ``edgemine`` command line: train, evaluate, explain, inspect, export, predict, bench, quantize, bundle.
+"""The ``edgemine`` command line: train, evaluate, explain, inspect, export, predict, bench,
+quantize, bundle, convert, anomaly, sweep.
 
 Errors print one line and exit non-zero; ``edgemine --debug ...`` shows the traceback instead.
 """
@@ -79,6 +80,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         ".convert",
         "convert",
         "Convert a Keras model file (IN: .keras, .h5, or .weights.h5 with --model) to OUT.",
+    ),
+    "sweep": (
+        ".scale",
+        "sweep_cmd",
+        "Train SPEC (a zoo name or .json) once per grid point (and fold) on a Dask cluster; "
+        "write results.csv and the best model to -o DIR.",
     ),
 }
 

@@ -352,15 +352,30 @@ def export_cmd(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Save predictions to .csv, .npy or .json instead of printing them.",
+    type=click.Path(path_type=Path),
+    help="Save predictions to .csv, .npy or .json instead of printing them (with --dask also "
+    "a folder: a .npy file per chunk and index.json).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
     default=None,
-    help="onnxruntime threads (default: physical cores).",
+    help="Threads: onnxruntime's, or the engine's Numba/OpenBLAS (default: physical cores; with --dask: 1 per task).",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS|local[:N]",
+    help="Score on a Dask cluster: a scheduler's address, or local:N worker processes here "
+    "(pip install 'edgemine[dask]').",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=8192,
+    show_default=True,
+    help="Rows per Dask task (rounded up to whole batches).",
 )
 @click.option(
     "--labels-from",
@@ -374,16 +389,36 @@ def predict_cmd(
     batch_size: int,
     threads: int | None,
     labels_from: Path | None,
+    dask_address: str | None,
+    chunk_size: int,
 ) -> None:
     """Classify INPUT files (.npy, .npz, .csv, images, or text: one per line) with MODEL
     (.edgemine or .onnx)."""
     from ..progress import ProgressBar
 
+    if dask_address is not None:
+        if labels_from is not None:
+            raise click.UsageError(
+                "--labels-from works without --dask (the report needs all outputs)"
+            )
+        from .scale import dask_predict
+
+        return dask_predict(
+            model_path, inputs, output, batch_size, threads, dask_address, chunk_size
+        )
     if output is not None and output.suffix.lower() not in (".csv", ".npy", ".json"):
         raise ValueError(f"{output.name}: the output must be .csv, .npy or .json")
+    from .. import report
+
+    labels = None if labels_from is None else report.read_labels(str(labels_from))
     pred = Predictor(model_path, threads=threads)
+    if threads is not None:
+        from ..runtime import limit_threads
+
+        limit_threads(threads)  # the engine's Numba and OpenBLAS threads too
     x, names = pred.load_inputs(list(inputs))
-    chunk = max(batch_size, 1024)
+    # whole batches per chunk: every batch is then the one model.predict(x, batch_size) makes
+    chunk = batch_size * math.ceil(1024 / batch_size)
     steps = math.ceil(len(x) / chunk)
     bar = ProgressBar(steps, 1, stream=sys.stderr) if len(x) > _LARGE else None
     outs = []
@@ -394,20 +429,22 @@ def predict_cmd(
     if bar is not None:
         bar.finish({})
     y = np.concatenate(outs)
-    rows = summarize(y, pred.class_names)
-    from .. import report
+    show_predictions(y, names, pred.class_names, output)
+    if labels is not None:
+        rep = report.classification_report(labels, y.reshape(len(y), -1), pred.class_names)
+        click.echo(report.format_report(rep))
 
-    labels = None if labels_from is None else report.read_labels(str(labels_from))
+
+def show_predictions(y: np.ndarray, names: list[str], classes, output: Path | None) -> None:
+    """Write predictions to ``output`` (.csv, .npy, .json) or print one line per sample."""
+    rows = summarize(y, classes)
     if output is not None:
-        _write_output(output, y, names, rows, pred.class_names)
+        _write_output(output, y, names, rows, classes)
         click.echo(f"wrote {len(rows)} predictions to {output}", err=True)
     else:
         width = min(max(len(n) for n in names), 40)
         for name, row in zip(names, rows):
             click.echo(f"{name:<{width}}  {row['label']}  {row['probability']:.4f}")
-    if labels is not None:
-        rep = report.classification_report(labels, y.reshape(len(y), -1), pred.class_names)
-        click.echo(report.format_report(rep))
 
 
 def _random_input(model: Any, n: int, rng: np.random.Generator) -> np.ndarray:
