@@ -245,17 +245,8 @@ model.onnx) with a one-line `error:` message and exit status 2.
 """
 
 
-def _readme(target: str, spec_json: dict[str, Any], labels: list[str], opset: int) -> str:
-    kind = spec_json["kind"]
-    summary = _model_summary(spec_json, labels, opset)
-    min_ort = _ORT_FOR_OPSET.get(opset)
-    ort_note = (
-        f"This model uses ONNX opset {opset}: it needs onnxruntime {min_ort} or newer."
-        if min_ort
-        else f"This model uses ONNX opset {opset}: check that your onnxruntime supports it."
-    )
-    if target == "rpi":
-        body = f"""\
+def _rpi_guide(kind: str, ort_note: str) -> str:
+    return f"""\
 ## Install on a Raspberry Pi
 
 Needs a **64-bit** OS (Raspberry Pi OS Bookworm 64-bit, or Ubuntu arm64) on a Pi 3, 4 or 5:
@@ -280,8 +271,10 @@ leaves room for other programs. An int8 model (`edgemine bundle --int8`) is smal
 whether it is faster depends on the model: measure with `--bench`.
 {ort_note}
 """
-    elif target == "jetson":
-        body = f"""\
+
+
+def _jetson_guide(kind: str, ort_note: str) -> str:
+    return f"""\
 ## Install on a Jetson
 
 onnxruntime with CUDA and TensorRT for Jetson is **not on PyPI** (PyPI's `onnxruntime-gpu`
@@ -324,8 +317,10 @@ Jetson (`edgemine bundle --int8 --target jetson`) uses symmetric QDQ int8, which
 as int8; a dynamically quantized (LSTM) int8 model uses onnxruntime's own CPU-only operators,
 so keep LSTM models in fp32 or fp16 on a Jetson.
 """
-    else:
-        body = f"""\
+
+
+def _generic_guide(kind: str, ort_note: str) -> str:
+    return f"""\
 ## Install
 
 Any 64-bit Linux, macOS or Windows machine with Python 3.10 or newer:
@@ -346,13 +341,25 @@ The runner uses onnxruntime's CPU provider; `--provider` selects another one tha
 onnxruntime build has (for example `CUDAExecutionProvider` with onnxruntime-gpu).
 {ort_note}
 """
+
+
+_GUIDES = {"rpi": _rpi_guide, "jetson": _jetson_guide, "generic": _generic_guide}
+
+
+def _readme(target: str, spec_json: dict[str, Any], labels: list[str], opset: int) -> str:
+    min_ort = _ORT_FOR_OPSET.get(opset)
+    ort_note = (
+        f"This model uses ONNX opset {opset}: it needs onnxruntime {min_ort} or newer."
+        if min_ort
+        else f"This model uses ONNX opset {opset}: check that your onnxruntime supports it."
+    )
     return (
         f"# edgemine bundle ({target})\n\n"
         "A model exported by edgemine, ready to run with numpy and onnxruntime only.\n\n"
-        f"{summary}\n"
+        f"{_model_summary(spec_json, labels, opset)}\n"
         "Files: `model.onnx` (the model), `labels.json` (class names), `preprocessing.json`\n"
         "(how inputs become model inputs), `run.py` (the runner), `requirements.txt`.\n\n"
-        f"{body}"
+        f"{_GUIDES[target](spec_json['kind'], ort_note)}"
     )
 
 
@@ -418,37 +425,20 @@ def write_bundle(
         >>> write_bundle("lstm.onnx", "bundle_j", target="jetson",
         ...              preprocessing={"word_index": tokenizer.word_index})  # doctest: +SKIP
     """
-    import onnxruntime as ort
-
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     onnx_path, out_dir = Path(onnx_path), Path(out_dir)
-    if not onnx_path.is_file():
-        raise FileNotFoundError(f"model file not found: {onnx_path}")
-    try:
-        proto = onnx.load(str(onnx_path))
-        onnx.checker.check_model(proto)
-    except Exception as exc:
-        raise ValueError(f"{onnx_path} is not a valid ONNX model: {exc}") from exc
-    meta = read_metadata(proto)
-    spec = model_spec(proto)
+    proto, n_outputs = _checked_model(onnx_path)
+    meta, spec = read_metadata(proto), model_spec(proto)
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-
-    # one real run, so that a bundle is never written around a model that cannot load
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-    probe = sess.run(None, {spec.input_name: synthetic_inputs(onnx_path, n=1)})[0]
-    n_classes = int(np.prod(probe.shape[1:]))
-
     if labels is not None:
         names = _read_labels(labels)
     elif meta["class_names"]:
         names = [str(v) for v in meta["class_names"]]
     else:
-        names = [str(i) for i in range(n_classes)]
-    if len(names) != n_classes:
-        raise ValueError(f"{len(names)} labels for a model with {n_classes} outputs")
+        names = [str(i) for i in range(n_outputs)]
+    if len(names) != n_outputs:
+        raise ValueError(f"{len(names)} labels for a model with {n_outputs} outputs")
 
     pre = _resolve_preprocessing(meta["preprocessing"], preprocessing, onnx_path)
     if meta["vocab_size"]:  # token ids must index the Embedding's rows
@@ -468,6 +458,32 @@ def write_bundle(
         "model_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         "model_bytes": onnx_path.stat().st_size,
     }
+    _write_files(onnx_path, out_dir, target, names, pre, opset)
+    return out_dir
+
+
+def _checked_model(onnx_path: Path) -> tuple[onnx.ModelProto, int]:
+    """The model, checked by onnx's checker and one onnxruntime run (a bundle is never written
+    around a model that cannot load), and its number of outputs per sample."""
+    import onnxruntime as ort
+
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"model file not found: {onnx_path}")
+    try:
+        proto = onnx.load(str(onnx_path))
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise ValueError(f"{onnx_path} is not a valid ONNX model: {exc}") from exc
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    name = model_spec(proto).input_name
+    probe = sess.run(None, {name: synthetic_inputs(onnx_path, n=1)})[0]
+    return proto, int(np.prod(probe.shape[1:]))
+
+
+def _write_files(onnx_path: Path, out_dir: Path, target: str, names, pre: dict, opset: int):
+    import onnxruntime as ort
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / "model.onnx").resolve() != onnx_path.resolve():
@@ -486,4 +502,3 @@ def write_bundle(
         encoding="utf-8",
     )
     (out_dir / "README.md").write_text(_readme(target, pre, names, opset), encoding="utf-8")
-    return out_dir
