@@ -23,6 +23,15 @@ def test_every_registered_layer_is_covered():
     assert H.coverage_problems() == []
 
 
+def test_a_layer_that_declares_absorbing_an_activation_implements_it():
+    """The model hands an activation's backward to a layer that declares it in
+    ``absorbs_activation_below``, so each such layer overrides ``backward_through_activation``."""
+    declaring = {n: c for n, c in LAYER_REGISTRY.items() if c.absorbs_activation_below}
+    assert declaring  # MaxPooling2D absorbs a ReLU
+    for name, cls in declaring.items():
+        assert cls.backward_through_activation is not Layer.backward_through_activation, name
+
+
 def test_a_new_layer_without_harness_converter_or_cuda_fails_the_meta_test():
     """A layer registered without a harness entry, converter or CUDA case is reported by name;
     an EXEMPT entry with a reason silences each item, one without a reason does not."""

@@ -221,8 +221,10 @@ class Layer:
 
     def backward_through_activation(self, activation: str, dy):
         """The gradient of this layer's input AND of the ``activation`` of the layer below (one
-        of ``absorbs_activation_below``): the model then runs that layer's ``backward_linear``."""
-        raise NotImplementedError(f"{type(self).__name__} absorbs no activation's backward")
+        of ``absorbs_activation_below``): the model then runs that layer's ``backward_linear``.
+        Only a layer that declares ``absorbs_activation_below`` implements it (the model calls
+        it for no other), and a test holds every such layer to that."""
+        raise NotImplementedError  # abstract
 
     def __call__(self, x, training: bool = False, mask=None):
         """Run the layer on a host array (building it on first use); ``mask`` (batch, time) for
