@@ -13,7 +13,10 @@ input once before the first layer that needs NCHW and back (``Transpose(0, 2, 3,
 a layer needs Keras's channels-last order (Flatten, Reshape, the graph output), so a CNN has one
 Transpose at its input and one before Flatten. Element-wise layers, pooling and BatchNormalization
 keep whatever layout they get. Dropout disappears; BatchNormalization is folded into a preceding
-Conv2D / Dense with a linear activation, else it becomes ``Mul`` + ``Add``.
+Conv1D / Conv2D / Dense with a linear activation, else it becomes ``Mul`` + ``Add``. Sequences
+work the same way: a 1-D Conv wants (batch, channels, steps) (``"BCT"``); the layers in
+``CHANNELS_FIRST_SEQUENCE_LAYERS`` keep that layout, and any other layer gets the sequence back
+in Keras's order first.
 
 Supported target opsets: ``MIN_OPSET`` (13) to ``MAX_OPSET``: the newest opset that both the
 installed ``onnx`` and the ``onnxruntime`` it was tested with (1.32: opset 28) can run.
@@ -53,6 +56,22 @@ DEFAULT_OPSET = 17
 
 #: layers that compute nothing at inference
 IDENTITY_LAYERS = frozenset({"Dropout", "InputLayer"})
+
+#: layers whose converters take a sequence in ONNX's channels-first ``"BCT"`` layout (what a 1-D
+#: Conv writes); before any other layer the exporter transposes it back to Keras's order
+CHANNELS_FIRST_SEQUENCE_LAYERS = frozenset(
+    {
+        "Activation",
+        "AveragePooling1D",
+        "BatchNormalization",
+        "Conv1D",
+        "Conv1DTranspose",
+        "GlobalAveragePooling1D",
+        "GlobalMaxPooling1D",
+        "MaxPooling1D",
+        "UpSampling1D",
+    }
+)
 
 
 class ExportError(ValueError):
@@ -157,7 +176,8 @@ class ExportContext:
         """Make ``tensor`` (per-sample Keras shape ``shape``) the current tensor.
 
         Layouts: images ``"NHWC"`` (default) or ``"NCHW"``; sequences ``"BTF"`` (batch-major,
-        default) or ``"TBF"`` (time-major, what ONNX's recurrent ops take); else None.
+        default), ``"TBF"`` (time-major, what ONNX's recurrent ops take) or ``"BCT"``
+        (channels-first, what ONNX's 1-D Conv takes); else None.
         """
         self.tensor = tensor
         self.shape = tuple(shape)
@@ -165,7 +185,7 @@ class ExportContext:
         if rank == 3:
             self.layout = layout if layout in ("NHWC", "NCHW") else "NHWC"
         elif rank == 2:
-            self.layout = layout if layout in ("BTF", "TBF") else "BTF"
+            self.layout = layout if layout in ("BTF", "TBF", "BCT") else "BTF"
         else:
             self.layout = None
 
@@ -188,14 +208,26 @@ class ExportContext:
         """The current tensor in Keras's own order (NHWC images, batch-major sequences)."""
         if self.layout == "NCHW":
             self._transpose(f"{hint}/to_nhwc", [0, 2, 3, 1], "NHWC")
-        elif self.layout == "TBF":
-            self._transpose(f"{hint}/to_batch_major", [1, 0, 2], "BTF")
+        else:
+            self.batch_major(hint)
         return self.tensor
 
     def batch_major(self, hint: str) -> str:
         """The current sequence as [batch, steps, features]."""
         if self.layout == "TBF":
             self._transpose(f"{hint}/to_batch_major", [1, 0, 2], "BTF")
+        elif self.layout == "BCT":
+            self._transpose(f"{hint}/to_steps_last", [0, 2, 1], "BTF")
+        return self.tensor
+
+    def channels_first(self, hint: str) -> str:
+        """The current sequence as [batch, channels, steps] (ONNX's 1-D Conv / pooling)."""
+        if len(self.shape) != 2:
+            raise ExportError(f"{hint}: expected a sequence, got per-sample shape {self.shape}")
+        if self.layout == "BTF":
+            self._transpose(f"{hint}/to_channels_first", [0, 2, 1], "BCT")
+        elif self.layout == "TBF":
+            self._transpose(f"{hint}/to_channels_first", [1, 2, 0], "BCT")
         return self.tensor
 
     def time_major(self, hint: str) -> str:
@@ -225,7 +257,7 @@ class ExportContext:
 
     @property
     def channel_axis(self) -> int:
-        return 1 if self.layout == "NCHW" else -1
+        return 1 if self.layout in ("NCHW", "BCT") else -1
 
     # ----- small helpers -----
     def const(self, value: Any, hint: str, dtype: Any = None) -> str:
@@ -305,7 +337,7 @@ def plan(layers: list[Any]) -> list[tuple[Any, dict[str, np.ndarray]]]:
             at = computing[-1]
             prev, prev_params = out[at]
             if (
-                type(prev).__name__ in ("Conv2D", "Dense")
+                type(prev).__name__ in ("Conv1D", "Conv2D", "Dense")
                 and getattr(prev, "activation", None) == "linear"
                 and not prev_params.get("_no_fold")
             ):
@@ -465,6 +497,8 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET, nchw_input: bool = False) ->
 
     for layer, params in plan(layers):
         kind = type(layer).__name__
+        if ctx.layout == "BCT" and kind not in CHANNELS_FIRST_SEQUENCE_LAYERS | IDENTITY_LAYERS:
+            ctx.keras_layout(layer.name)
         if kind not in IDENTITY_LAYERS:
             converters.find(kind, opset)(ctx, layer, params)
         if kind != "Embedding":
