@@ -104,6 +104,16 @@ class Backend(Protocol):
     def global_pool_backward(self, mode: str, x_shape, cache, dy) -> Array: ...
 
     # ----- 1-D convolution and sequence pooling ((batch, steps, channels)) -----
+    def conv1d_geometry(
+        self, length: int, k: int, stride: int, dilation: int, padding: str
+    ) -> tuple[int, int, int]:
+        """(output length, left pad, right pad) along the steps: 'valid', 'same', 'causal'."""
+
+    def conv1d_transpose_geometry(
+        self, length: int, k: int, stride: int, dilation: int, padding: str
+    ) -> tuple[int, int]:
+        """(output length, left pad) of a transposed 1-D convolution, Keras's rule."""
+
     def conv1d_forward(
         self, x, kernel, bias, stride, padding, dilation=1, activation="linear", keep=True
     ) -> tuple[Array, Any]:

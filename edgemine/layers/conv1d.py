@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from .. import initializers
-from ..kernels._shared import conv1d_geometry, conv1d_transpose_geometry
 from .base import KernelBiasMixin, Layer, normalize_tuple, register
 
 
@@ -118,7 +117,7 @@ class Conv1D(_Conv1DBase):
         steps, _ = _check_sequence(self, input_shape)
         if steps is None:
             return (None, self.filters)
-        out, _, _ = conv1d_geometry(
+        out, _, _ = self.ops.conv1d_geometry(
             steps, self.kernel_size, self.strides, self.dilation_rate, self.padding
         )
         if out < 1:
@@ -188,7 +187,7 @@ class Conv1DTranspose(_Conv1DBase):
         steps, _ = _check_sequence(self, input_shape)
         if steps is None:
             return (None, self.filters)
-        out, _ = conv1d_transpose_geometry(
+        out, _ = self.ops.conv1d_transpose_geometry(
             steps, self.kernel_size, self.strides, self.dilation_rate, self.padding
         )
         return (out, self.filters)
