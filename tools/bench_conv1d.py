@@ -1,7 +1,8 @@
 """Conv1D's speed on sensor-shaped data: edgemine's 1-D kernels against Conv2D on a height-1
 image (the same numbers through the 2-D kernels) and PyTorch's Conv1d, when torch is installed.
 
-    python tools/bench_conv1d.py            # writes tools/results/conv1d.md
+    python tools/bench_conv1d.py               # writes tools/results/conv1d.md
+    python tools/bench_conv1d.py --threads 1   # every engine on one thread (a busy machine)
 
 Shapes: batch 32, 100 steps, 6 channels in, 64 filters, kernel 3 (BasicMotions-like), and a
 second layer 64 -> 64. Per engine: forward at inference, and a training step's forward +
@@ -21,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-THREADS = 2
+THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 2
 os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", str(THREADS))
 os.environ.setdefault("NUMBA_NUM_THREADS", str(THREADS))
@@ -133,7 +134,8 @@ def report(rows: list[tuple]) -> str:
     lines = [
         "# Conv1D speed (tools/bench_conv1d.py)",
         "",
-        f"{datetime.date.today()}, {_cpu()}, {THREADS} threads, medians of 30 runs.",
+        f"{datetime.date.today()}, {_cpu()}, {THREADS} thread(s), medians of 30 runs, load "
+        f"average {os.getloadavg()[0]:.1f} at the end (other jobs share the machine).",
         "",
         "| shape (n, steps, cin -> filters, k, padding) | engine | inference ms | "
         "train step ms | train vs edgemine Conv1D |",
@@ -151,6 +153,7 @@ def report(rows: list[tuple]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "tools" / "results" / "conv1d.md"))
+    parser.add_argument("--threads", type=int, default=2, help="BLAS, numba and torch threads")
     args = parser.parse_args()
     text = report(measure())
     print(text)

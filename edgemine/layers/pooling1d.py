@@ -142,8 +142,9 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
     (``Embedding(mask_zero=True)`` below), the mean of the unmasked steps only.
 
     >>> import numpy as np
-    >>> GlobalAveragePooling1D()(np.ones((2, 5, 3)), mask=np.arange(5) < 2).shape
-    (2, 3)
+    >>> x = np.arange(10.0).reshape(1, 5, 2)
+    >>> GlobalAveragePooling1D()(x, mask=[[True, True, False, False, False]]).tolist()
+    [[1.0, 2.0]]
     """
 
     mode = "avg"
@@ -153,6 +154,11 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         if mask is None:
             self._masked = False
             return super().forward(x, training)
+        if tuple(mask.shape) != tuple(x.shape[:2]):
+            raise ValueError(
+                f"{self.name}: the mask must be (batch, steps) = {tuple(x.shape[:2])}, "
+                f"got {tuple(mask.shape)}"
+            )
         self._masked = True
         y, self._cache = self.ops.masked_mean_forward(x, mask)
         return self._pooled(y)
