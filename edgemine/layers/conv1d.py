@@ -70,6 +70,11 @@ class _Conv1DBase(KernelBiasMixin, Layer):
     def _kernel_shape(self, channels: int) -> tuple:
         raise NotImplementedError  # abstract
 
+    @property
+    def _window(self) -> tuple:
+        """(stride, padding, dilation): the backend ops' window arguments."""
+        return self.strides, self.padding, self.dilation_rate
+
     def build(self, input_shape):
         _check_sequence(self, input_shape)
         self.kernel = self.add_weight(
@@ -133,9 +138,7 @@ class Conv1D(_Conv1DBase):
             x,
             self.kernel.value,
             self.bias.value if self.bias else None,
-            self.strides,
-            self.padding,
-            self.dilation_rate,
+            *self._window,
             activation,
             keep=training,
         )
@@ -149,9 +152,7 @@ class Conv1D(_Conv1DBase):
             self._cols,
             self.kernel.value,
             dy,
-            self.strides,
-            self.padding,
-            self.dilation_rate,
+            *self._window,
             self.need_input_grad,
             activation=activation,
             y=self._y,
@@ -197,9 +198,7 @@ class Conv1DTranspose(_Conv1DBase):
             x,
             self.kernel.value,
             self.bias.value if self.bias else None,
-            self.strides,
-            self.padding,
-            self.dilation_rate,
+            *self._window,
             activation,
         )
         return self._y
@@ -209,9 +208,7 @@ class Conv1DTranspose(_Conv1DBase):
             self._cache,
             self.kernel.value,
             dy,
-            self.strides,
-            self.padding,
-            self.dilation_rate,
+            *self._window,
             self.need_input_grad,
             activation=activation,
             y=self._y,

@@ -27,11 +27,17 @@ from ...kernels._shared import conv1d_geometry, conv1d_transpose_geometry
 from . import converter
 
 
-def _weights(ctx: Any, layer: Any, kernel: np.ndarray, params: dict) -> list[str]:
-    inputs = [ctx.channels_first(layer.name), ctx.const(kernel, f"{layer.name}/kernel")]
+def _conv_node(ctx: Any, layer: Any, op: str, params: dict, pads: list, **extra: Any) -> None:
+    """One ``op`` (Conv or ConvTranspose) over the steps; kernel (k, a, b) -> (b, a, k)."""
+    inputs = [ctx.channels_first(layer.name)]
+    inputs.append(ctx.const(params["kernel"].transpose(2, 1, 0), f"{layer.name}/kernel"))
     if params.get("bias") is not None:
         inputs.append(ctx.const(params["bias"], f"{layer.name}/bias"))
-    return inputs
+    k, s, d = layer.kernel_size, layer.strides, layer.dilation_rate
+    attrs = {"kernel_shape": [k], "strides": [s], "dilations": [d], "pads": pads, **extra}
+    y = ctx.op(op, inputs, layer.name, **attrs)
+    ctx.set(y, layer.output_shape, "BCT")
+    ctx.tensor = ctx.activation(y, layer.activation, layer.name, layer)
 
 
 @converter("Conv1D")
@@ -39,17 +45,7 @@ def convert_conv1d(ctx: Any, layer: Any, params: dict[str, np.ndarray]) -> None:
     """Conv1D: Conv with pads [left, right] and dilations; fused activation after it."""
     k, s, d = layer.kernel_size, layer.strides, layer.dilation_rate
     _, left, right = conv1d_geometry(ctx.shape[0], k, s, d, layer.padding)
-    y = ctx.op(
-        "Conv",
-        _weights(ctx, layer, params["kernel"].transpose(2, 1, 0), params),
-        layer.name,
-        kernel_shape=[k],
-        strides=[s],
-        dilations=[d],
-        pads=[left, right],
-    )
-    ctx.set(y, layer.output_shape, "BCT")
-    ctx.tensor = ctx.activation(y, layer.activation, layer.name, layer)
+    _conv_node(ctx, layer, "Conv", params, [left, right])
 
 
 @converter("Conv1DTranspose")
@@ -61,18 +57,7 @@ def convert_conv1d_transpose(ctx: Any, layer: Any, params: dict[str, np.ndarray]
     span = d * (k - 1) + 1
     right = max(span - s, 0) - left if layer.padding == "same" else 0
     extra = length - ((steps - 1) * s + span - left - right)
-    y = ctx.op(
-        "ConvTranspose",
-        _weights(ctx, layer, params["kernel"].transpose(2, 1, 0), params),
-        layer.name,
-        kernel_shape=[k],
-        strides=[s],
-        dilations=[d],
-        pads=[left, right],
-        output_padding=[extra],
-    )
-    ctx.set(y, layer.output_shape, "BCT")
-    ctx.tensor = ctx.activation(y, layer.activation, layer.name, layer)
+    _conv_node(ctx, layer, "ConvTranspose", params, [left, right], output_padding=[extra])
 
 
 @converter("MaxPooling1D", "AveragePooling1D")
