@@ -4,6 +4,22 @@ from .base import LAYER_REGISTRY, Layer, Variable, register
 from .conv import Conv2D
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
+from .merge import (
+    Add,
+    Average,
+    Concatenate,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .recurrent import GRU, LSTM, SimpleRNN
@@ -12,6 +28,20 @@ from .wrappers import Bidirectional
 __all__ = [
     "LAYER_REGISTRY",
     "Activation",
+    "Add",
+    "Average",
+    "Concatenate",
+    "Maximum",
+    "Minimum",
+    "Multiply",
+    "Subtract",
+    "add",
+    "average",
+    "concatenate",
+    "maximum",
+    "minimum",
+    "multiply",
+    "subtract",
     "AveragePooling2D",
     "BatchNormalization",
     "Bidirectional",
