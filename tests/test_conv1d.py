@@ -146,3 +146,26 @@ def test_motion_cnn_trains_on_basicmotions(tmp_path):
     assert "test loss" in result.output
     model = load_model(out)
     assert model.input_shape == (100, 6) and model.output_shape == (4,)
+
+
+def test_functional_1d_graphs_export_with_merges_in_either_layout():
+    """A residual 1-D block adds in the channels-first layout; a Concatenate, an LSTM and a
+    second output read the same channels-first tensor in Keras's order."""
+    from edgemine.models import Model
+
+    inp = L.Input(shape=(12, 3))
+    h = L.Conv1D(4, 3, padding="same", activation="relu")(inp)
+    r = L.Conv1D(4, 3, padding="causal", dilation_rate=2)(h)
+    s = L.Add()([h, r])
+    joined = L.Concatenate()([s, L.Conv1D(2, 1)(inp)])
+    out1 = L.Dense(2, activation="softmax")(L.GlobalAveragePooling1D()(joined))
+    out2 = L.LSTM(3)(s)
+    model = Model(inp, [out1, out2])
+    x = np.random.default_rng(2).standard_normal((3, 12, 3)).astype(np.float32)
+    proto = to_onnx(model)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {proto.graph.input[0].name: x})
+    for g, want in zip(got, model.predict(x, verbose=0)):
+        np.testing.assert_allclose(g, want, atol=1e-5)
+    ops = [n.op_type for n in proto.graph.node]
+    assert "Sum" in ops or "Add" in ops

@@ -5,6 +5,22 @@ from .conv import Conv2D
 from .conv1d import Conv1D, Conv1DTranspose
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
+from .merge import (
+    Add,
+    Average,
+    Concatenate,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .pooling1d import (
@@ -20,6 +36,20 @@ from .wrappers import Bidirectional
 __all__ = [
     "LAYER_REGISTRY",
     "Activation",
+    "Add",
+    "Average",
+    "Concatenate",
+    "Maximum",
+    "Minimum",
+    "Multiply",
+    "Subtract",
+    "add",
+    "average",
+    "concatenate",
+    "maximum",
+    "minimum",
+    "multiply",
+    "subtract",
     "AveragePooling1D",
     "AveragePooling2D",
     "BatchNormalization",

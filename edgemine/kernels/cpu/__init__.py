@@ -42,9 +42,10 @@ from .embedding import (
     embedding_mask,
 )
 from .losses import loss_and_gradient, loss_forward
+from .merge import merge_backward, merge_forward
 from .optim import adam_update, adam_update_sparse, rmsprop_update, scale_, sgd_update
 from .pool import pool2d_backward, pool2d_forward
-from .recurrent import merge_backward, merge_forward, reverse_time, rnn_backward, rnn_forward
+from .recurrent import reverse_time, rnn_backward, rnn_forward
 
 name = "cpu"
 

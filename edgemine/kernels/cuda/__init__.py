@@ -62,6 +62,7 @@ from .embedding import (
 )
 from .gemm import bias_gradient, gemm
 from .losses import loss_and_gradient, loss_forward
+from .merge import merge_backward, merge_forward
 from .norm import (
     batch_moments,
     batchnorm_backward,
@@ -79,7 +80,7 @@ from .optim import (
     sgd_update,
 )
 from .pool import global_pool_backward, global_pool_forward, pool2d_backward, pool2d_forward
-from .recurrent import merge_backward, merge_forward, reverse_time, rnn_backward, rnn_forward
+from .recurrent import reverse_time, rnn_backward, rnn_forward
 
 name = "cuda"
 simulated: bool = SIM

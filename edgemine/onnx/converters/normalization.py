@@ -23,7 +23,7 @@ from . import converter
 @converter("BatchNormalization")
 def convert_batchnorm(ctx: Any, layer: Any, params: dict[str, np.ndarray]) -> None:
     """Standalone BatchNormalization at inference: Mul + Add."""
-    from ..exporter import bn_scale_shift
+    from ..passes import bn_scale_shift
 
     scale, shift = bn_scale_shift(layer, params)
     if ctx.layout == "NCHW":
