@@ -169,3 +169,26 @@ def test_functional_1d_graphs_export_with_merges_in_either_layout():
         np.testing.assert_allclose(g, want, atol=1e-5)
     ops = [n.op_type for n in proto.graph.node]
     assert "Sum" in ops or "Add" in ops
+
+
+@pytest.mark.parametrize("padding", ["valid", "same", "causal"])
+def test_sequences_of_any_length(padding):
+    """Input(shape=(None, c)): the engine and the exported graph take any length; a batch too
+    short for the kernel is refused clearly."""
+    from edgemine.models import Model
+
+    inp = L.Input(shape=(None, 3))
+    h = L.Conv1D(4, 3, strides=2, padding=padding)(inp)
+    h = L.MaxPooling1D(2, padding="same")(L.Conv1D(4, 2, dilation_rate=2, padding=padding)(h))
+    h = L.Conv1DTranspose(3, 3, strides=2, padding="same")(h)
+    model = Model(inp, L.Dense(2)(L.GlobalMaxPooling1D()(h)))
+    proto = to_onnx(model)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    for steps in (9, 16):
+        x = rng.standard_normal((2, steps, 3)).astype(np.float32)
+        got = sess.run(None, {proto.graph.input[0].name: x})[0]
+        np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-5)
+    if padding == "valid":
+        with pytest.raises(ValueError, match="shorter than the kernel's span"):
+            model.predict(np.zeros((1, 2, 3), np.float32), verbose=0)

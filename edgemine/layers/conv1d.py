@@ -134,6 +134,8 @@ class Conv1D(_Conv1DBase):
         return (out, self.filters)
 
     def _forward(self, x, training, activation):
+        if self.input_shape[0] is None:  # any length: this batch's must fit the kernel
+            self.compute_output_shape(tuple(x.shape[1:]))
         self._y, cols = self.ops.conv1d_forward(
             x,
             self.kernel.value,

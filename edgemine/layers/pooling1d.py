@@ -42,6 +42,8 @@ class _Pooling1D(Layer):
 
     def forward(self, x, training=False):
         n, steps, c = x.shape
+        if self.input_shape[0] is None:  # any length: this batch's must fit the window
+            self.compute_output_shape((steps, c))
         y, self._arg = self.ops.pool2d_forward(
             self.mode, self.ops.reshape(x, (n, 1, steps, c)), *self._geometry()
         )

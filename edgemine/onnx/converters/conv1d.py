@@ -27,14 +27,25 @@ from ...kernels._shared import conv1d_geometry, conv1d_transpose_geometry
 from . import converter
 
 
-def _conv_node(ctx: Any, layer: Any, op: str, params: dict, pads: list, **extra: Any) -> None:
+def _pads(length: int | None, k: int, stride: int, dilation: int, padding: str) -> dict:
+    """The padding attributes: explicit ``pads``, or, for 'same' windows with a stride over a
+    sequence of any length (``None``), ``auto_pad=SAME_UPPER`` (TensorFlow's rule: the extra pad
+    at the end). Other pads do not depend on the length."""
+    if length is None and padding == "same" and stride > 1:
+        return {"auto_pad": "SAME_UPPER"}
+    span = dilation * (k - 1) + 1
+    _, left, right = conv1d_geometry(length or span, k, stride, dilation, padding)
+    return {"pads": [left, right]}
+
+
+def _conv_node(ctx: Any, layer: Any, op: str, params: dict, pads: dict, **extra: Any) -> None:
     """One ``op`` (Conv or ConvTranspose) over the steps; kernel (k, a, b) -> (b, a, k)."""
     inputs = [ctx.channels_first(layer.name)]
     inputs.append(ctx.const(params["kernel"].transpose(2, 1, 0), f"{layer.name}/kernel"))
     if params.get("bias") is not None:
         inputs.append(ctx.const(params["bias"], f"{layer.name}/bias"))
     k, s, d = layer.kernel_size, layer.strides, layer.dilation_rate
-    attrs = {"kernel_shape": [k], "strides": [s], "dilations": [d], "pads": pads, **extra}
+    attrs = {"kernel_shape": [k], "strides": [s], "dilations": [d], **pads, **extra}
     y = ctx.op(op, inputs, layer.name, **attrs)
     ctx.set(y, layer.output_shape, "BCT")
     ctx.tensor = ctx.activation(y, layer.activation, layer.name, layer)
@@ -44,28 +55,29 @@ def _conv_node(ctx: Any, layer: Any, op: str, params: dict, pads: list, **extra:
 def convert_conv1d(ctx: Any, layer: Any, params: dict[str, np.ndarray]) -> None:
     """Conv1D: Conv with pads [left, right] and dilations; fused activation after it."""
     k, s, d = layer.kernel_size, layer.strides, layer.dilation_rate
-    _, left, right = conv1d_geometry(ctx.shape[0], k, s, d, layer.padding)
-    _conv_node(ctx, layer, "Conv", params, [left, right])
+    _conv_node(ctx, layer, "Conv", params, _pads(ctx.shape[0], k, s, d, layer.padding))
 
 
 @converter("Conv1DTranspose")
 def convert_conv1d_transpose(ctx: Any, layer: Any, params: dict[str, np.ndarray]) -> None:
-    """Conv1DTranspose: ConvTranspose; output_padding makes up what the pads leave short."""
-    steps = ctx.shape[0]
+    """Conv1DTranspose: ConvTranspose; output_padding makes up what the pads leave short (the
+    same for every input length)."""
+    steps = ctx.shape[0] or 1
     k, s, d = layer.kernel_size, layer.strides, layer.dilation_rate
     length, left = conv1d_transpose_geometry(steps, k, s, d, layer.padding)
     span = d * (k - 1) + 1
     right = max(span - s, 0) - left if layer.padding == "same" else 0
     extra = length - ((steps - 1) * s + span - left - right)
-    _conv_node(ctx, layer, "ConvTranspose", params, [left, right], output_padding=[extra])
+    pads = {"pads": [left, right]}
+    _conv_node(ctx, layer, "ConvTranspose", params, pads, output_padding=[extra])
 
 
 @converter("MaxPooling1D", "AveragePooling1D")
 def convert_pool1d(ctx: Any, layer: Any, params: dict[str, np.ndarray]) -> None:
     """MaxPooling1D -> MaxPool, AveragePooling1D -> AveragePool(count_include_pad=0)."""
     x = ctx.channels_first(layer.name)
-    _, left, right = conv1d_geometry(ctx.shape[0], layer.pool_size, layer.strides, 1, layer.padding)
-    attrs = {"kernel_shape": [layer.pool_size], "strides": [layer.strides], "pads": [left, right]}
+    pads = _pads(ctx.shape[0], layer.pool_size, layer.strides, 1, layer.padding)
+    attrs = {"kernel_shape": [layer.pool_size], "strides": [layer.strides], **pads}
     if type(layer).__name__ == "MaxPooling1D":
         y = ctx.op("MaxPool", [x], layer.name, **attrs)
     else:
