@@ -575,6 +575,13 @@ def check_losses(rng):
     want = cpu.loss_forward("categorical_crossentropy", p, y)
     got = cu.loss_forward("categorical_crossentropy", cu.asarray(p), cu.asarray(y))
     close("categorical 3-D forward", cu.to_numpy(got), want, FWD)
+    labels = rng.integers(0, 4, (2, 3)).astype(np.int32)  # sparse labels per time step
+    for name, t in (("categorical_crossentropy", y), ("sparse_categorical_crossentropy", labels)):
+        for fused in (None, "softmax"):  # the gradient is averaged over batch and time
+            want = cpu.loss_and_gradient(name, p, t, False, fused)
+            got = cu.loss_and_gradient(name, cu.asarray(p), cu.asarray(t), False, fused)
+            close(f"{name} 3-D fused={fused} losses", cu.to_numpy(got[0]), want[0], FWD)
+            close(f"{name} 3-D fused={fused} gradient", cu.to_numpy(got[1]), want[1], GRAD)
 
 
 def _opt_step(ops, kind, p, g, slots, **hp):
