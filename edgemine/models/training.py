@@ -70,7 +70,9 @@ class Trainer:
         self._requested_metrics = [kind for _, kind in plain]  # what the model file keeps
         self._metric_requests = plain + weighted
         self._weighted_flags = [False] * len(plain) + [True] * len(weighted)
-        self.metric_names = metrics_mod.unique_names([n for n, _ in plain], [n for n, _ in weighted])
+        self.metric_names = metrics_mod.unique_names(
+            [n for n, _ in plain], [n for n, _ in weighted]
+        )
         self.set_device(device)
         if self.built:
             self._resolve_metrics()
@@ -399,6 +401,20 @@ class Trainer:
         tally = self._new_tally()
         tally.add(*self._test_batch(data.x, data.y), data.w)
         return self._result(tally.logs(), return_dict)
+
+    # ----- weights files -----
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Write the weights to a Keras 3 ``.weights.h5`` file, atomically."""
+        from ..saving.weights_h5 import save_weights
+
+        save_weights(self, filepath, overwrite)
+
+    def load_weights(self, filepath) -> None:
+        """Read weights from a ``.weights.h5`` file (edgemine's or Keras's), ``.keras`` or
+        legacy ``.h5``, checking every shape and naming the layer on a mismatch."""
+        from ..saving.weights_h5 import load_weights
+
+        load_weights(self, filepath)
 
     def _result(self, logs: dict, return_dict: bool):
         """Keras's return value: the dict, or [loss, *metrics] (compile order), or the loss
