@@ -35,6 +35,20 @@ __all__ = [
 ]
 
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # Keras's ALLOWLIST_FORMATS
+#: the arguments both directory helpers share, passed on to _from_directory
+_COMMON = (
+    "directory",
+    "labels",
+    "label_mode",
+    "class_names",
+    "batch_size",
+    "shuffle",
+    "seed",
+    "validation_split",
+    "subset",
+    "follow_links",
+    "verbose",
+)
 
 
 class BatchDataset:
@@ -170,6 +184,7 @@ def _label_batch(labels, label_mode, num_classes):
 
 
 def _from_directory(
+    *,
     directory,
     labels,
     label_mode,
@@ -272,21 +287,8 @@ def image_dataset_from_directory(
             out[i] = inputs.fit_channels(img, channels, os.path.basename(path))
         return out
 
-    return _from_directory(
-        directory,
-        labels,
-        label_mode,
-        class_names,
-        batch_size,
-        shuffle,
-        seed,
-        validation_split,
-        subset,
-        follow_links,
-        verbose,
-        IMAGE_FORMATS,
-        read_batch,
-    )
+    common = {k: v for k, v in locals().items() if k in _COMMON}  # the shared arguments
+    return _from_directory(formats=IMAGE_FORMATS, read_batch=read_batch, **common)
 
 
 def text_dataset_from_directory(
@@ -316,21 +318,8 @@ def text_dataset_from_directory(
             texts.append(text[:max_length] if max_length else text)
         return np.array(texts, dtype=object)
 
-    return _from_directory(
-        directory,
-        labels,
-        label_mode,
-        class_names,
-        batch_size,
-        shuffle,
-        seed,
-        validation_split,
-        subset,
-        follow_links,
-        verbose,
-        (".txt",),
-        read_batch,
-    )
+    common = {k: v for k, v in locals().items() if k in _COMMON}  # the shared arguments
+    return _from_directory(formats=(".txt",), read_batch=read_batch, **common)
 
 
 def timeseries_dataset_from_array(
