@@ -61,6 +61,7 @@ GROUPS = {
         "fit_bidirectional",
         "fit_conv_misc",
         "fit_rnn_misc",
+        "fit_weighted_sequence",
     ],
 }
 
@@ -927,6 +928,35 @@ def check_fit_rnn_misc(rng):
         ]
 
     _fit_both(build, x, y, "mse", lambda: RMSprop(0.01, centered=True))
+
+
+def check_fit_weighted_sequence(rng):
+    """A softmax over (batch, time, classes) with per-step sparse labels and sample weights:
+    the loss and gradient averaged over time, each sample's gradient scaled by its weight."""
+    from edgemine import layers as L
+    from edgemine.models import Sequential
+    from edgemine.optimizers import SGD
+    from edgemine.utils import set_random_seed
+
+    x = rng.normal(size=(8, 4, 3)).astype(np.float32)
+    y = rng.integers(0, 5, (8, 4)).astype(np.int32)
+    w = rng.random(8).astype(np.float32) * 2
+    weights, losses = {}, {}
+    for device in ("cpu", "cuda"):
+        set_random_seed(3)
+        model = Sequential([L.Input((4, 3)), L.Dense(6, activation="tanh"), L.Dense(5, "softmax")])
+        model.compile(
+            SGD(0.1),
+            "sparse_categorical_crossentropy",
+            device=device,
+            weighted_metrics=["accuracy"],
+        )
+        hist = model.fit(x, y, sample_weight=w, batch_size=4, epochs=2, verbose=0, shuffle=False)
+        weights[device] = model.get_weights()
+        losses[device] = hist.history["loss"] + hist.history["accuracy"]
+    for i, (wc, wg) in enumerate(zip(weights["cpu"], weights["cuda"])):
+        close(f"weight {i} after weighted fit", wg, wc, GRAD)
+    close("weighted loss and accuracy history", losses["cuda"], losses["cpu"], GRAD)
 
 
 # ----- availability -----
