@@ -250,3 +250,15 @@ def test_framework_data_objects_are_refused_by_name():
     )
     with pytest.raises(TypeError, match="DataLoader"):
         _classifier().predict(loader())
+
+
+def test_an_unbuilt_sequential_builds_from_the_first_batch():
+    for data in (lambda: _batches(), lambda: (np.concatenate([b[0] for b in _batches()]), None)):
+        model = keras.Sequential([Dense(4, activation="relu"), Dense(3, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["acc"])
+        source = data()
+        if isinstance(source, tuple):  # arrays
+            hist = model.fit(source[0], np.zeros(len(source[0]), "int64"), verbose=0)
+        else:
+            hist = model.fit(source, verbose=0)
+        assert sorted(hist.history) == ["acc", "loss"] and model.built

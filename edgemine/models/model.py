@@ -227,6 +227,8 @@ class Model(Trainer):
         raise AssertionError("a functional model is built from its inputs")
 
     def _split_inputs(self, x, what: str) -> list:
+        if self._graph is None:  # an unbuilt Sequential: one input, which builds it
+            return [x]
         names = self.input_names
         if isinstance(x, dict):
             unknown = sorted(set(x) - set(names))

@@ -148,10 +148,13 @@ class Trainer:
         return per, [metrics_mod.batch_values(m, host_y, pred) for _, m in self._metrics]
 
     def _new_tally(self) -> metrics_mod.Tally:
+        """Running logs for one pass (the metrics known from compile: an unbuilt model builds
+        on its first batch)."""
+        names = list(self.metric_names)
         flags = getattr(self, "_weighted_flags", None)
-        if flags is None or len(flags) != len(self._metrics):
-            flags = [False] * len(self._metrics)
-        return metrics_mod.Tally([disp for disp, _ in self._metrics], flags)
+        if flags is None or len(flags) != len(names):
+            flags = [False] * len(names)
+        return metrics_mod.Tally(names, flags)
 
     # ----- data -----
     def _data(
@@ -421,7 +424,7 @@ class Trainer:
         alone."""
         if return_dict:
             return logs
-        values = [logs["loss"], *(logs[name] for name, _ in self._metrics)]
+        values = [logs["loss"], *(logs[name] for name in self.metric_names)]
         return values[0] if len(values) == 1 else values
 
 
