@@ -35,13 +35,10 @@ from ..utils import get_rng, using_rng
 
 
 def _batch_size(batch_size, x) -> int:
-    if batch_size is None:
+    """The array batch size (32 by default); an iterable's batches are its own, and Keras
+    ignores batch_size for them, as here."""
+    if batch_size is None or is_batch_source(x):
         return 32
-    if is_batch_source(x):
-        raise ValueError(
-            "batch_size is set by the iterable of batches itself: leave batch_size out when x "
-            "is a generator or a dataset"
-        )
     return positive_int(batch_size, "batch_size")
 
 
@@ -356,8 +353,6 @@ class Trainer:
         """Model outputs for arrays x (in batches, default 32) or for an iterable of batches
         (``x`` or ``(x, ...)`` each; targets in them are ignored)."""
         if is_batch_source(x):
-            if batch_size is not None:
-                _batch_size(batch_size, x)
             it = EpochIterator(x, steps, "x")
             parts = [self._predict_batch(self._check_x(bx, "x")) for bx, _, _ in it.epoch()]
             if not parts:
