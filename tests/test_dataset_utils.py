@@ -2,7 +2,7 @@
 
 KERAS_* below were computed once with Keras 3.15.1's own index_directory and
 get_training_or_validation_split (keras/src/utils/dataset_utils.py) on the folder this file
-builds (Keras is not a test dependency).
+builds, by tools/keras_training_reference.py (Keras is not a test dependency).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 metric names and History keys, and the loss reduction over time.
 
 The KERAS_* numbers below were computed once with Keras 3.15.1 (torch 2.13 backend, CPU) by the
-same models with the same weights (the script: build each model below in Keras, set_weights,
-then evaluate / fit / train_on_batch with the same arguments); Keras is not a test dependency.
+same models with the same weights, by tools/keras_training_reference.py; Keras is not a test
+dependency.
 """
 
 from __future__ import annotations
