@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from keras_reference_data import B3, K3, X3, Y3, K, W, X, Y
 
 import edgemine as keras
 from edgemine.data_adapters import is_batch_source
 from edgemine.layers import Dense
 from edgemine.metrics import MeanSquaredError, SparseCategoricalAccuracy
-
-RNG = np.random.default_rng(0)
-X3 = RNG.normal(size=(4, 3, 5)).astype("float32")
-K3 = RNG.normal(size=(5, 4)).astype("float32") * 0.5
-B3 = np.linspace(-0.2, 0.2, 4).astype("float32")
-Y3 = RNG.integers(0, 4, (4, 3))
-X = RNG.normal(size=(6, 3)).astype("float32")
-K = RNG.normal(size=(3, 3)).astype("float32")
-Y = np.array([0, 1, 2, 1, 0, 2])
-W = np.array([1.0, 2.0, 0.5, 0.0, 3.0, 1.0], "float32")
 
 KERAS_SEQUENCE_LOSS = 1.5585980415344238  # cross-entropy on (4, 3, 4): mean over time
 KERAS_SEQUENCE_ACCURACY = 0.4166666865348816

@@ -22,15 +22,8 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-RNG = np.random.default_rng(0)  # drawn in the tests' order
-X3 = RNG.normal(size=(4, 3, 5)).astype("float32")
-K3 = RNG.normal(size=(5, 4)).astype("float32") * 0.5
-B3 = np.linspace(-0.2, 0.2, 4).astype("float32")
-Y3 = RNG.integers(0, 4, (4, 3))
-X = RNG.normal(size=(6, 3)).astype("float32")
-K = RNG.normal(size=(3, 3)).astype("float32")
-Y = np.array([0, 1, 2, 1, 0, 2])
-W = np.array([1.0, 2.0, 0.5, 0.0, 3.0, 1.0], "float32")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from keras_reference_data import B3, K3, X3, Y3, K, W, X, Y  # noqa: E402  (the tests' data)
 
 
 def sequence_model(loss):
