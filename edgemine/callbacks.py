@@ -7,6 +7,7 @@ import csv
 import math
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,9 +88,15 @@ class _Monitor(Callback):
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def _improved(self, value: float) -> bool:
+        return self._beats(value, self.best)
+
+    def _beats(self, value: float, reference: float | None) -> bool:
+        """Whether ``value`` improves on ``reference`` by more than min_delta (None: yes)."""
+        if reference is None:
+            return True
         if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
 
     def _value(self, logs) -> float | None:
         value = (logs or {}).get(self.monitor)
@@ -104,7 +111,10 @@ class _Monitor(Callback):
 
 
 class EarlyStopping(_Monitor):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
+    """Stop when ``monitor`` has not improved for ``patience`` epochs, as Keras 3 does:
+    epochs before ``start_from_epoch`` are not watched; with a ``baseline``, only an epoch
+    that beats it restarts the wait; with ``restore_best_weights`` the best epoch's weights
+    are put back when training ends (stopped early or not)."""
 
     def __init__(
         self,
@@ -122,44 +132,55 @@ class EarlyStopping(_Monitor):
         self.verbose = verbose
         self.baseline = baseline
         self.restore_best_weights = restore_best_weights
-        self.start_from_epoch = start_from_epoch
+        self.start_from_epoch = int(start_from_epoch)
 
     def on_train_begin(self, logs=None):
         self.wait = 0
         self.stopped_epoch = 0
-        self.best = math.inf if self.mode == "min" else -math.inf
-        if self.baseline is not None:
-            self.best = self.baseline
+        self.best = None
         self.best_weights = None
+        self.best_epoch = 0
 
     def on_epoch_end(self, epoch, logs=None):
         value = self._value(logs)
         if value is None or epoch < self.start_from_epoch:
             return
-        if self._improved(value):
-            self.best = value
-            self.wait = 0
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights, self.best_epoch = self.model.get_weights(), epoch
+        self.wait += 1
+        if self._beats(value, self.best):
+            self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._beats(value, self.baseline):
+                self.wait = 0
             return
-        self.wait += 1
-        if self.wait >= self.patience:
+        if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True
-            if self.restore_best_weights and self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
             if self.verbose:
-                print(f"Epoch {epoch + 1}: early stopping")
+                print(
+                    f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}."
+                )
+            self.model.set_weights(self.best_weights)
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model (atomically, optimizer state included) after each epoch.
+    """Save the model, or with ``save_weights_only`` its weights (a Keras 3 ``.weights.h5``
+    file), after each epoch; atomically either way.
 
-    ``filepath`` may hold format fields: ``"ckpt-{epoch:02d}-{val_loss:.3f}.edgemine"``.
-    A checkpoint records the epoch, the optimizer state and the model's random generators, so
-    ``edgemine train --resume`` / ``fit(initial_epoch=...)`` continues where it stopped and
-    draws the shuffles and dropout masks the uninterrupted run would have drawn. Each save
-    removes the temporary file an interrupted earlier save of the same path left behind.
+    ``filepath`` may hold format fields, as in Keras: ``"ckpt-{epoch:02d}-{val_loss:.2f}.edgemine"``.
+    With ``save_best_only``, only an epoch whose ``monitor`` beats the best so far (or
+    ``initial_value_threshold``) saves; a missing ``monitor`` saves with a warning, as in Keras.
+    A whole-model checkpoint records the epoch, the optimizer state and the model's random
+    generators, so ``edgemine train --resume`` / ``fit(initial_epoch=...)`` continues where it
+    stopped and draws the shuffles and dropout masks the uninterrupted run would have drawn.
+    Each save removes the temporary file an interrupted earlier save of the same path left.
     """
 
     def __init__(
@@ -171,30 +192,57 @@ class ModelCheckpoint(_Monitor):
         save_weights_only=False,
         mode="auto",
         save_freq="epoch",
+        initial_value_threshold=None,
     ):
         super().__init__(monitor, mode)
         if save_freq != "epoch":
             raise ValueError("ModelCheckpoint supports save_freq='epoch' only")
-        if save_weights_only:
-            raise ValueError(
-                "ModelCheckpoint: save_weights_only is not supported; whole models "
-                "are small, save them"
-            )
         self.filepath = os.fspath(filepath)
+        if save_weights_only and not self.filepath.endswith(".weights.h5"):
+            raise ValueError(
+                "When using save_weights_only=True in ModelCheckpoint, the filepath must end "
+                f"in .weights.h5 (Keras's weights format); got {self.filepath!r}"
+            )
         self.verbose = verbose
         self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self.initial_value_threshold = initial_value_threshold
+        self.best = initial_value_threshold
+
+    def _path(self, epoch: int, logs: dict) -> str:
+        try:
+            return self.filepath.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as e:
+            raise KeyError(
+                f'Failed to format this callback filepath: "{self.filepath}". Reason: {e!r} '
+                f"(the logs hold {sorted(logs)})"
+            ) from None
+
+    def _should_save(self, epoch: int, logs: dict) -> bool:
+        if not self.save_best_only:
+            return True
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=3)
+            return True
+        if self.best is not None and not self._improved(value):
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
+            return False
+        self.best = value
+        return True
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self.save_best_only:
-            value = self._value(logs)
-            if value is None or not self._improved(value):
-                return
-            self.best = value
-        path = self.filepath.format(epoch=epoch + 1, **logs)
-        self.model.save(path, epoch=epoch + 1)
+        path = self._path(epoch, logs)
+        if not self._should_save(epoch, logs):
+            return
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path, epoch=epoch + 1)
         if self.verbose:
-            print(f"Epoch {epoch + 1}: saved model to {path}")
+            print(f"Epoch {epoch + 1}: finished saving model to {path}")
 
 
 class ReduceLROnPlateau(_Monitor):

@@ -79,12 +79,18 @@ def model_targets(y, n: int, out: tuple, name: str, what: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise ValueError(f"{what} contains NaN or infinite labels")
     if name == "sparse_categorical_crossentropy":
-        flat = arr.reshape(n, -1)
-        if flat.shape[1] != 1 or len(out) != 1:
+        steps = tuple(out[:-1])  # () for (batch, classes); (time,) for (batch, time, classes)
+        shape = arr.shape[1:]
+        if shape[-1:] == (1,) and shape[:-1] == steps:
+            shape = shape[:-1]  # Keras takes (n, 1) as (n,), and (n, time, 1) as (n, time)
+        if shape != steps:
+            want = f"({', '.join(['n', *map(str, steps)])})" if steps else "(n,) or (n, 1)"
             raise ValueError(
-                f"{what} for sparse_categorical_crossentropy must be one integer label per "
-                f"sample, got shape {arr.shape}"
+                f"{what} for sparse_categorical_crossentropy must be integer labels of shape "
+                f"{want} for the model's output (batch, {', '.join(map(str, out))}), got "
+                f"shape {arr.shape}"
             )
+        flat = arr.reshape(n, -1)
         if not np.all(flat == np.round(flat)):
             raise ValueError(f"{what} labels must be whole numbers")
         lo, hi = flat.min(), flat.max()

@@ -23,7 +23,8 @@ def format_logs(logs: dict) -> str:
 
 
 class ProgressBar:
-    """``ProgressBar(total_steps, verbose)``; call ``update(step, logs)`` and ``finish(logs)``."""
+    """``ProgressBar(total_steps, verbose)``; call ``update(step, logs)`` and ``finish(logs)``.
+    ``total_steps`` None: unknown (a generator's first epoch); the steps seen stand in for it."""
 
     def __init__(self, total: int, verbose: int = 1, width: int = 30, stream=None):
         self.total = total
@@ -33,26 +34,30 @@ class ProgressBar:
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.perf_counter()
         self._last_draw = 0.0
+        self._step = 0
 
     def _line(self, step: int, logs: dict, done: bool) -> str:
         elapsed = time.perf_counter() - self.start
-        n = len(str(self.total))
-        filled = int(self.width * step / max(self.total, 1))
+        total = self.total if self.total is not None else max(step, 1)
+        n = len(str(total))
+        filled = int(self.width * step / max(total, 1))
         bar = "=" * max(filled - 1, 0) + (">" if filled < self.width else "=") if filled else ""
         bar = bar.ljust(self.width, ".")
         per_step = elapsed / max(step, 1)
         if done:
             timing = f"{_fmt_time(elapsed)} {per_step * 1e3:.0f}ms/step"
         else:
-            timing = f"ETA: {_fmt_time(per_step * (self.total - step))}"
+            timing = f"ETA: {_fmt_time(per_step * (total - step))}"
         tail = format_logs(logs)
-        return f"{step:>{n}}/{self.total} [{bar}] - {timing}" + (f" - {tail}" if tail else "")
+        shown = total if self.total is not None or done else "Unknown"
+        return f"{step:>{n}}/{shown} [{bar}] - {timing}" + (f" - {tail}" if tail else "")
 
     def update(self, step: int, logs: dict) -> None:
+        self._step = step
         if self.verbose != 1 or not self.interactive:
             return
         now = time.perf_counter()
-        if now - self._last_draw < 0.05 and step < self.total:
+        if now - self._last_draw < 0.05 and (self.total is None or step < self.total):
             return
         self._last_draw = now
         self.stream.write("\r" + self._line(step, logs, False) + "\033[K")
@@ -61,11 +66,12 @@ class ProgressBar:
     def finish(self, logs: dict) -> None:
         if self.verbose == 0:
             return
+        total = self.total if self.total is not None else self._step
         if self.verbose == 2:
             elapsed = time.perf_counter() - self.start
-            line = f"{self.total}/{self.total} - {_fmt_time(elapsed)} - {format_logs(logs)}"
+            line = f"{total}/{total} - {_fmt_time(elapsed)} - {format_logs(logs)}"
         else:
-            line = self._line(self.total, logs, True)
+            line = self._line(total, logs, True)
         prefix = "\r" if self.interactive else ""
         self.stream.write(prefix + line + ("\033[K" if self.interactive else "") + "\n")
         self.stream.flush()

@@ -15,14 +15,22 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .dataset_utils import (  # where Keras 3 puts them: keras.utils
+    image_dataset_from_directory,
+    text_dataset_from_directory,
+    timeseries_dataset_from_array,
+)
 from .preprocessing.sequence import pad_sequences  # where Keras 3 puts it: keras.utils
 
 __all__ = [
     "get_rng",
+    "image_dataset_from_directory",
     "pad_sequences",
     "rng_from_state",
     "rng_state",
     "set_random_seed",
+    "text_dataset_from_directory",
+    "timeseries_dataset_from_array",
     "to_categorical",
     "using_rng",
 ]

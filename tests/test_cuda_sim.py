@@ -62,6 +62,7 @@ GROUPS = {
         "fit_bidirectional",
         "fit_conv_misc",
         "fit_rnn_misc",
+        "fit_weighted_sequence",
     ],
 }
 
@@ -576,6 +577,13 @@ def check_losses(rng):
     want = cpu.loss_forward("categorical_crossentropy", p, y)
     got = cu.loss_forward("categorical_crossentropy", cu.asarray(p), cu.asarray(y))
     close("categorical 3-D forward", cu.to_numpy(got), want, FWD)
+    labels = rng.integers(0, 4, (2, 3)).astype(np.int32)  # sparse labels per time step
+    for name, t in (("categorical_crossentropy", y), ("sparse_categorical_crossentropy", labels)):
+        for fused in (None, "softmax"):  # the gradient is averaged over batch and time
+            want = cpu.loss_and_gradient(name, p, t, False, fused)
+            got = cu.loss_and_gradient(name, cu.asarray(p), cu.asarray(t), False, fused)
+            close(f"{name} 3-D fused={fused} losses", cu.to_numpy(got[0]), want[0], FWD)
+            close(f"{name} 3-D fused={fused} gradient", cu.to_numpy(got[1]), want[1], GRAD)
 
 
 def _opt_step(ops, kind, p, g, slots, **hp):
@@ -947,6 +955,35 @@ def check_fit_rnn_misc(rng):
         ]
 
     _fit_both(build, x, y, "mse", lambda: RMSprop(0.01, centered=True))
+
+
+def check_fit_weighted_sequence(rng):
+    """A softmax over (batch, time, classes) with per-step sparse labels and sample weights:
+    the loss and gradient averaged over time, each sample's gradient scaled by its weight."""
+    from edgemine import layers as L
+    from edgemine.models import Sequential
+    from edgemine.optimizers import SGD
+    from edgemine.utils import set_random_seed
+
+    x = rng.normal(size=(8, 4, 3)).astype(np.float32)
+    y = rng.integers(0, 5, (8, 4)).astype(np.int32)
+    w = rng.random(8).astype(np.float32) * 2
+    weights, losses = {}, {}
+    for device in ("cpu", "cuda"):
+        set_random_seed(3)
+        model = Sequential([L.Input((4, 3)), L.Dense(6, activation="tanh"), L.Dense(5, "softmax")])
+        model.compile(
+            SGD(0.1),
+            "sparse_categorical_crossentropy",
+            device=device,
+            weighted_metrics=["accuracy"],
+        )
+        hist = model.fit(x, y, sample_weight=w, batch_size=4, epochs=2, verbose=0, shuffle=False)
+        weights[device] = model.get_weights()
+        losses[device] = hist.history["loss"] + hist.history["accuracy"]
+    for i, (wc, wg) in enumerate(zip(weights["cpu"], weights["cuda"])):
+        close(f"weight {i} after weighted fit", wg, wc, GRAD)
+    close("weighted loss and accuracy history", losses["cuda"], losses["cpu"], GRAD)
 
 
 # ----- availability -----

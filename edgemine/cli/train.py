@@ -282,7 +282,8 @@ def _ready_model(model_arg: str, model, spec: dict | None, d, device: str):
 
 
 def _metrics_text(result: dict) -> str:
-    return ", ".join(f"{k} {v:.4f}" for k, v in result.items())
+    ordered = {"loss": result["loss"], **result} if "loss" in result else result  # loss first
+    return ", ".join(f"{k} {v:.4f}" for k, v in ordered.items())
 
 
 @click.command(cls=Command)

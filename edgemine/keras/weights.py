@@ -202,3 +202,28 @@ def read_layer_weights(
             raise src.fail(f"{what} holds NaN or infinite values")
         out.append(value)
     return out
+
+
+def write_layer_weights(layers_group, key: str, layer: Layer, values: list[np.ndarray]) -> None:
+    """Write ``layer``'s weights ``values`` (Keras order) under ``layers_group[key]`` in Keras
+    3's ``.weights.h5`` layout, the one ``_keras3_datasets`` reads: ``vars/0..n``, or
+    ``cell/vars`` for a recurrent layer and ``forward_layer/cell/vars`` plus
+    ``backward_layer/cell/vars`` for a Bidirectional one.
+
+    Example:
+        >>> import h5py
+        >>> from edgemine.layers import Dense
+        >>> with h5py.File("/tmp/doc_w.weights.h5", "w") as f:
+        ...     write_layer_weights(f.create_group("layers"), "dense", Dense(2),
+        ...                         [np.ones((3, 2), "float32"), np.zeros(2, "float32")])
+        ...     sorted(f["layers/dense/vars"])
+        ['0', '1']
+    """
+    group = layers_group.create_group(key)
+    paths = next((p for cls, p in _KERAS3_PATHS.items() if isinstance(layer, cls)), ("vars",))
+    split = len(values) // len(paths)  # Bidirectional: the forward layer's, then the backward's
+    for i, sub in enumerate(paths):
+        vars_group = group.require_group(sub)
+        vars_group.attrs["name"] = layer.name
+        for j, value in enumerate(values[i * split : (i + 1) * split]):
+            vars_group.create_dataset(str(j), data=np.asarray(value, dtype=np.float32))

@@ -206,7 +206,7 @@ class Model(Trainer):
         out_dim = self.output_shape[-1] if self.output_shape else 1
         self._metrics = [
             (display, metrics_mod.resolve(req, self.loss.name, out_dim))
-            for display, req in zip(self.metric_names, self._requested_metrics)
+            for display, req in zip(self.metric_names, self._metric_kinds())
         ]
         out = self._graph.outputs[0]
         last = out.node.layer
@@ -227,6 +227,8 @@ class Model(Trainer):
         raise AssertionError("a functional model is built from its inputs")
 
     def _split_inputs(self, x, what: str) -> list:
+        if self._graph is None:  # an unbuilt Sequential: one input, which builds it
+            return [x]
         names = self.input_names
         if isinstance(x, dict):
             unknown = sorted(set(x) - set(names))
@@ -298,9 +300,9 @@ class Model(Trainer):
         outs = [values[id(t)] for t in graph.outputs]
         return outs if several else outs[0]
 
-    def _train_step(self, xb, yb):
-        """One forward/backward/update; returns (the model's output, per-sample losses), both
-        on the device. The loss applies a fused softmax or sigmoid itself where the output
+    def _train_step(self, xb, yb, sample_weight=None):
+        """One forward/backward/update (each sample's gradient scaled by its ``sample_weight``
+        if given); returns (the model's output, per-sample losses), both on the device. The loss applies a fused softmax or sigmoid itself where the output
         layer can leave it out (``forward_linear``): one GPU launch for softmax, losses and
         gradient."""
         ops = self.ops
@@ -312,6 +314,8 @@ class Model(Trainer):
         per, grad = ops.loss_and_gradient(
             self.loss.name, out, yb, self.loss.from_logits, fused, apply_activation=defer
         )
+        if sample_weight is not None:
+            grad = self._weighted_gradient(grad, sample_weight)
         linear = frozenset({id(out_tensor.node)}) if fused else frozenset()
         run_backward(self._graph, ops, {id(out_tensor): grad}, linear)
         with ops.lasting_memory():  # optimizer slots and packed weights outlive the batch

@@ -2,6 +2,11 @@
 single-batch steps (Keras's ``Trainer``). A model class supplies the structure: ``_check_x``,
 ``_check_y``, ``_to_device``, ``_forward``, ``_train_step``, ``_resolve_metrics`` and its
 variables (see :class:`edgemine.models.Model`).
+
+Data come as arrays (sliced here, the fast path) or as an iterable of batches (see
+:mod:`edgemine.data_adapters`). Weighted losses reduce as Keras 3's ``sum_over_batch_size``:
+the sum of each sample's weighted loss over the number of samples; ``metrics`` ignore the
+weights and ``weighted_metrics`` use them, as in Keras.
 """
 
 from __future__ import annotations
@@ -16,46 +21,87 @@ from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
 from ..callbacks import Callback, History, record_epoch
+from ..data_adapters import (
+    ArrayBatches,
+    EpochIterator,
+    check_class_weight,
+    check_sample_weight,
+    class_weights_of,
+    is_batch_source,
+)
 from ..model_inputs import positive_int
 from ..progress import ProgressBar
 from ..utils import get_rng, using_rng
+
+
+def _batch_size(batch_size, x) -> int:
+    """The array batch size (32 by default); an iterable's batches are its own, and Keras
+    ignores batch_size for them, as here."""
+    if batch_size is None or is_batch_source(x):
+        return 32
+    return positive_int(batch_size, "batch_size")
 
 
 class Trainer:
     """compile / fit / evaluate / predict / train_on_batch for a model class."""
 
     # ----- compile -----
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, device: str = "cpu") -> None:
-        """Choose optimizer, loss, metrics and device ('cpu' or 'cuda')."""
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        metrics=None,
+        device: str = "cpu",
+        weighted_metrics=None,
+    ) -> None:
+        """Choose optimizer, loss, metrics (names as in Keras, or metric objects), the
+        ``weighted_metrics`` that sample and class weights weigh, and device ('cpu' or 'cuda')."""
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='categorical_crossentropy'")
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, str):
-            metrics = [metrics]
-        self._requested_metrics = [str(m) if isinstance(m, str) else m for m in metrics]
-        for m in self._requested_metrics:
-            metrics_mod.resolve(m, self.loss.name, 2)  # validates the name early
-        self.metric_names = [metrics_mod.display_name(m) for m in self._requested_metrics]
+        plain = metrics_mod.requests(metrics, "metrics")
+        weighted = metrics_mod.requests(weighted_metrics, "weighted_metrics")
+        for _, kind in plain + weighted:
+            metrics_mod.resolve(kind, self.loss.name, 2)  # validates the name early
+        self._requested_metrics = [kind for _, kind in plain]  # what the model file keeps
+        self._metric_requests = plain + weighted
+        self._weighted_flags = [False] * len(plain) + [True] * len(weighted)
+        self.metric_names = metrics_mod.unique_names(
+            [n for n, _ in plain], [n for n, _ in weighted]
+        )
         self.set_device(device)
         if self.built:
             self._resolve_metrics()
+
+    def _metric_kinds(self) -> list[str]:
+        """The requested kind of each metric in ``metric_names`` (a model loaded from a file,
+        compiled before ``weighted_metrics`` existed, has plain ones only)."""
+        requests = getattr(self, "_metric_requests", None)
+        if requests is None or len(requests) != len(self.metric_names):
+            return list(self._requested_metrics)
+        return [kind for _, kind in requests]
 
     def _require_compiled(self) -> None:
         if self.loss is None or self.optimizer is None:
             raise RuntimeError("the model must be compiled first: call model.compile(...)")
 
-    def _fit_batch(self, x_host, y_host) -> tuple[np.ndarray, list[np.ndarray]]:
-        """One training step on a host batch; returns its per-sample losses and metric values.
-        On a GPU the batch's temporaries are the previous batch's device arrays again."""
+    def _fit_batch(self, x_host, y_host, w=None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One training step on a host batch (sample weights ``w`` or None); returns its
+        per-sample losses and metric values. On a GPU the batch's temporaries are the previous
+        batch's device arrays again."""
         ops = self.ops
         with ops.batch_memory(), using_rng(self._training_rng()):
             xb = self._to_device(x_host)
             yb = ops.asarray(y_host)
-            out, per = self._train_step(xb, yb)
+            out, per = self._train_step(xb, yb, w)
             return self._batch_logs(out, yb, y_host, per)
+
+    def _weighted_gradient(self, grad, w: np.ndarray):
+        """The loss gradient with each sample's rows scaled by its weight. On the host: only
+        weighted training pays for the round trip."""
+        g = self.ops.to_numpy(grad)
+        return self.ops.asarray(g * w.reshape((-1,) + (1,) * (g.ndim - 1)).astype(g.dtype))
 
     def _training_rng(self) -> np.random.Generator:
         if self.rng is None:
@@ -80,13 +126,15 @@ class Trainer:
         return host if len(host) > 1 else host[0]
 
     def _batch_logs(self, out, yb, host_y, per=None) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Per-sample losses (``per``, computed here when None) and metric values of one batch,
-        on the host; ``host_y`` is yb's host copy (the metrics run on the host: on a GPU this
-        saves a download per step)."""
+        """Per-sample losses (``per``, computed here when None; a sequence output's averaged
+        over time, as Keras does) and metric values of one batch, on the host; ``host_y`` is
+        yb's host copy (the metrics run on the host: on a GPU this saves a download per step)."""
         ops = self.ops
         if per is None:
             per = ops.loss_forward(self.loss.name, out, yb, self.loss.from_logits)
         per = ops.to_numpy(per)
+        if per.ndim > 1:
+            per = per.reshape(len(per), -1).mean(-1)
         if not self._metrics:
             return per, []
         host_out = ops.to_numpy(out)
@@ -95,6 +143,80 @@ class Trainer:
             act = "sigmoid" if self.loss.name == "binary_crossentropy" else "softmax"
             pred = get_ops("cpu").activation_forward(act, host_out.astype(np.float32))
         return per, [metrics_mod.batch_values(m, host_y, pred) for _, m in self._metrics]
+
+    def _new_tally(self) -> metrics_mod.Tally:
+        """Running logs for one pass (the metrics known from compile: an unbuilt model builds
+        on its first batch)."""
+        names = list(self.metric_names)
+        flags = getattr(self, "_weighted_flags", None)
+        if flags is None or len(flags) != len(names):
+            flags = [False] * len(names)
+        return metrics_mod.Tally(names, flags)
+
+    # ----- data -----
+    def _data(
+        self,
+        x,
+        y,
+        batch_size,
+        sample_weight=None,
+        class_weight=None,
+        steps=None,
+        shuffle=False,
+        what="x",
+    ):
+        """Arrays as ArrayBatches, anything else as a CheckedBatches over an EpochIterator."""
+        if is_batch_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError(
+                    f"when {what} is an iterable of batches, y and sample_weight come in its "
+                    "batches (x, y) or (x, y, sample_weight): leave y and sample_weight out"
+                )
+            return CheckedBatches(self, EpochIterator(x, steps, what), class_weight)
+        if steps is not None:
+            raise ValueError(
+                "steps are for iterables of batches; with arrays, batch_size sets them"
+            )
+        x = self._check_x(x, what)
+        self._resolve_metrics()
+        y = self._check_y(y, len(x), "y" if what == "x" else what[:-1] + "y")
+        w = check_sample_weight(sample_weight, len(x))
+        if class_weight is not None:
+            if w is not None:
+                raise ValueError("give class_weight or sample_weight, not both (as in Keras)")
+            w = class_weights_of(y, class_weight)
+        size = len(x) if batch_size is None else batch_size  # None: one batch (train_on_batch)
+        return ArrayBatches(x, y, w, size, shuffle, class_weight is not None)
+
+    def _validation(self, train, validation_split, validation_data, batch_size, steps):
+        """(training data, validation data or None). Keras takes a validation_split from the
+        tail of the arrays, unshuffled; validation_data is a tuple (x, y[, sample_weight]) or an
+        iterable of batches (``validation_steps`` of them per evaluation if given)."""
+        if not isinstance(validation_split, (int, float, np.floating)) or isinstance(
+            validation_split, bool
+        ):
+            raise ValueError(f"validation_split must be a number, got {validation_split!r}")
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if validation_data is not None:
+            if is_batch_source(validation_data):
+                return train, self._data(
+                    validation_data, None, batch_size, steps=steps, what="validation_data"
+                )
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(
+                    "validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
+                    "sample_weight_val), or an iterable of batches"
+                )
+            vx, vy, *vw = validation_data
+            return train, self._data(
+                vx, vy, batch_size, vw[0] if vw else None, steps=steps, what="validation x"
+            )
+        if validation_split > 0:
+            if not isinstance(train, ArrayBatches):
+                raise ValueError("validation_split needs arrays; give validation_data instead")
+            return train.split(validation_split)
+        return train, None
 
     # ----- public training API -----
     def fit(
@@ -108,31 +230,48 @@ class Trainer:
         validation_split: float = 0.0,
         validation_data=None,
         shuffle: bool = True,
+        class_weight: dict | None = None,
+        sample_weight=None,
         initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: int = 1,
     ) -> History:
-        """Train for ``epochs`` epochs (from ``initial_epoch``); returns a History."""
+        """Train for ``epochs`` epochs (from ``initial_epoch``) on arrays or an iterable of
+        batches; returns a History whose keys are Keras's (``loss``, metrics, ``val_...``)."""
         self._require_compiled()
-        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
+        batch_size = _batch_size(batch_size, x)
         self.fit_batch_size = batch_size
         epochs = positive_int(epochs, "epochs", minimum=0)
         initial_epoch = positive_int(initial_epoch, "initial_epoch", minimum=0)
+        validation_freq = positive_int(validation_freq, "validation_freq")
         verbose = 1 if verbose == "auto" else int(verbose)
-        x = self._check_x(x)
-        self._resolve_metrics()
-        y = self._check_y(y, len(x))
-        x, y, val = self._validation_arrays(x, y, validation_split, validation_data)
-
+        train = self._data(
+            x,
+            y,
+            batch_size,
+            sample_weight,
+            check_class_weight(class_weight),
+            steps_per_epoch,
+            shuffle,
+        )
+        val_batch = (
+            batch_size
+            if validation_batch_size is None
+            else positive_int(validation_batch_size, "validation_batch_size")
+        )
+        train, val = self._validation(
+            train, validation_split, validation_data, val_batch, validation_steps
+        )
         history = History()
         cbs = [*(callbacks or []), history]
         for cb in cbs:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be edgemine Callbacks, got {type(cb).__name__}")
             cb.set_model(self)
-            cb.params = {"epochs": epochs, "steps": math.ceil(len(x) / batch_size)}
-        self.optimizer.build(self.trainable_variables, self.ops)
+            cb.params = {"epochs": epochs, "steps": train.steps, "verbose": verbose}
         self.stop_training = False
-        n = len(x)
-        steps = math.ceil(n / batch_size)
         for cb in cbs:
             cb.on_train_begin()
         for epoch in range(initial_epoch, epochs):
@@ -141,12 +280,14 @@ class Trainer:
             if verbose:
                 print(f"Epoch {epoch + 1}/{epochs}")
                 sys.stdout.flush()
-            bar = ProgressBar(steps, verbose)
-            order = self._training_rng().permutation(n) if shuffle else np.arange(n)
-            logs = self._fit_epoch(x, y, order, batch_size, cbs, bar)
-            if val is not None:
-                vlogs = self._evaluate_arrays(val[0], val[1], batch_size)
+            bar = ProgressBar(train.steps, verbose)
+            logs = self._fit_epoch(train, cbs, bar)
+            if train.exhausted and not logs:
+                break  # a generator read to its end by the earlier epochs (warned)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                vlogs = self._evaluate_data(val)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
+                logs = dict(sorted(logs.items()))  # Keras 3's order
             bar.finish(logs)
             self.epochs_trained = epoch + 1
             record_epoch(self.history_log, logs)
@@ -159,76 +300,35 @@ class Trainer:
         self.history = history
         return history
 
-    def _validation_arrays(self, x, y, validation_split, validation_data):
-        """(x, y, (x_val, y_val) or None): Keras takes a validation_split from the tail of x and
-        y, unshuffled."""
-        if not isinstance(validation_split, (int, float, np.floating)) or isinstance(
-            validation_split, bool
-        ):
-            raise ValueError(f"validation_split must be a number, got {validation_split!r}")
-        if not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            vx = self._check_x(validation_data[0], "validation x")
-            val = (vx, self._check_y(validation_data[1], len(vx), "validation y"))
-        elif validation_split > 0:
-            split = int(len(x) * (1.0 - validation_split))  # Keras takes the tail, unshuffled
-            if split == 0 or split == len(x):
-                raise ValueError("validation_split leaves no training or no validation samples")
-            val = (x[split:], y[split:])
-            x, y = x[:split], y[:split]
-        return x, y, val
-
-    def _fit_epoch(self, x, y, order, batch_size: int, cbs: list, bar: ProgressBar) -> dict:
-        """Train on x[order] batch by batch; returns the epoch's running logs."""
-        n = len(x)
-        steps = math.ceil(n / batch_size)
-        loss_sum = 0.0
-        metric_sums = [0.0] * len(self._metrics)
-        seen = 0
+    def _fit_epoch(self, train, cbs: list, bar: ProgressBar) -> dict:
+        """One epoch of training steps; returns its logs (running means, as Keras reports)."""
+        tally = self._new_tally()
         logs: dict = {}
-        for step in range(steps):
-            idx = order[step * batch_size : (step + 1) * batch_size]
+        for step, (xb, yb, wb) in enumerate(train.epoch(self._training_rng())):
+            if step == 0:
+                self.optimizer.build(self.trainable_variables, self.ops)
             for cb in cbs:
                 cb.on_train_batch_begin(step)
-            per, mvals = self._fit_batch(x[idx], y[idx])
-            loss_sum += float(per.sum())
-            seen += len(idx)
-            for k, mv in enumerate(mvals):
-                metric_sums[k] += float(mv.sum())
-            logs = {"loss": loss_sum / seen}
-            for k, (disp, _) in enumerate(self._metrics):
-                logs[disp] = metric_sums[k] / seen
+            tally.add(*self._fit_batch(xb, yb, wb), wb)
+            logs = tally.logs()
             for cb in cbs:
-                cb.on_train_batch_end(step, {"loss": float(per.mean())})
+                cb.on_train_batch_end(step, dict(logs))
             bar.update(step + 1, logs)
             if self.stop_training:
                 break
         return logs
 
-    def _evaluate_arrays(self, x, y, batch_size, bar: ProgressBar | None = None) -> dict:
-        loss_sum = 0.0
-        metric_sums = [0.0] * len(self._metrics)
-        steps = math.ceil(len(x) / batch_size)
+    def _evaluate_data(self, data, bar: ProgressBar | None = None) -> dict:
+        tally = self._new_tally()
         logs: dict = {}
-        for step in range(steps):
-            sl = slice(step * batch_size, (step + 1) * batch_size)
-            per, mvals = self._test_batch(x[sl], y[sl])
-            loss_sum += float(per.sum())
-            for k, mv in enumerate(mvals):
-                metric_sums[k] += float(mv.sum())
-            done = min((step + 1) * batch_size, len(x))
-            logs = {"loss": loss_sum / done}
-            for k, (disp, _) in enumerate(self._metrics):
-                logs[disp] = metric_sums[k] / done
+        for step, (xb, yb, wb) in enumerate(data.epoch(None)):
+            tally.add(*self._test_batch(xb, yb), wb)
+            logs = tally.logs()
             if bar is not None:
                 bar.update(step + 1, logs)
         if bar is not None:
             bar.finish(logs)
-        return logs
+        return logs or self._new_tally().logs()
 
     def evaluate(
         self,
@@ -236,24 +336,28 @@ class Trainer:
         y=None,
         batch_size: int | None = None,
         verbose="auto",
+        sample_weight=None,
+        steps: int | None = None,
         return_dict: bool = False,
     ):
-        """Loss (and metrics) on (x, y): a float, a list [loss, *metrics], or a dict."""
+        """Loss (and metrics) on arrays (x, y) or an iterable of batches: a float, a list
+        [loss, *metrics], or a dict with ``return_dict``."""
         self._require_compiled()
-        batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
+        batch_size = _batch_size(batch_size, x)
         verbose = 1 if verbose == "auto" else int(verbose)
-        x = self._check_x(x)
-        self._resolve_metrics()
-        y = self._check_y(y, len(x))
-        bar = ProgressBar(math.ceil(len(x) / batch_size), verbose) if verbose else None
-        logs = self._evaluate_arrays(x, y, batch_size, bar)
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        data = self._data(x, y, batch_size, sample_weight, steps=steps)
+        bar = ProgressBar(data.steps, verbose) if verbose else None
+        return self._result(self._evaluate_data(data, bar), return_dict)
 
-    def predict(self, x, batch_size: int | None = None, verbose=0) -> np.ndarray:
-        """Model outputs for x, computed in batches (default 32)."""
+    def predict(self, x, batch_size: int | None = None, verbose=0, steps: int | None = None):
+        """Model outputs for arrays x (in batches, default 32) or for an iterable of batches
+        (``x`` or ``(x, ...)`` each; targets in them are ignored)."""
+        if is_batch_source(x):
+            it = EpochIterator(x, steps, "x")
+            parts = [self._predict_batch(self._check_x(bx, "x")) for bx, _, _ in it.epoch()]
+            if not parts:
+                raise ValueError("x gave no batches to predict")
+            return _concatenate(parts)
         batch_size = 32 if batch_size is None else positive_int(batch_size, "batch_size")
         x = self._check_x(x)
         if len(x) <= batch_size:
@@ -267,9 +371,7 @@ class Trainer:
                 bar.update(step + 1, {})
         if bar is not None:
             bar.finish({})
-        if isinstance(outs[0], list):  # several outputs
-            return [np.concatenate(parts) for parts in zip(*outs)]
-        return np.concatenate(outs)
+        return _concatenate(outs)
 
     def __call__(self, x, training: bool = False) -> np.ndarray:
         from .graph import symbolic
@@ -286,27 +388,83 @@ class Trainer:
         x = self._check_x(x)
         return self._predict_batch(x)
 
-    def train_on_batch(self, x, y, return_dict: bool = False):
+    def train_on_batch(
+        self, x, y, sample_weight=None, class_weight: dict | None = None, return_dict: bool = False
+    ):
         """One gradient step on one batch; returns the loss (and metrics) of that batch."""
         self._require_compiled()
-        x = self._check_x(x)
-        self._resolve_metrics()
-        y = self._check_y(y, len(x))
+        data = self._data(x, y, None, sample_weight, check_class_weight(class_weight))
         self.optimizer.build(self.trainable_variables, self.ops)
-        return self._single_batch_result(*self._fit_batch(x, y), return_dict)
+        tally = self._new_tally()
+        tally.add(*self._fit_batch(data.x, data.y, data.w), data.w)
+        return self._result(tally.logs(), return_dict)
 
-    def test_on_batch(self, x, y, return_dict: bool = False):
+    def test_on_batch(self, x, y, sample_weight=None, return_dict: bool = False):
+        """The loss (and metrics) of one batch, without training."""
         self._require_compiled()
-        x = self._check_x(x)
-        self._resolve_metrics()
-        y = self._check_y(y, len(x))
-        return self._single_batch_result(*self._test_batch(x, y), return_dict)
+        data = self._data(x, y, None, sample_weight)
+        tally = self._new_tally()
+        tally.add(*self._test_batch(data.x, data.y), data.w)
+        return self._result(tally.logs(), return_dict)
 
-    def _single_batch_result(self, per, mvals, return_dict):
-        logs = {"loss": float(per.mean())}
-        for (disp, _), mv in zip(self._metrics, mvals):
-            logs[disp] = float(mv.mean())
+    # ----- weights files -----
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Write the weights to a Keras 3 ``.weights.h5`` file, atomically."""
+        from ..saving.weights_h5 import save_weights
+
+        save_weights(self, filepath, overwrite)
+
+    def load_weights(self, filepath) -> None:
+        """Read weights from a ``.weights.h5`` file (edgemine's or Keras's), ``.keras`` or
+        legacy ``.h5``, checking every shape and naming the layer on a mismatch."""
+        from ..saving.weights_h5 import load_weights
+
+        load_weights(self, filepath)
+
+    def _result(self, logs: dict, return_dict: bool):
+        """Keras's return value: the dict, or [loss, *metrics] (compile order), or the loss
+        alone."""
         if return_dict:
             return logs
-        values = list(logs.values())
+        values = [logs["loss"], *(logs[name] for name in self.metric_names)]
         return values[0] if len(values) == 1 else values
+
+
+class CheckedBatches:
+    """The batches of an EpochIterator, each checked by the model as arrays would be (and
+    weighted by ``class_weight`` if given)."""
+
+    def __init__(self, model, source: EpochIterator, class_weight: dict | None):
+        self.model, self.source, self.class_weight = model, source, class_weight
+        self.steps = source.steps if source.steps is not None else _length(source.source)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.source.exhausted
+
+    def epoch(self, rng=None):
+        model, what = self.model, self.source.what
+        for k, (bx, by, bw) in enumerate(self.source.epoch(), 1):
+            label = f"{what} (batch {k})"
+            x = model._check_x(bx, f"x of {label}")
+            model._resolve_metrics()
+            y = model._check_y(by, len(x), f"y of {label}")
+            w = check_sample_weight(bw, len(x), f"sample_weight of {label}")
+            if self.class_weight is not None:
+                if w is not None:
+                    raise ValueError("give class_weight or sample_weight, not both (as in Keras)")
+                w = class_weights_of(y, self.class_weight)
+            yield x, y, w
+
+
+def _length(source) -> int | None:
+    try:
+        return len(source)
+    except TypeError:
+        return None
+
+
+def _concatenate(parts: list):
+    if isinstance(parts[0], list):  # several outputs
+        return [np.concatenate(p) for p in zip(*parts)]
+    return np.concatenate(parts)

@@ -1,4 +1,6 @@
-"""Loss values and their gradients. Reduction is Keras's default: mean over the batch."""
+"""Loss values and their gradients. Reduction is Keras 3's default, ``sum_over_batch_size``:
+the mean over the batch and, for a (batch, time, classes) output, over time too (the
+cross-entropies return one loss per row, (batch, time); the caller averages over time)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ def _sigmoid(z):
 
 
 def loss_forward(name, y_pred, y_true, from_logits=False):
-    """Per-sample losses, shape (batch,)."""
+    """Losses: (batch,), or (batch, time) for a cross-entropy on a (batch, time, classes) output."""
     if name == "categorical_crossentropy":
         if from_logits:
             return -(y_true * _log_softmax(y_pred)).sum(axis=-1)
@@ -32,11 +34,12 @@ def loss_forward(name, y_pred, y_true, from_logits=False):
         return -(y_true * np.log(np.clip(p, EPSILON, 1 - EPSILON))).sum(axis=-1)
     if name == "sparse_categorical_crossentropy":
         idx = y_true.reshape(-1).astype(np.int64)
+        rows = y_pred.reshape(-1, y_pred.shape[-1])
         if from_logits:
-            logp = _log_softmax(y_pred)
+            logp = _log_softmax(rows)
         else:
-            logp = np.log(np.clip(y_pred, EPSILON, 1 - EPSILON))
-        return -np.take_along_axis(logp, idx[:, None], axis=-1)[:, 0]
+            logp = np.log(np.clip(rows, EPSILON, 1 - EPSILON))
+        return -np.take_along_axis(logp, idx[:, None], axis=-1)[:, 0].reshape(y_pred.shape[:-1])
     if name == "binary_crossentropy":
         if from_logits:
             z = y_pred
@@ -52,7 +55,7 @@ def loss_forward(name, y_pred, y_true, from_logits=False):
 
 
 def loss_gradient(name, y_pred, y_true, from_logits=False, fused_activation=None):
-    """Gradient of the batch-mean loss.
+    """Gradient of the batch-mean loss (a cross-entropy's mean over batch and time).
 
     With ``fused_activation`` ('softmax' for the cross-entropies, 'sigmoid' for binary), y_pred is
     that activation's output and the gradient returned is with respect to its INPUT: the exact,
@@ -62,9 +65,11 @@ def loss_gradient(name, y_pred, y_true, from_logits=False, fused_activation=None
     n = y_pred.shape[0]
     dt = y_pred.dtype
     if name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+        n = y_pred.size // y_pred.shape[-1]  # Keras averages over every (sample, step) row
         if name == "sparse_categorical_crossentropy":
-            t = np.zeros_like(y_pred)
+            t = np.zeros_like(y_pred).reshape(n, -1)
             np.put_along_axis(t, y_true.reshape(-1, 1).astype(np.int64), 1, axis=-1)
+            t = t.reshape(y_pred.shape)
         else:
             t = y_true.astype(dt, copy=False)
         if from_logits:

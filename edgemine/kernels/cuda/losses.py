@@ -1,5 +1,6 @@
 """Loss values and gradients on device arrays, with the CPU backend's conventions (losses.py
-there): Keras's epsilon clipping, mean over the batch, and the fused softmax / sigmoid gradients.
+there): Keras's epsilon clipping, mean over the batch (and over time for a cross-entropy on a
+(batch, time, classes) output), and the fused softmax / sigmoid gradients.
 
 Cross-entropies run one thread per row of class scores (rows are short); binary cross-entropy
 and MSE run one thread per sample for the values and one per element for the gradients. The
@@ -229,7 +230,7 @@ def _losses(name, y_pred, y_true, from_logits, fused, activate, g=None) -> Devic
                 bool(from_logits),
                 fused == "softmax",
                 bool(activate),
-                np.float32(1.0 / y_pred.shape[0]),
+                np.float32(1.0 / z.shape[0]),  # mean over every (sample, step) row
                 EPSILON,
                 ONE_M_EPS,
                 out,
