@@ -233,14 +233,15 @@ def _keras2_call(node: list, at: Where, op: bool) -> Call:
 
 
 def read_calls(entry: dict, at: Where, op: bool) -> list[Call]:
-    """The calls of one layer entry (``at`` names it), in either spelling.
+    """The calls of one layer entry (``at`` names it), in either spelling; each reference is
+    ``[layer, node, output]``.
 
     >>> t = {"class_name": "__keras_tensor__", "config": {"keras_history": ["x", 0, 0]}}
     >>> read_calls({"inbound_nodes": [{"args": [t], "kwargs": {}}]}, Where("m", "d"), False)
-    [Call(layer='d', index=0, refs=[['x', 0]], many=False, mask=None)]
+    [Call(layer='d', index=0, refs=[['x', 0, 0]], many=False, mask=None)]
     >>> [c.refs for c in read_calls({"inbound_nodes": [[["x", 0, 0, {}], ["y", 0, 0, {}]]]},
     ...                             Where("m", "add"), False)]
-    [[['x', 0], ['y', 0]]]
+    [[['x', 0, 0], ['y', 0, 0]]]
     """
     nodes = entry.get("inbound_nodes", [])
     if not isinstance(nodes, list):
