@@ -147,6 +147,23 @@ def test_weights_h5_into_an_edgemine_model(base, tmp_path):
     assert np.abs(_ort_predict(out, ref["x"]) - ref["y5"]).max() <= TOL
 
 
+def test_weights_h5_into_a_functional_edgemine_model(tmp_path):
+    """A Keras 3 .weights.h5 (the archive's model.weights.h5) into a functional model whose
+    layers of weights are one of each class; several of one class are refused."""
+    ref = _expected("two_branch_text")
+    path = tmp_path / "text.weights.h5"
+    path.write_bytes(_members("two_branch_text.keras")["model.weights.h5"])
+    model = load_keras(FIXTURES / "two_branch_text.keras")
+    for layer in model.layers:
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    load_keras(path, model=model)
+    assert np.abs(model.predict(ref["x"]) - ref["y5"]).max() <= TOL
+    path = tmp_path / "cnn.weights.h5"
+    path.write_bytes(_members("residual_cnn.keras")["model.weights.h5"])
+    with pytest.raises(KerasFileError, match="a functional model with several Conv2D layers"):
+        load_keras(path, model=load_keras(FIXTURES / "residual_cnn.keras"))
+
+
 def test_legacy_weights_only_h5_into_an_edgemine_model(tmp_path):
     """Keras 2's ``save_weights("x.h5")``: the model_weights group's layout at the top level."""
     ref = _expected("seed_lstm")
@@ -473,38 +490,23 @@ def test_keras2_functional_with_a_shared_layer_and_tf_op_lambdas(tmp_path):
             function="__operators__.add",
         ),
     ]
-    path = _keras2_h5(
-        tmp_path / "k2.h5",
-        layers,
-        [["a", 0, 0], ["b", 0, 0]],
-        [["tf.__operators__.add", 0, 0]],
-        {"d": {"kernel": kernel, "bias": bias}},
-    )
+
+    def write(name: str) -> Path:
+        weights = {"d": {"kernel": kernel, "bias": bias}}
+        outputs = [["tf.__operators__.add", 0, 0]]
+        return _keras2_h5(tmp_path / name, layers, [["a", 0, 0], ["b", 0, 0]], outputs, weights)
+
     xa, xb = rng.normal(size=(4, 3)).astype("f4"), rng.normal(size=(4, 3)).astype("f4")
     da, db = xa @ kernel + bias, xb @ kernel + bias
-    model = load_keras(path)
+    model = load_keras(write("k2.h5"))
     assert np.abs(model.predict([xa, xb]) - (da * db + da)).max() <= TOL
     layers[3]["config"]["function"] = "math.reduce_sum"
-    path = _keras2_h5(
-        tmp_path / "k3.h5",
-        layers,
-        [["a", 0, 0], ["b", 0, 0]],
-        [["tf.__operators__.add", 0, 0]],
-        {"d": {"kernel": kernel, "bias": bias}},
-    )
     with pytest.raises(KerasFileError, match=r"\(TFOpLambda\): the operation 'math.reduce_sum'"):
-        load_keras(path)
+        load_keras(write("k3.h5"))
     layers[3]["config"]["function"] = "math.multiply"
     layers[2]["inbound_nodes"][0][0][3] = {"training": True}
-    path = _keras2_h5(
-        tmp_path / "k4.h5",
-        layers,
-        [["a", 0, 0], ["b", 0, 0]],
-        [["tf.__operators__.add", 0, 0]],
-        {"d": {"kernel": kernel, "bias": bias}},
-    )
     with pytest.raises(KerasFileError, match=r"'d' \(Dense\): it is called with training=True"):
-        load_keras(path)
+        load_keras(write("k4.h5"))
 
 
 def test_inspect_reads_functional_keras_files():
