@@ -73,7 +73,7 @@ def test_the_fixtures_cover_the_issue():
     assert {"seed_cnn", "seed_lstm", "gru", "bidirectional", "bn_dropout"} <= set(MODELS)
     assert set(FUNCTIONAL) <= set(MODELS)
     # functional models as Keras 3 writes them, in its legacy .h5 and in tf.keras 2's layout
-    assert {"residual_cnn.h5", "two_inputs_shared.h5", "two_branch_text_keras2.h5"} <= set(FILES)
+    assert {"residual_cnn.h5", "two_branch_text.h5", "two_branch_text_keras2.h5"} <= set(FILES)
     kinds = {p.suffix for p in FIXTURES.iterdir()}
     assert {".keras", ".h5", ".npz"} <= kinds
     assert any(n.endswith("_keras2.h5") for n in FILES)

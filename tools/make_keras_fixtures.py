@@ -203,7 +203,7 @@ MODELS = {
     "functional_add": (functional_add, "float"),
 }
 LEGACY_H5 = ("seed_cnn", "seed_lstm", "bidirectional", "bn_dropout", "residual_cnn")
-LEGACY_H5 += ("two_inputs_shared",)
+LEGACY_H5 += ("two_inputs_shared", "two_branch_text")
 WEIGHTS_H5 = ("seed_cnn", "seed_lstm")
 KERAS2_H5 = ("seed_cnn", "seed_lstm", "bn_dropout", "two_branch_text")
 #: models whose weights after one SGD step Keras also records (issue 15's training parity)

@@ -222,9 +222,11 @@ def _load_functional(src: KerasSource) -> Model:
 
 
 def _build_functional(spec: FunctionalSpec, src: KerasSource) -> Model:
-    inbound: dict[str, list] = {}
-    for call in sorted(spec.calls, key=lambda c: (c.layer, c.index)):
-        inbound.setdefault(call.layer, []).append([r[:2] for r in call.refs])
+    # the layers in the order of their first calls, which come in an order where each call
+    # follows those it reads: rebuild_graph then makes nearly every call in its first pass
+    inbound: dict[str, list] = {call.layer: [] for call in spec.calls}
+    for call in sorted(spec.calls, key=lambda c: c.index):
+        inbound[call.layer].append([r[:2] for r in call.refs])
     token = BUILDING_PLACEHOLDERS.set(True)
     try:
         refs = [[r[:2] for r in spec.inputs], [r[:2] for r in spec.outputs]]
