@@ -7,16 +7,19 @@ Each layer entry lists its calls in the model (``inbound_nodes``), in one of two
   or a list of tensors (a merge);
 - Keras 2 / tf.keras: ``[[[layer, node, tensor, {kwargs}], ...], ...]``, one list per call.
 
-Every call is read into ``[[layer, node], ...]`` references (the form of
-:func:`edgemine.models.config.rebuild_graph`), the calls ordered so that each comes after the
-calls it reads, and the shapes worked out along that order before anything is allocated. A
-call that edgemine cannot make as Keras does (keyword arguments such as ``training=`` or
-``mask=``, the second output of a layer, an operation on a constant) is refused with a one-line
-error naming the layer.
+Every call is read into ``[layer, node, output]`` references, the calls ordered so that each
+comes after the calls it reads, and the shapes worked out along that order before anything is
+allocated; the loader then rebuilds the graph with :func:`edgemine.models.config.rebuild_graph`.
+A call that edgemine cannot make as Keras does (keyword arguments such as ``training=True``,
+``initial_state=`` or a ``mask=`` other than the Embedding mask edgemine passes itself, the
+second output of a layer, an operation on a constant) is refused with a one-line error naming
+the layer.
 
 Keras 3 records arithmetic between tensors (``a + b``) as operation entries (module
 ``keras.src.ops...``), and tf.keras 2 as ``TFOpLambda`` layers; those between two tensors of
-one shape (add, subtract, multiply, maximum, minimum) become the matching merge layer.
+one shape (add, subtract, multiply, maximum, minimum) become the matching merge layer. Keras 3
+also records ``Embedding(mask_zero=True)``'s mask as a ``not_equal(ids, 0)`` operation passed
+on as ``mask=``; edgemine computes that mask itself, so the entry is only checked.
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ _OP_HINT = (
 
 @dataclass
 class Call:
-    """One call of a layer: the tensors it reads (``[layer, node]``) and whether as a list."""
+    """One call of a layer: the tensors it reads (``[layer, node, output]``) and whether as a
+    list."""
 
     layer: str
     index: int
@@ -179,7 +183,9 @@ def _is_tensor(value: Any) -> bool:
     return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
 
 
-def _check_kwargs(kwargs: Any, at: Where, keras3: bool) -> tuple[list | None, list]:
+def _check_kwargs(
+    kwargs: Any, at: Where, keras3: bool, op: bool = False
+) -> tuple[list | None, list]:
     """The call's mask tensor (Keras 3 records the mask it passes: ``mask=not_equal(ids, 0)``)
     and tensor arguments a TFOpLambda takes by keyword (``y``); refuses the other keyword
     arguments. Keras 3 also records ``training=False`` for every layer that takes it, and
@@ -189,7 +195,7 @@ def _check_kwargs(kwargs: Any, at: Where, keras3: bool) -> tuple[list | None, li
         raise at.fail("a call's keyword arguments must be an object")
     mask, tensors = None, []
     for key, value in kwargs.items():
-        if key == "y" and isinstance(value, list) and not keras3:
+        if key == "y" and isinstance(value, list) and op and not keras3:
             tensors.append(value)
         elif key == "mask" and keras3 and _is_tensor(value):
             mask = _tensor_ref(value, at)
@@ -224,7 +230,7 @@ def _keras2_call(node: list, at: Where, op: bool) -> Call:
     for ref in node:
         if not isinstance(ref, list) or len(ref) not in (3, 4):
             raise at.fail(f"a call reads {str(ref)[:60]}, not a tensor reference")
-        _, extra = _check_kwargs(ref[3] if len(ref) == 4 else {}, at, keras3=False)
+        _, extra = _check_kwargs(ref[3] if len(ref) == 4 else {}, at, keras3=False, op=op)
         refs.append(_tensor_ref(ref[:3], at))
         refs.extend(_tensor_ref(t, at) for t in extra)
     if op and len(refs) != 2:
