@@ -149,6 +149,34 @@ CASES: dict[str, list[Case]] = {
         Case({"units": 3, "activation": "relu", "return_sequences": True}, (4, 2)),
         Case({"units": 2}, (4, 3), mask=True),
     ],
+    "Conv1D": [
+        Case({"filters": 3, "kernel_size": 3, "activation": "relu"}, (7, 2)),
+        Case({"filters": 2, "kernel_size": 4, "strides": 3, "padding": "same"}, (11, 3)),
+        Case({"filters": 3, "kernel_size": 3, "padding": "causal", "dilation_rate": 2}, (9, 2)),
+        Case({"filters": 2, "kernel_size": 1, "use_bias": False, "activation": "tanh"}, (4, 3)),
+        Case({"filters": 2, "kernel_size": 2, "strides": 2, "padding": "causal"}, (5, 1)),
+    ],
+    "Conv1DTranspose": [
+        Case({"filters": 3, "kernel_size": 3, "strides": 2}, (5, 2)),
+        Case({"filters": 2, "kernel_size": 4, "strides": 2, "padding": "same"}, (5, 3)),
+        Case({"filters": 2, "kernel_size": 2, "strides": 3, "activation": "sigmoid"}, (3, 2)),
+        Case({"filters": 2, "kernel_size": 3, "padding": "same", "dilation_rate": 2}, (6, 2)),
+    ],
+    "MaxPooling1D": [
+        Case({"pool_size": 2}, (7, 2)),
+        Case({"pool_size": 3, "strides": 2, "padding": "same"}, (8, 2)),
+    ],
+    "AveragePooling1D": [
+        Case({"pool_size": 2}, (7, 2)),
+        Case({"pool_size": 3, "strides": 2, "padding": "same"}, (8, 2)),
+    ],
+    "GlobalAveragePooling1D": [
+        Case({}, (5, 3)),
+        Case({"keepdims": True}, (4, 2)),
+        Case({}, (5, 3), mask=True),
+    ],
+    "GlobalMaxPooling1D": [Case({}, (5, 3)), Case({"keepdims": True}, (4, 2))],
+    "UpSampling1D": [Case({}, (3, 2)), Case({"size": 3}, (2, 3))],
     **{
         kind: [
             Case({}, (), input_shapes=((4,), (4,))),

@@ -185,6 +185,21 @@ def test_graph_mistakes_get_clear_errors(build, message):
         build()
 
 
+def test_a_failed_add_leaves_the_model_as_it_was():
+    model = Sequential([Input(shape=(4, 4, 1)), Flatten()])
+    with pytest.raises(ValueError):
+        model.add(Conv2D(2, 3))  # Conv2D needs an image, Flatten made a vector
+    assert [type(layer).__name__ for layer in model.layers] == ["InputLayer", "Flatten"]
+    model.add(Dense(2))
+    assert model.output_shape == (2,)
+
+
+def test_a_model_called_on_a_keras_tensor_is_refused_by_name():
+    inner = Sequential([Input(shape=(2,)), Dense(2)], name="inner")
+    with pytest.raises(TypeError, match="model 'inner' called on a KerasTensor"):
+        inner(Input(shape=(2,)))
+
+
 def test_shared_layer_refuses_a_second_input_shape():
     shared = Dense(2)
     shared(Input(shape=(3,)))

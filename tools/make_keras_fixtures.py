@@ -146,6 +146,26 @@ def rnn_reshape() -> keras.Model:
     )
 
 
+def conv1d_net() -> keras.Model:
+    """Sensor windows through every 1-D layer: a causal dilated Conv1D, BN, pooling, a strided
+    'same' Conv1D, upsampling, a transposed Conv1D, global pooling."""
+    return keras.Sequential(
+        [
+            keras.Input((16, 3)),
+            layers.Conv1D(8, 3, padding="causal", dilation_rate=2, activation="relu"),
+            layers.BatchNormalization(),
+            layers.MaxPooling1D(2),
+            layers.Conv1D(8, 3, strides=2, padding="same"),
+            layers.UpSampling1D(2),
+            layers.Conv1DTranspose(4, 3, strides=2, padding="same", activation="tanh"),
+            layers.AveragePooling1D(2),
+            layers.GlobalAveragePooling1D(),
+            layers.Dense(3, activation="softmax"),
+        ],
+        name="conv1d_net",
+    )
+
+
 # ---------------------------------------------------------------- functional models
 
 
@@ -197,13 +217,14 @@ MODELS = {
     "bidirectional": (bidirectional, "tokens"),
     "bn_dropout": (bn_dropout, "float"),
     "rnn_reshape": (rnn_reshape, "float"),
+    "conv1d_net": (conv1d_net, "float"),
     "residual_cnn": (residual_cnn, "float"),
     "two_branch_text": (two_branch_text, "tokens"),
     "two_inputs_shared": (two_inputs_shared, "float"),
     "functional_add": (functional_add, "float"),
 }
-LEGACY_H5 = ("seed_cnn", "seed_lstm", "bidirectional", "bn_dropout", "residual_cnn")
-LEGACY_H5 += ("two_inputs_shared", "two_branch_text")
+LEGACY_H5 = ("seed_cnn", "seed_lstm", "bidirectional", "bn_dropout", "conv1d_net")
+LEGACY_H5 += ("residual_cnn", "two_inputs_shared", "two_branch_text")
 WEIGHTS_H5 = ("seed_cnn", "seed_lstm")
 KERAS2_H5 = ("seed_cnn", "seed_lstm", "bn_dropout", "two_branch_text")
 #: models whose weights after one SGD step Keras also records (issue 15's training parity)
@@ -371,8 +392,8 @@ def refused_models() -> dict[str, keras.Model]:
         "refuse_gru_reset_before": keras.Sequential(
             [keras.Input((5, 2)), layers.GRU(3, reset_after=False)]
         ),
-        "refuse_conv1d": keras.Sequential(
-            [keras.Input((8, 2)), layers.Conv1D(3, 2), layers.Flatten(), layers.Dense(2)]
+        "refuse_conv3d": keras.Sequential(
+            [keras.Input((4, 4, 4, 1)), layers.Conv3D(2, 2), layers.Flatten(), layers.Dense(2)]
         ),
     }
     return {**sequential, **_refused_functional()}

@@ -2,6 +2,7 @@
 
 from .base import LAYER_REGISTRY, Layer, Variable, register
 from .conv import Conv2D
+from .conv1d import Conv1D, Conv1DTranspose
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
 from .merge import (
@@ -22,6 +23,13 @@ from .merge import (
 )
 from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .pooling1d import (
+    AveragePooling1D,
+    GlobalAveragePooling1D,
+    GlobalMaxPooling1D,
+    MaxPooling1D,
+    UpSampling1D,
+)
 from .recurrent import GRU, LSTM, SimpleRNN
 from .wrappers import Bidirectional
 
@@ -42,24 +50,31 @@ __all__ = [
     "minimum",
     "multiply",
     "subtract",
+    "AveragePooling1D",
     "AveragePooling2D",
     "BatchNormalization",
     "Bidirectional",
+    "Conv1D",
+    "Conv1DTranspose",
     "Conv2D",
     "Dense",
     "Dropout",
     "Embedding",
     "Flatten",
     "GRU",
+    "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
+    "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
     "Input",
     "InputLayer",
     "LSTM",
     "Layer",
+    "MaxPooling1D",
     "MaxPooling2D",
     "Reshape",
     "SimpleRNN",
+    "UpSampling1D",
     "Variable",
     "register",
 ]

@@ -263,6 +263,12 @@ class Model(Trainer):
             raise ValueError(f"the arrays of {what} hold different numbers of samples")
         return Inputs(checked) if many else checked[0]
 
+    def input_reader(self, index: int = 0) -> Layer:
+        """The layer that reads input ``index``: a token-id layer (Embedding) if one does, so
+        its ``input_dtype`` says what the input holds."""
+        self._require_built()
+        return self._consumer(self._graph.inputs[index])
+
     def _consumer(self, tensor: KerasTensor) -> Layer:
         """The layer whose input type an input tensor takes: a token-id layer if any reads it."""
         readers = [node.layer for node in self._graph.readers.get(id(tensor), [])]

@@ -56,10 +56,16 @@ class Sequential(Model):
                 "(keras.Input, layer calls, keras.Model) for it"
             )
         self._layers.append(layer)
-        if len(self._layers) == 1 and layer.input_spec_shape is not None:
-            self.build((None, *layer.input_spec_shape))
-        elif self.built:
-            self._chain(self.input_shape)
+        try:
+            if len(self._layers) == 1 and layer.input_spec_shape is not None:
+                self.build((None, *layer.input_spec_shape))
+            elif self.built:
+                self._chain(self.input_shape)
+        except Exception:
+            self._layers.pop()  # the model stays as it was
+            if self._layers and self.built:
+                self._chain(self.input_shape)
+            raise
 
     def pop(self) -> Layer:
         if not self._layers:

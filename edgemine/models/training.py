@@ -272,6 +272,13 @@ class Trainer:
         return np.concatenate(outs)
 
     def __call__(self, x, training: bool = False) -> np.ndarray:
+        from .graph import symbolic
+
+        if symbolic(x):
+            raise TypeError(
+                f"model {self.name!r} called on a KerasTensor: a model used as a layer of another "
+                "model is not supported; call its layers on the tensor instead"
+            )
         x = self._check_x(x)
         return self._predict_batch(x, training)
 

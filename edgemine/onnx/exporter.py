@@ -13,7 +13,10 @@ input once before the first layer that needs NCHW and back (``Transpose(0, 2, 3,
 a layer needs Keras's channels-last order (Flatten, Reshape, the graph output), so a CNN has one
 Transpose at its input and one before Flatten. Element-wise layers, pooling and BatchNormalization
 keep whatever layout they get. Dropout disappears; BatchNormalization is folded into a preceding
-Conv2D / Dense with a linear activation, else it becomes ``Mul`` + ``Add``.
+Conv1D / Conv2D / Dense with a linear activation, else it becomes ``Mul`` + ``Add``. Sequences
+work the same way: a 1-D Conv wants (batch, channels, steps) (``"BCT"``); the layers in
+``CHANNELS_FIRST_SEQUENCE_LAYERS`` keep that layout, and any other layer gets its inputs back in
+Keras's order first.
 
 Supported target opsets: ``MIN_OPSET`` (13) to ``MAX_OPSET``: the newest opset that both the
 installed ``onnx`` and the ``onnxruntime`` it was tested with (1.32: opset 28) can run.
@@ -51,6 +54,28 @@ _ORT_MAX_OPSET = 28
 #: the newest opset the converters write (limited by the installed onnx package)
 MAX_OPSET = min(onnx.defs.onnx_opset_version(), _ORT_MAX_OPSET)
 DEFAULT_OPSET = 17
+
+#: layers whose converters take a sequence in ONNX's channels-first ``"BCT"`` layout (what a 1-D
+#: Conv writes); before any other layer the exporter transposes it back to Keras's order
+CHANNELS_FIRST_SEQUENCE_LAYERS = frozenset(
+    {
+        "Activation",
+        "Add",
+        "Average",
+        "AveragePooling1D",
+        "BatchNormalization",
+        "Conv1D",
+        "Conv1DTranspose",
+        "GlobalAveragePooling1D",
+        "GlobalMaxPooling1D",
+        "Maximum",
+        "MaxPooling1D",
+        "Minimum",
+        "Multiply",
+        "Subtract",
+        "UpSampling1D",
+    }
+)
 
 
 class ExportError(ValueError):
@@ -159,7 +184,8 @@ class ExportContext:
         """Make ``tensor`` (per-sample Keras shape ``shape``) the current tensor.
 
         Layouts: images ``"NHWC"`` (default) or ``"NCHW"``; sequences ``"BTF"`` (batch-major,
-        default) or ``"TBF"`` (time-major, what ONNX's recurrent ops take); else None.
+        default), ``"TBF"`` (time-major, what ONNX's recurrent ops take) or ``"BCT"``
+        (channels-first, what ONNX's 1-D Conv takes); else None.
         """
         self.tensor = tensor
         self.shape = tuple(shape)
@@ -167,7 +193,7 @@ class ExportContext:
         if rank == 3:
             self.layout = layout if layout in ("NHWC", "NCHW") else "NHWC"
         elif rank == 2:
-            self.layout = layout if layout in ("BTF", "TBF") else "BTF"
+            self.layout = layout if layout in ("BTF", "TBF", "BCT") else "BTF"
         else:
             self.layout = None
 
@@ -190,14 +216,26 @@ class ExportContext:
         """The current tensor in Keras's own order (NHWC images, batch-major sequences)."""
         if self.layout == "NCHW":
             self._transpose(f"{hint}/to_nhwc", [0, 2, 3, 1], "NHWC")
-        elif self.layout == "TBF":
-            self._transpose(f"{hint}/to_batch_major", [1, 0, 2], "BTF")
+        else:
+            self.batch_major(hint)
         return self.tensor
 
     def batch_major(self, hint: str) -> str:
         """The current sequence as [batch, steps, features]."""
         if self.layout == "TBF":
             self._transpose(f"{hint}/to_batch_major", [1, 0, 2], "BTF")
+        elif self.layout == "BCT":
+            self._transpose(f"{hint}/to_steps_last", [0, 2, 1], "BTF")
+        return self.tensor
+
+    def channels_first(self, hint: str) -> str:
+        """The current sequence as [batch, channels, steps] (ONNX's 1-D Conv / pooling)."""
+        if len(self.shape) != 2:
+            raise ExportError(f"{hint}: expected a sequence, got per-sample shape {self.shape}")
+        if self.layout == "BTF":
+            self._transpose(f"{hint}/to_channels_first", [0, 2, 1], "BCT")
+        elif self.layout == "TBF":
+            self._transpose(f"{hint}/to_channels_first", [1, 2, 0], "BCT")
         return self.tensor
 
     def time_major(self, hint: str) -> str:
@@ -226,7 +264,7 @@ class ExportContext:
 
     @property
     def channel_axis(self) -> int:
-        return 1 if self.layout == "NCHW" else -1
+        return 1 if self.layout in ("NCHW", "BCT") else -1
 
     # ----- small helpers -----
     def const(self, value: Any, hint: str, dtype: Any = None) -> str:
@@ -349,6 +387,15 @@ def _add_inputs(ctx: ExportContext, model: Any, graph: Any, nchw_input: bool) ->
     return records, infos
 
 
+def _in_keras_order(ctx: ExportContext, record: tuple, hint: str) -> tuple:
+    """A channels-first sequence's record in Keras's order (other records as they are)."""
+    if record[2] != "BCT":
+        return record
+    ctx.tensor, ctx.shape, ctx.layout, ctx.mask = record
+    ctx.batch_major(hint)
+    return (ctx.tensor, ctx.shape, ctx.layout, record[3])
+
+
 def _convert_nodes(ctx: ExportContext, graph: Any, records: dict) -> None:
     """Each node's converter, on the records of the tensors it reads."""
     params, folded = plan(graph)
@@ -358,6 +405,8 @@ def _convert_nodes(ctx: ExportContext, graph: Any, records: dict) -> None:
         layer = node.layer
         kind = type(layer).__name__
         ctx.inputs = [records[id(t)] for t in node.inputs]
+        if kind not in CHANNELS_FIRST_SEQUENCE_LAYERS | IDENTITY_LAYERS:
+            ctx.inputs = [_in_keras_order(ctx, rec, layer.name) for rec in ctx.inputs]
         ctx.tensor, ctx.shape, ctx.layout, ctx.mask = ctx.inputs[0]
         ctx.exclusive = graph.single_reader(node.inputs[0]) is node
         if kind not in IDENTITY_LAYERS and id(node) not in folded:
@@ -476,6 +525,7 @@ def export(
 
 
 __all__ = [
+    "CHANNELS_FIRST_SEQUENCE_LAYERS",
     "DEFAULT_OPSET",
     "MAX_OPSET",
     "MIN_OPSET",

@@ -1,5 +1,5 @@
 """Graph-level passes of the export: each node's parameters, BatchNormalization folded into the
-Conv2D / Dense before it, and how a Keras mask travels.
+Conv1D / Conv2D / Dense before it, and how a Keras mask travels.
 
 Example:
     >>> from edgemine.layers import BatchNormalization, Dense, Dropout
@@ -19,7 +19,7 @@ import numpy as np
 #: layers that compute nothing at inference
 IDENTITY_LAYERS = frozenset({"Dropout", "InputLayer"})
 #: layers a BatchNormalization after them (with a linear activation) folds into
-_FOLDS_INTO = ("Conv2D", "Dense")
+_FOLDS_INTO = ("Conv1D", "Conv2D", "Dense")
 
 
 def layer_params(layer: Any) -> dict[str, np.ndarray]:

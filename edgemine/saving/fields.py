@@ -164,6 +164,8 @@ _RULES: dict[str, Callable] = {
     ),  # fmt: skip
     "target_shape": lambda v, w: _dims(v, w, allow_none=False, allow_minus_one=True),
     **dict.fromkeys(("kernel_size", "strides", "pool_size"), _window),
+    "dilation_rate": _window,
+    "size": exact_int,
     **dict.fromkeys(("layer", "backward_layer"), _nested_layer),
 }
 

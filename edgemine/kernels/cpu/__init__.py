@@ -23,6 +23,18 @@ from .activations import (
     gradient_out,
 )
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
+from .conv1d import (
+    conv1d_backward,
+    conv1d_forward,
+    conv1d_geometry,
+    conv1d_transpose_backward,
+    conv1d_transpose_forward,
+    conv1d_transpose_geometry,
+    masked_mean_backward,
+    masked_mean_forward,
+    upsample1d_backward,
+    upsample1d_forward,
+)
 from .embedding import (
     embedding_backward,
     embedding_forward,

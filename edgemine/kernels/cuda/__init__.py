@@ -42,6 +42,18 @@ from ._device import (
 from ._device import last as _last
 from .activations import activation_backward, activation_forward, softmax_rows_inplace
 from .conv import conv2d_backward, conv2d_forward
+from .conv1d import (
+    conv1d_backward,
+    conv1d_forward,
+    conv1d_geometry,
+    conv1d_transpose_backward,
+    conv1d_transpose_forward,
+    conv1d_transpose_geometry,
+    masked_mean_backward,
+    masked_mean_forward,
+    upsample1d_backward,
+    upsample1d_forward,
+)
 from .embedding import (
     embedding_backward,
     embedding_forward,

@@ -28,6 +28,8 @@ def convert_batchnorm(ctx: Any, layer: Any, params: dict[str, np.ndarray]) -> No
     scale, shift = bn_scale_shift(layer, params)
     if ctx.layout == "NCHW":
         scale, shift = scale.reshape(-1, 1, 1), shift.reshape(-1, 1, 1)
+    elif ctx.layout == "BCT":
+        scale, shift = scale.reshape(-1, 1), shift.reshape(-1, 1)
     y = ctx.op("Mul", [ctx.tensor, ctx.const(scale, f"{layer.name}/scale")], layer.name)
     y = ctx.op("Add", [y, ctx.const(shift, f"{layer.name}/shift")], layer.name)
     ctx.set(y, layer.output_shape, ctx.layout)
