@@ -12,9 +12,14 @@ legacy HDF5 saver) and ``NAME.weights.h5`` (``save_weights``), and ``NAME.npz`` 
 ``NAME_keras2.h5`` files carry the same weights in tf.keras 2's HDF5 layout and config
 spellings (``batch_input_shape``, ``weight_names`` ending in ``:0``, plain ``dtype`` strings),
 written here with h5py because Keras 2 needs TensorFlow. ``refuse_*.keras`` are models edgemine
-must refuse with a clear error (a functional model, a Lambda, GRU(reset_after=False), a layer
-edgemine lacks). Weights are random (not trained) but fixed by the seed, biases and batch
-normalization statistics included, so every weight matters to the predictions.
+must refuse with a clear error (a Lambda, GRU(reset_after=False), a layer edgemine lacks; in
+functional models a layer returning several tensors, a Lambda, a call with ``training=True``,
+an operation on a constant). A model of several inputs has ``x0``, ``x1``, ... instead of
+``x``. For the models in ``SGD_STEP`` the ``.npz`` also holds Keras's weights after one SGD
+step on ``x`` (``after/LAYER/I``, with ``sgd_labels``, ``sgd_lr``, ``sgd_loss_name``, the
+step's ``sgd_loss`` and the predictions after it, ``sgd_y5``). Weights are random (not
+trained) but fixed by the seed, biases and batch normalization statistics included, so every
+weight matters to the predictions.
 """
 
 from __future__ import annotations
@@ -161,6 +166,50 @@ def conv1d_net() -> keras.Model:
     )
 
 
+# ---------------------------------------------------------------- functional models
+
+
+def residual_cnn() -> keras.Model:
+    """Conv2D -> Conv2D -> Add (the skip) -> BatchNormalization -> pooling -> Dense."""
+    inp = keras.Input((8, 8, 2), name="image")
+    c1 = layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    c2 = layers.Conv2D(4, 3, padding="same")(c1)
+    h = layers.BatchNormalization()(layers.Add()([c1, c2]))
+    h = layers.MaxPooling2D(2)(layers.Activation("relu")(h))
+    out = layers.Dense(3, activation="softmax")(layers.Flatten()(h))
+    return keras.Model(inp, out, name="residual_cnn")
+
+
+def two_branch_text() -> keras.Model:
+    """Token ids -> Embedding(mask_zero) -> an LSTM and a GRU -> Concatenate -> Dense."""
+    ids = keras.Input((10,), dtype="int32", name="ids")
+    e = layers.Embedding(40, 6, mask_zero=True)(ids)
+    h = layers.Concatenate()([layers.LSTM(5)(e), layers.GRU(4)(e)])
+    return keras.Model(ids, layers.Dense(3, activation="softmax")(h), name="two_branch_text")
+
+
+def two_inputs_shared() -> keras.Model:
+    """Two inputs through one shared Dense; ``a - b`` (a Keras operation), merge layers."""
+    a, b = keras.Input((6,), name="left"), keras.Input((6,), name="right")
+    shared = layers.Dense(5, activation="tanh", name="shared")
+    ha, hb = shared(a), shared(b)
+    parts = [
+        ha - hb,
+        layers.Multiply()([ha, hb]),
+        layers.Average()([ha, hb, layers.Dense(5)(b)]),
+        layers.Maximum()([ha, hb]),
+        layers.Minimum()([ha, hb]),
+    ]
+    out = layers.Dense(2, activation="sigmoid")(layers.Concatenate()(parts))
+    return keras.Model([a, b], out, name="two_inputs_shared")
+
+
+def functional_add() -> keras.Model:
+    """Two Dense branches added (the model edgemine refused before it read functional files)."""
+    inp = keras.Input((4,))
+    return keras.Model(inp, layers.Add()([layers.Dense(3)(inp), layers.Dense(3)(inp)]))
+
+
 MODELS = {
     "seed_cnn": (seed_cnn, "float"),
     "seed_lstm": (seed_lstm, "tokens"),
@@ -169,17 +218,30 @@ MODELS = {
     "bn_dropout": (bn_dropout, "float"),
     "rnn_reshape": (rnn_reshape, "float"),
     "conv1d_net": (conv1d_net, "float"),
+    "residual_cnn": (residual_cnn, "float"),
+    "two_branch_text": (two_branch_text, "tokens"),
+    "two_inputs_shared": (two_inputs_shared, "float"),
+    "functional_add": (functional_add, "float"),
 }
 LEGACY_H5 = ("seed_cnn", "seed_lstm", "bidirectional", "bn_dropout", "conv1d_net")
+LEGACY_H5 += ("residual_cnn", "two_inputs_shared", "two_branch_text")
 WEIGHTS_H5 = ("seed_cnn", "seed_lstm")
-KERAS2_H5 = ("seed_cnn", "seed_lstm", "bn_dropout")
+KERAS2_H5 = ("seed_cnn", "seed_lstm", "bn_dropout", "two_branch_text")
+#: models whose weights after one SGD step Keras also records (issue 15's training parity)
+SGD_STEP = ("residual_cnn", "two_branch_text")
+SGD_LR, SGD_LOSS, SGD_LABELS = 0.1, "sparse_categorical_crossentropy", [0, 1, 2, 0, 1]
 
 
-def _inputs(model: keras.Model, kind: str, rng: np.random.Generator) -> np.ndarray:
-    shape = (5, *model.input_shape[1:])
+def _inputs(model: keras.Model, kind: str, rng: np.random.Generator) -> list[np.ndarray]:
+    """Five samples for each of the model's inputs."""
+    return [_input(model, i, kind, rng) for i in range(len(model.inputs))]
+
+
+def _input(model: keras.Model, i: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+    shape = (5, *model.inputs[i].shape[1:])
     if kind == "float":
         return rng.normal(0.0, 1.0, shape).astype(np.float32)
-    vocab = model.layers[0].input_dim
+    vocab = next(layer for layer in model.layers if isinstance(layer, layers.Embedding)).input_dim
     x = rng.integers(1, vocab, shape).astype(np.int32)
     # padding of every kind: trailing, leading, in the middle, none, and nearly all
     x[0, -4:] = 0
@@ -227,7 +289,41 @@ def _keras2_layer(entry: dict, input_rank: int, timesteps) -> dict:
     return entry
 
 
+def _keras2_ref(tensor: dict) -> list:
+    return [*tensor["config"]["keras_history"], {}]
+
+
+def _keras2_functional(model: keras.Model) -> dict:
+    """A Keras 3 functional config as tf.keras 2 wrote it: inbound nodes as
+    ``[[[name, node, tensor, {}], ...]]``, no mask operations (Keras 2 passes masks unrecorded),
+    input_layers and output_layers as lists of ``[name, node, tensor]``."""
+    config = json.loads(json.dumps(model.get_config()))
+    entries = []
+    for entry in config["layers"]:
+        if entry["class_name"] == "NotEqual":
+            continue
+        nodes = []
+        for node in entry["inbound_nodes"]:
+            arg = node["args"][0]
+            refs = arg if isinstance(arg, list) else [arg]
+            nodes.append([_keras2_ref(t) for t in refs])
+        if entry["class_name"] != "InputLayer":
+            entry = _keras2_layer(entry, 3, None)
+        entry = _keras2_spelling({k: v for k, v in entry.items() if k != "inbound_nodes"})
+        entry["inbound_nodes"] = nodes
+        entries.append(entry)
+    listed = {
+        key: [config[key]] if isinstance(config[key][0], str) else config[key]
+        for key in ("input_layers", "output_layers")
+    }
+    layers_config = {"name": model.name, "layers": entries, **listed}
+    return {"class_name": "Functional", "config": layers_config}
+
+
 def write_keras2_h5(model: keras.Model, path: Path) -> None:
+    if not isinstance(model, keras.Sequential):
+        _write_keras2_file(path, _keras2_functional(model), model.layers)
+        return
     config = json.loads(json.dumps(model.get_config()))
     entries = []
     rank = len(model.input_shape) - 1
@@ -242,15 +338,19 @@ def write_keras2_h5(model: keras.Model, path: Path) -> None:
         "class_name": "Sequential",
         "config": {"name": model.name, "layers": entries},
     }
+    _write_keras2_file(path, model_config, model.layers)
+
+
+def _write_keras2_file(path: Path, model_config: dict, model_layers: list) -> None:
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = "2.15.0"
         f.attrs["backend"] = "tensorflow"
         f.attrs["model_config"] = json.dumps(model_config)
         g = f.create_group("model_weights")
-        g.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+        g.attrs["layer_names"] = [layer.name.encode() for layer in model_layers]
         g.attrs["backend"] = b"tensorflow"
         g.attrs["keras_version"] = b"2.15.0"
-        for layer in model.layers:
+        for layer in model_layers:
             lg = g.create_group(layer.name)
             names = [_keras2_weight_name(layer, var) for var in layer.weights]
             lg.attrs["weight_names"] = [n.encode() for n in names]
@@ -270,13 +370,22 @@ def _keras2_weight_name(layer, var) -> str:
 # ---------------------------------------------------------------- models to refuse
 
 
-def refused_models() -> dict[str, keras.Model]:
+def _refused_functional() -> dict[str, keras.Model]:
+    """Functional models with calls edgemine cannot make as Keras does."""
+    seq = keras.Input((5, 2))
+    _, state_h, _ = layers.LSTM(3, return_state=True)(seq)
     inp = keras.Input((4,))
-    a = layers.Dense(3)(inp)
-    b = layers.Dense(3)(inp)
-    functional = keras.Model(inp, layers.Add()([a, b]))
+    dense = layers.Dense(3)(inp)
     return {
-        "refuse_functional": functional,
+        "refuse_return_state": keras.Model(seq, layers.Dense(2)(state_h)),
+        "refuse_functional_lambda": keras.Model(inp, layers.Lambda(lambda t: t * 2.0)(dense)),
+        "refuse_training_kwarg": keras.Model(inp, layers.Dropout(0.5)(dense, training=True)),
+        "refuse_scalar_op": keras.Model(inp, dense * 2.0),
+    }
+
+
+def refused_models() -> dict[str, keras.Model]:
+    sequential = {
         "refuse_lambda": keras.Sequential(
             [keras.Input((4,)), layers.Lambda(lambda t: t * 2.0), layers.Dense(2)]
         ),
@@ -287,6 +396,22 @@ def refused_models() -> dict[str, keras.Model]:
             [keras.Input((4, 4, 4, 1)), layers.Conv3D(2, 2), layers.Flatten(), layers.Dense(2)]
         ),
     }
+    return {**sequential, **_refused_functional()}
+
+
+def _sgd_step(model: keras.Model, x) -> dict[str, np.ndarray]:
+    """One SGD step on the five samples (after the model was saved): the weights after it,
+    ``after/LAYER/I`` in Keras's order, and what the step was."""
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=SGD_LR), loss=SGD_LOSS)
+    labels = np.array(SGD_LABELS, np.int32)
+    loss = model.train_on_batch(x, labels)
+    out = {"sgd_labels": labels, "sgd_lr": np.float32(SGD_LR), "sgd_loss_name": SGD_LOSS}
+    out["sgd_loss"] = np.float32(loss)
+    out["sgd_y5"] = model.predict(x, verbose=0)
+    for layer in model.layers:
+        for i, w in enumerate(layer.get_weights()):
+            out[f"after/{layer.name}/{i}"] = w
+    return out
 
 
 def main() -> int:
@@ -296,10 +421,11 @@ def main() -> int:
     for name, (make, kind) in MODELS.items():
         model = make()
         _randomize(model, rng)
-        x = _inputs(model, kind, rng)
+        xs = _inputs(model, kind, rng)
+        x = xs[0] if len(xs) == 1 else xs
         y5 = model.predict(x, verbose=0)
-        y1 = model.predict(x[:1], verbose=0)
-        np.savez(OUT / f"{name}.npz", x=x, y5=y5, y1=y1)
+        y1 = model.predict([a[:1] for a in xs] if len(xs) > 1 else x[:1], verbose=0)
+        arrays = {"x": x} if len(xs) == 1 else {f"x{i}": a for i, a in enumerate(xs)}
         model.save(OUT / f"{name}.keras")
         if name in LEGACY_H5:
             model.save(OUT / f"{name}.h5")
@@ -307,6 +433,9 @@ def main() -> int:
             model.save_weights(OUT / f"{name}.weights.h5")
         if name in KERAS2_H5:
             write_keras2_h5(model, OUT / f"{name}_keras2.h5")
+        if name in SGD_STEP:  # last: the step changes the weights
+            arrays.update(_sgd_step(model, x))
+        np.savez(OUT / f"{name}.npz", **arrays, y5=y5, y1=y1)
         print(f"{name}: {model.count_params()} parameters, output {y5.shape}")
     for name, model in refused_models().items():
         model.save(OUT / f"{name}.keras")

@@ -48,6 +48,20 @@ def _architecture(path: Path | None):
     return model
 
 
+def _describe(model) -> str:
+    """``Sequential, 9 layers, 2,258 parameters, input (28, 28, 1)`` (a functional model's
+    inputs each)."""
+    from ..models import Sequential
+
+    kind = "Sequential" if isinstance(model, Sequential) else "functional"
+    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
+    inputs = ", ".join(str(tuple(s)) for s in shapes)
+    return (
+        f"{kind}, {len(model.layers)} layers, {model.count_params():,} parameters, "
+        f"input{'s' if len(shapes) > 1 else ''} {inputs}"
+    )
+
+
 @click.command("convert", cls=Command)
 @click.argument("source", metavar="IN", type=_EXISTING)
 @click.option(
@@ -117,10 +131,7 @@ def convert(
         raise click.ClickException(
             "bundling a text model needs its tokenizer: --vocab word_index.json"
         )
-    click.echo(
-        f"read {source.name}: Sequential, {len(model.layers)} layers, "
-        f"{model.count_params():,} parameters, input {tuple(model.input_shape)}"
-    )
+    click.echo(f"read {source.name}: {_describe(model)}")
     if output.suffix.lower() == ".edgemine":
         model.save(output)
         click.echo(f"wrote {output} ({output.stat().st_size / 1024:.1f} KB)")

@@ -16,10 +16,13 @@ from ..layers import (
     GRU,
     LSTM,
     Activation,
+    Add,
+    Average,
     AveragePooling1D,
     AveragePooling2D,
     BatchNormalization,
     Bidirectional,
+    Concatenate,
     Conv1D,
     Conv1DTranspose,
     Conv2D,
@@ -32,10 +35,14 @@ from ..layers import (
     GlobalMaxPooling1D,
     GlobalMaxPooling2D,
     Layer,
+    Maximum,
     MaxPooling1D,
     MaxPooling2D,
+    Minimum,
+    Multiply,
     Reshape,
     SimpleRNN,
+    Subtract,
     UpSampling1D,
 )
 from .files import KerasFileError
@@ -169,12 +176,15 @@ SPECS: dict[str, tuple[type[Layer], dict[str, Any]]] = {
     "GRU": (GRU, {**_RNN, "recurrent_activation": ACT, "reset_after": (True,)}),
     "SimpleRNN": (SimpleRNN, dict(_RNN)),
     "Bidirectional": (Bidirectional, {"layer": KEEP, "backward_layer": KEEP, "merge_mode": KEEP}),
+    # merge layers of functional models
+    **{cls.__name__: (cls, {}) for cls in (Add, Subtract, Multiply, Average, Maximum, Minimum)},
+    "Concatenate": (Concatenate, {"axis": KEEP}),
 }
 #: options every layer has: handled by the reader itself
 COMMON = {"name", "trainable", "dtype", "batch_input_shape", "batch_shape", "input_shape"}
 _HINTS = {
     "reset_after": "edgemine's GRU is Keras's default reset_after=True form",
-    "return_state": "several outputs need the functional API",
+    "return_state": "edgemine's layers return one tensor",
     "stateful": "edgemine's recurrent layers start each batch from zeros",
     "groups": "grouped convolutions are not implemented",
     "dilation_rate": "dilated convolutions are not implemented",
@@ -299,6 +309,28 @@ def initializer(value: Any, option: str, where: Where) -> str:
         if key not in defaults or got != defaults[key]:
             raise where.fail(f"{option} {value['class_name']}({key}={got!r}) is not supported")
     return name
+
+
+MAX_DIM = 1 << 31
+
+
+def declared_shape(value: Any, where: Where, what: str) -> tuple | None:
+    """A declared (batch, ...) shape without its batch axis; None if not declared.
+
+    >>> declared_shape([None, 28, 28, 1], Where("m.keras"), "batch_shape")
+    (28, 28, 1)
+    """
+    if value is None:
+        return None
+    ok = isinstance(value, list) and len(value) >= 2
+    dims = value[1:] if ok else []
+    ok = ok and all(
+        d is None or (isinstance(d, int) and not isinstance(d, bool) and 0 < d < MAX_DIM)
+        for d in dims
+    )
+    if not ok:
+        raise where.fail(f"{what} {str(value)[:80]} is not a (batch, ...) list of positive ints")
+    return tuple(dims)
 
 
 def _as_tuple(value: Any) -> Any:
