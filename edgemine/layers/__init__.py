@@ -1,13 +1,15 @@
 """Keras-style layers. Images are NHWC (channels_last); weights use Keras's layouts."""
 
+from .activation_layers import LeakyReLU, ReLU, Softmax
 from .base import LAYER_REGISTRY, Layer, Variable, register
 from .conv import Conv2D
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Reshape
 from .embedding import Embedding
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, LayerNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .recurrent import GRU, LSTM, SimpleRNN
-from .wrappers import Bidirectional
+from .sequence import RepeatVector, SpatialDropout1D
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "LAYER_REGISTRY",
@@ -27,9 +29,16 @@ __all__ = [
     "InputLayer",
     "LSTM",
     "Layer",
+    "LayerNormalization",
+    "LeakyReLU",
     "MaxPooling2D",
+    "ReLU",
+    "RepeatVector",
     "Reshape",
     "SimpleRNN",
+    "Softmax",
+    "SpatialDropout1D",
+    "TimeDistributed",
     "Variable",
     "register",
 ]
