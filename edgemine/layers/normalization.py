@@ -9,8 +9,21 @@ from .. import initializers
 from .base import Layer, register
 
 
+class _GammaBeta(Layer):
+    """A normalisation layer's optional gamma and beta weights (``scale`` / ``center``)."""
+
+    gamma = None
+    beta = None
+
+    def _store_gradients(self, dgamma, dbeta) -> None:
+        if self.gamma is not None:
+            self.gamma.grad = dgamma
+        if self.beta is not None:
+            self.beta.grad = dbeta
+
+
 @register
-class BatchNormalization(Layer):
+class BatchNormalization(_GammaBeta):
     """Keras BatchNormalization(axis=-1): batch statistics in training, moving ones otherwise.
 
     Weights, in Keras's order: gamma, beta, moving_mean, moving_variance.
@@ -90,10 +103,7 @@ class BatchNormalization(Layer):
             self._training,
             out=self._grad_outs(self.gamma, self.beta),
         )
-        if self.gamma is not None:
-            self.gamma.grad = dgamma
-        if self.beta is not None:
-            self.beta.grad = dbeta
+        self._store_gradients(dgamma, dbeta)
         return dx
 
     def flops(self):
@@ -114,7 +124,7 @@ class BatchNormalization(Layer):
 
 
 @register
-class LayerNormalization(Layer):
+class LayerNormalization(_GammaBeta):
     """Keras LayerNormalization: each sample normalised over ``axis`` (the last axis, or a list
     of trailing axes) with its own mean and biased variance, then ``* gamma + beta``.
 
@@ -197,10 +207,7 @@ class LayerNormalization(Layer):
         dx, dgamma, dbeta = self.ops.layernorm_backward(
             self._xhat, self._inv_std, gamma, dy, out=self._grad_outs(self.gamma, self.beta)
         )
-        if self.gamma is not None:
-            self.gamma.grad = dgamma
-        if self.beta is not None:
-            self.beta.grad = dbeta
+        self._store_gradients(dgamma, dbeta)
         return dx
 
     def flops(self):
