@@ -1,7 +1,7 @@
 """edgemine: a small, fast deep-learning engine for data mining on edge devices.
 
 The package reads like Keras, so a Keras program runs with its import line changed to
-``import edgemine as keras``: ``keras.Sequential``, ``keras.Input``, ``keras.layers``,
+``import edgemine as keras``: ``keras.Sequential``, ``keras.Model``, ``keras.Input``, ``keras.layers``,
 ``keras.optimizers``, ``keras.losses``, ``keras.metrics``, ``keras.callbacks``,
 ``keras.utils`` (``to_categorical``, ``pad_sequences``, ``set_random_seed``),
 ``keras.models.load_model`` and ``keras.datasets``. Each is imported on first use, so
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 #: name -> (module, attribute or None for the module itself), imported on first use
 _LAZY = {
     "Sequential": ("edgemine.models", "Sequential"),
+    "Model": ("edgemine.models", "Model"),
     "Input": ("edgemine.layers", "Input"),
     "load_model": ("edgemine.models", "load_model"),
     "load_keras": ("edgemine.keras", "load_keras"),

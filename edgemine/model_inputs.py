@@ -107,3 +107,23 @@ def model_targets(y, n: int, out: tuple, name: str, what: str) -> np.ndarray:
     ):
         raise ValueError(f"{what} for {name} must lie in [0, 1]")
     return arr
+
+
+class Inputs:
+    """The arrays of a model with several inputs, sliced together along the batch axis.
+
+    >>> both = Inputs([np.zeros((4, 2)), np.ones((4, 3))])
+    >>> len(both), [a.shape for a in both[1:3].arrays]
+    (4, [(2, 2), (2, 3)])
+    """
+
+    __slots__ = ("arrays",)
+
+    def __init__(self, arrays: list):
+        self.arrays = list(arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, index) -> Inputs:
+        return Inputs([a[index] for a in self.arrays])

@@ -67,10 +67,15 @@ def check_layer(
     random elements of each. Seeded layers draw the same dropout masks in every forward pass;
     ``mask`` is passed to forward (layers with ``supports_masking``)."""
     rng = np.random.default_rng(seed)
+    many = isinstance(x, list)  # a merge layer's inputs
+    xs = [
+        np.ascontiguousarray(a, dtype=np.float64) if a.dtype.kind == "f" else a
+        for a in (x if many else [x])
+    ]
     if not layer.built:
-        layer.build(x.shape[1:])
+        layer.build([a.shape[1:] for a in xs] if many else xs[0].shape[1:])
     to_float64(layer)
-    x = np.ascontiguousarray(x, dtype=np.float64) if x.dtype.kind == "f" else x
+    x = xs if many else xs[0]
     kwargs = {} if mask is None else {"mask": mask}
 
     def forward():
@@ -85,8 +90,10 @@ def check_layer(
     forward()
     dx = layer.backward(g.copy())
     analytic = [(v.name, v.value, v.grad) for v in layer.trainable_variables]
-    if check_input and x.dtype.kind == "f":
-        analytic.append(("input", x, dx))
+    dxs = dx if many else [dx]
+    for k, (a, d) in enumerate(zip(xs, dxs)):
+        if check_input and a.dtype.kind == "f":
+            analytic.append((f"input {k}", a, d))
     for name, arr, grad in analytic:
         assert grad is not None, f"no gradient for {name}"
         grad = dense_gradient(grad).reshape(-1)

@@ -58,12 +58,26 @@ class Case:
     #: check -> why this case skips it
     skip: dict = field(default_factory=dict)
     batch: int = 3
+    #: a merge layer's inputs: their per-sample shapes (``input_shape`` is then unused)
+    input_shapes: tuple | None = None
+
+    @property
+    def shapes(self) -> list[tuple]:
+        """The per-sample shape of each input (one, unless the layer merges several)."""
+        return [tuple(s) for s in self.input_shapes] if self.input_shapes else [self.input_shape]
+
+    @property
+    def build_shape(self):
+        return self.shapes if self.input_shapes else tuple(self.input_shape)
 
     @property
     def id(self) -> str:
         parts = [f"{k}={v}" for k, v in self.config.items() if not isinstance(v, dict)]
         inner = self.config.get("layer", {}).get("class_name")
-        return "-".join(([inner] if inner else []) + parts + (["masked"] if self.mask else []))
+        shapes = ["x".join(map(str, s)) for s in self.shapes] if self.input_shapes else []
+        return "-".join(
+            ([inner] if inner else []) + parts + shapes + (["masked"] if self.mask else [])
+        )
 
 
 def _rnn(cls: str, **config) -> dict:
@@ -139,6 +153,47 @@ CASES: dict[str, list[Case]] = {
     "SimpleRNN": [
         Case({"units": 3, "activation": "relu", "return_sequences": True}, (4, 2)),
         Case({"units": 2}, (4, 3), mask=True),
+    ],
+    "Conv1D": [
+        Case({"filters": 3, "kernel_size": 3, "activation": "relu"}, (7, 2)),
+        Case({"filters": 2, "kernel_size": 4, "strides": 3, "padding": "same"}, (11, 3)),
+        Case({"filters": 3, "kernel_size": 3, "padding": "causal", "dilation_rate": 2}, (9, 2)),
+        Case({"filters": 2, "kernel_size": 1, "use_bias": False, "activation": "tanh"}, (4, 3)),
+        Case({"filters": 2, "kernel_size": 2, "strides": 2, "padding": "causal"}, (5, 1)),
+    ],
+    "Conv1DTranspose": [
+        Case({"filters": 3, "kernel_size": 3, "strides": 2}, (5, 2)),
+        Case({"filters": 2, "kernel_size": 4, "strides": 2, "padding": "same"}, (5, 3)),
+        Case({"filters": 2, "kernel_size": 2, "strides": 3, "activation": "sigmoid"}, (3, 2)),
+        Case({"filters": 2, "kernel_size": 3, "padding": "same", "dilation_rate": 2}, (6, 2)),
+    ],
+    "MaxPooling1D": [
+        Case({"pool_size": 2}, (7, 2)),
+        Case({"pool_size": 3, "strides": 2, "padding": "same"}, (8, 2)),
+    ],
+    "AveragePooling1D": [
+        Case({"pool_size": 2}, (7, 2)),
+        Case({"pool_size": 3, "strides": 2, "padding": "same"}, (8, 2)),
+    ],
+    "GlobalAveragePooling1D": [
+        Case({}, (5, 3)),
+        Case({"keepdims": True}, (4, 2)),
+        Case({}, (5, 3), mask=True),
+    ],
+    "GlobalMaxPooling1D": [Case({}, (5, 3)), Case({"keepdims": True}, (4, 2))],
+    "UpSampling1D": [Case({}, (3, 2)), Case({"size": 3}, (2, 3))],
+    **{
+        kind: [
+            Case({}, (), input_shapes=((4,), (4,))),
+            Case({}, (), input_shapes=((2, 3), (2, 3), (2, 3))),
+        ]
+        for kind in ("Add", "Multiply", "Average", "Maximum", "Minimum")
+    },
+    "Subtract": [Case({}, (), input_shapes=((2, 3), (2, 3)))],
+    "Concatenate": [
+        Case({}, (), input_shapes=((2, 3), (2, 1), (2, 2))),
+        Case({"axis": 1}, (), input_shapes=((2, 3), (1, 3))),
+        Case({"axis": -2}, (), input_shapes=((2, 2, 3), (2, 1, 3))),
     ],
     "Bidirectional": [
         Case({"layer": _rnn("LSTM", units=2, return_sequences=True)}, (4, 2)),
@@ -231,7 +286,7 @@ def make_layer(name: str, case: Case, first: bool = False):
     from edgemine.layers import LAYER_REGISTRY
 
     config = json.loads(json.dumps(case.config))
-    if first and "shape" not in config:
+    if first and "shape" not in config and not case.input_shapes:
         config["input_shape"] = list(case.input_shape)
     return LAYER_REGISTRY[name](**config)
 
@@ -253,7 +308,7 @@ def randomize(layer, rng: np.random.Generator) -> None:
 
 def built_layer(name: str, case: Case, seed: int = 0):
     layer = make_layer(name, case)
-    layer.build(tuple(case.input_shape))
+    layer.build(case.build_shape)
     randomize(layer, np.random.default_rng(seed))
     return layer
 
@@ -261,7 +316,7 @@ def built_layer(name: str, case: Case, seed: int = 0):
 def twin(layer):
     """A copy of ``layer`` from its config, with the same weights."""
     copy = type(layer).from_config(json.loads(json.dumps(layer.get_config())))
-    copy.build(tuple(layer.input_shape))
+    copy.build(layer.input_shape)
     copy.set_weights(layer.get_weights())
     return copy
 
@@ -271,6 +326,10 @@ def inputs(case: Case, batch: int | None = None, seed: int = 1):
     all of their steps (masked steps at the start of one row, the end of another)."""
     rng = np.random.default_rng(seed)
     n = case.batch if batch is None else batch
+    if (
+        case.input_shapes
+    ):  # a merge: one array per input (no ties: max / min have no gradient there)
+        return [rng.standard_normal((n, *s)) for s in case.shapes], None
     shape = (n, *case.input_shape)
     if case.vocab is not None:
         x = rng.integers(0, case.vocab, shape).astype(np.int32)
@@ -305,8 +364,16 @@ def masked_model(name: str, case: Case):
 
 def model_and_inputs(name: str, case: Case, batch: int):
     """A one-layer model (or the masked model) and inputs for it."""
-    from edgemine.models import Sequential
+    from edgemine.layers import Input
+    from edgemine.models import Model, Sequential
 
+    if case.input_shapes:
+        tensors = [Input(shape=s) for s in case.shapes]
+        layer = make_layer(name, case)
+        model = Model(tensors, layer(tensors))
+        randomize(layer, np.random.default_rng(2))
+        xs, _ = inputs(case, batch)
+        return model, [x.astype(np.float32) for x in xs]
     if case.mask:
         model = masked_model(name, case)
         x, mask = inputs(case, batch)
@@ -321,12 +388,20 @@ def model_and_inputs(name: str, case: Case, batch: int):
 # --------------------------------------------------------------------------------- checks
 
 
+def _floats(x, dtype=np.float32):
+    """Float inputs as ``dtype`` (token ids unchanged; a merge's list element-wise)."""
+    if isinstance(x, list):
+        return [_floats(a, dtype) for a in x]
+    return x if x.dtype.kind in "iu" else x.astype(dtype)
+
+
 def _forward(layer, x, mask, training: bool, seed: int = 0):
     from gradcheck import reseed
 
     reseed(layer, seed)
     kwargs = {} if mask is None else {"mask": layer.ops.asarray(mask)}
-    return layer.forward(layer.ops.asarray(x), training=training, **kwargs)
+    device = [layer.ops.asarray(a) for a in x] if isinstance(x, list) else layer.ops.asarray(x)
+    return layer.forward(device, training=training, **kwargs)
 
 
 def check_config(name: str, case: Case) -> None:
@@ -335,7 +410,7 @@ def check_config(name: str, case: Case) -> None:
     copy = twin(layer)
     assert copy.get_config() == config
     x, mask = inputs(case)
-    x = x if case.vocab is not None else x.astype(np.float32)
+    x = _floats(x)
     y = _forward(layer, x, mask, training=False)
     assert tuple(y.shape) == (case.batch, *layer.output_shape), "compute_output_shape"
     np.testing.assert_array_equal(_forward(copy, x, mask, training=False), y)
@@ -388,6 +463,8 @@ def _forward_backward(layer, x, mask, dy):
     y = ops.to_numpy(_forward(layer, x, mask, training=True))
     dx = layer.backward(ops.asarray(dy.astype(y.dtype)))
     grads = [dense_gradient(v.grad) for v in layer.trainable_variables]
+    if isinstance(dx, list):  # a merge: one gradient per input
+        return y, [ops.to_numpy(d) for d in dx], grads
     return y, (None if dx is None else ops.to_numpy(dx)), grads
 
 
@@ -403,7 +480,10 @@ def _compare_steps(a, b, rtol: float) -> None:
     (ya, dxa, ga), (yb, dxb, gb) = a, b
     assert_close("output", ya, yb, rtol)
     assert (dxa is None) == (dxb is None), "input gradient present on one side only"
-    if dxa is not None:
+    if isinstance(dxa, list):
+        for k, (p, q) in enumerate(zip(dxa, dxb)):
+            assert_close(f"input {k} gradient", p, q, rtol)
+    elif dxa is not None:
         assert_close("input gradient", dxa, dxb, rtol)
     for k, (p, q) in enumerate(zip(ga, gb)):
         assert_close(f"weight gradient {k}", p, q, rtol)
@@ -416,13 +496,10 @@ def check_float32(name: str, case: Case) -> None:
     layer64 = twin(layer32)
     to_float64(layer64)
     x, mask = inputs(case)
-    dy = np.random.default_rng(5).standard_normal(
-        (case.batch, *layer32.compute_output_shape(tuple(case.input_shape)))
-    )
-    x32 = x if case.vocab is not None else x.astype(np.float32)
+    dy = np.random.default_rng(5).standard_normal((case.batch, *layer32.output_shape))
     _compare_steps(
-        _forward_backward(layer32, x32, mask, dy),
-        _forward_backward(layer64, x, mask, dy.astype(np.float64)),
+        _forward_backward(layer32, _floats(x), mask, dy),
+        _forward_backward(layer64, _floats(x, np.float64), mask, dy.astype(np.float64)),
         rtol=1e-4,
     )
 
@@ -439,13 +516,15 @@ def check_onnx(name: str, case: Case) -> None:
     onnx.checker.check_model(proto, full_check=True)
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     ref = reference(proto)
-    feed_name = proto.graph.input[0].name
-    for xb in (x[:1], x):
-        want = model.predict(xb)
-        feed = xb.astype(np.int64) if xb.dtype.kind == "i" else xb
+    names = [i.name for i in proto.graph.input]
+    xs = x if isinstance(x, list) else [x]
+    for rows in (slice(0, 1), slice(None)):
+        batch = [a[rows] for a in xs]
+        want = model.predict(batch if len(batch) > 1 else batch[0])
+        feed = {n: a.astype(np.int64) if a.dtype.kind == "i" else a for n, a in zip(names, batch)}
         for label, got in (
-            ("onnxruntime", sess.run(None, {feed_name: feed})[0]),
-            ("onnx.reference", ref.run(None, {feed_name: feed})[0]),
+            ("onnxruntime", sess.run(None, feed)[0]),
+            ("onnx.reference", ref.run(None, feed)[0]),
         ):
             assert got.shape == want.shape, label
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-5, err_msg=label)
@@ -458,7 +537,7 @@ def check_cuda(name: str, case: Case, cuda) -> None:
     cuda_layer = twin(cpu_layer)
     cuda_layer.to_backend(cuda)
     x, mask = inputs(case, batch=2)
-    x = x if case.vocab is not None else x.astype(np.float32)
+    x = _floats(x)
     with cuda.batch_memory():
         got = cuda.to_numpy(_forward(cuda_layer, x, mask, training=False))
     assert_close("inference output", got, _forward(cpu_layer, x, mask, training=False), 1e-5)

@@ -55,6 +55,7 @@ GROUPS = {
     "recurrent": ["embedding", "lstm", "gru", "simple_rnn", "bidirectional_ops"],
     "fit": [
         "fit_cnn",
+        "fit_functional",
         "fit_bn_dropout",
         "fit_lstm",
         "fit_stacked_lstm",
@@ -760,7 +761,7 @@ def check_bidirectional_ops(rng):
     _need(cpu, "reverse_time", "merge_forward", "merge_backward")
     a, b, dy1 = _rand(rng, 2, 3, 4), _rand(rng, 2, 3, 4), _rand(rng, 2, 3, 4)
     close("reverse_time", cu.to_numpy(cu.reverse_time(cu.asarray(a))), cpu.reverse_time(a), FWD)
-    for mode in ("concat", "sum", "ave", "mul"):
+    for mode in ("concat", "sum", "ave", "mul", "sub", "max", "min"):
         want = cpu.merge_forward(mode, a, b)
         got = cu.merge_forward(mode, cu.asarray(a), cu.asarray(b))
         close(f"merge {mode}", cu.to_numpy(got), want, FWD)
@@ -770,6 +771,12 @@ def check_bidirectional_ops(rng):
         for i in range(2):
             close(f"merge {mode} backward {i}", cu.to_numpy(got[i]), want[i], GRAD)
     close("add", cu.to_numpy(cu.add(cu.asarray(a), cu.asarray(b))), cpu.add(a, b), FWD)
+    c, dy = _rand(rng, 2, 3, 2), _rand(rng, 2, 3, 6)  # concatenation of unequal widths
+    got = cu.merge_backward("concat", cu.asarray(a), cu.asarray(c), cu.asarray(dy))
+    for i, want in enumerate(cpu.merge_backward("concat", a, c, dy)):
+        close(f"unequal concat backward {i}", cu.to_numpy(got[i]), want, GRAD)
+    got = cu.merge_forward("concat", cu.asarray(a), cu.asarray(c))
+    close("unequal concat", cu.to_numpy(got), cpu.merge_forward("concat", a, c), FWD)
 
 
 # ----- fit -----
@@ -780,7 +787,8 @@ def _fit_both(build, x, y, loss, optimizer, epochs=1, batch_size=4):
     weights, losses, preds = {}, {}, {}
     for device in ("cpu", "cuda"):
         set_random_seed(3)
-        model = Sequential(build())
+        built = build()
+        model = Sequential(built) if isinstance(built, list) else built
         opt = optimizer() if callable(optimizer) else optimizer  # a fresh one per device
         model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], device=device)
         hist = model.fit(
@@ -811,6 +819,25 @@ def check_fit_cnn(rng):
         ]
 
     _fit_both(build, x, y, "categorical_crossentropy", "adam")
+
+
+def check_fit_functional(rng):
+    """A graph: a shared layer called twice, a tensor read three times, merges."""
+    from edgemine.layers import Concatenate, Dense, Input, Maximum, Multiply
+    from edgemine.models import Model
+
+    x = rng.random((10, 4), dtype=np.float32)
+    y = rng.integers(0, 3, 10)
+
+    def build():
+        inp = Input(shape=(4,))
+        h = Dense(4, activation="tanh")(inp)
+        shared = Dense(4, activation="relu")
+        u, v = shared(h), shared(inp)
+        joined = Concatenate()([Multiply()([u, h]), Maximum()([v, h])])
+        return Model(inp, Dense(3, activation="softmax")(joined))
+
+    _fit_both(build, x, y, "sparse_categorical_crossentropy", "adam")
 
 
 def check_fit_bn_dropout(rng):

@@ -241,7 +241,7 @@ def test_inspect_reads_keras_files():
         ("refuse_functional", "functional Keras models are not supported yet"),
         ("refuse_lambda", r"layer 'lambda' \(Lambda\): Lambda layers hold Python code"),
         ("refuse_gru_reset_before", r"\(GRU\): option reset_after=False is not supported"),
-        ("refuse_conv1d", r"layer 'conv1d' \(Conv1D\): Keras layer Conv1D is not supported"),
+        ("refuse_conv3d", r"layer 'conv3d' \(Conv3D\): Keras layer Conv3D is not supported"),
     ],
 )
 def test_models_keras_wrote_that_edgemine_refuses(name, message, tmp_path):

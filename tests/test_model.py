@@ -374,11 +374,11 @@ def test_relu_backward_applied_by_max_pooling_changes_nothing(monkeypatch, pool,
     """A MaxPooling2D fed by a ReLU applies the ReLU's backward to its small output gradient and
     the layer below runs its linear backward only: the weights after a step are bit for bit
     those of the unfused backward (ties and all-zero windows included)."""
-    import edgemine.models as models_mod
+    from edgemine.models.graph import Graph
 
     def step(fuse: bool):
         if not fuse:
-            monkeypatch.setattr(models_mod, "_absorbs_below", lambda layers, i: False)
+            monkeypatch.setattr(Graph, "absorbing", lambda graph: {})
         set_random_seed(3)
         m = Sequential(
             [
@@ -398,9 +398,11 @@ def test_relu_backward_applied_by_max_pooling_changes_nothing(monkeypatch, pool,
         monkeypatch.undo()
         return m.get_weights()
 
-    assert models_mod._absorbs_below(
-        [Conv2D(1, 1, activation="relu"), MaxPooling2D()], 1
-    ) and not models_mod._absorbs_below([Conv2D(1, 1), MaxPooling2D()], 1)
+    def absorbed(activation):
+        m = Sequential([Conv2D(1, 1, activation=activation, input_shape=(4, 4, 1)), MaxPooling2D()])
+        return [node.layer.name for node in m._graph.absorbing().values()]
+
+    assert absorbed("relu") and not absorbed(None)
     for a, b in zip(step(True), step(False)):
         np.testing.assert_array_equal(a, b)
 

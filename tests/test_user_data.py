@@ -262,7 +262,12 @@ def test_motion_lstm_on_basicmotions(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "spec, data, at_least",
-    [("motion_lstm", "basicmotions", 0.95), ("cnn", "digits", 0.95), ("mlp", "wine", 0.95)],
+    [
+        ("motion_lstm", "basicmotions", 0.95),
+        ("motion_cnn", "basicmotions", 0.95),
+        ("cnn", "digits", 0.95),
+        ("mlp", "wine", 0.95),
+    ],
 )
 def test_zoo_models_reach_their_accuracy(tmp_path, spec, data, at_least):
     out = ok(

@@ -47,6 +47,38 @@ from peers import machine, torch_cnn, torch_lstm  # noqa: E402
 PARK_S = 0.5
 
 
+#: the other program of ``--busy``: numpy matrix products on numpy's default BLAS threads (what
+#: a data miner's second job looks like), started fresh for each engine's turn
+BUSY_CODE = (
+    "import numpy as np\n"
+    "a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)\n"
+    "while True:\n"
+    "    a = (a @ a) / np.float32(1024)\n"
+)
+
+
+class Load:
+    """With ``busy``, another numeric program runs while the block runs (its own process, with
+    no thread-count variables, so numpy takes every core); else nothing."""
+
+    def __init__(self, busy: bool):
+        self.busy = busy
+        self.proc = None
+
+    def __enter__(self):
+        if self.busy:
+            env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+            self.proc = subprocess.Popen([sys.executable, "-c", BUSY_CODE], env=env)
+            time.sleep(1.0)  # let it reach its loop
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
 def median_time(fn, repeats: int, warmup: int = 2) -> float:
     time.sleep(PARK_S)
     for _ in range(warmup):
@@ -198,6 +230,12 @@ def main() -> None:
     )
     ap.add_argument("--models", default="cnn,lstm")
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    ap.add_argument(
+        "--busy",
+        action="store_true",
+        help="also measure both engines while another numeric program runs (numpy matrix "
+        "products on its default BLAS threads), and report each engine's busy/quiet slowdown",
+    )
     ap.add_argument("--out", default=str(REPO / "tools" / "results" / "bench.md"))
     args = ap.parse_args()
     import torch
@@ -218,16 +256,46 @@ def main() -> None:
         "| model | metric | edgemine | PyTorch | ratio (edgemine/PyTorch, >1 = faster) |",
         "|---|---|---|---|---|",
     ]
+    results = {}
     for key in args.models.split(","):
         title, spec_file, builder, conv = CASES[key]
-        r = bench_case(Case(title, spec_file, builder, conv), torch, steps, repeats)
-        tr, lat, thr = r["train"], r["latency_ms"], r["throughput"]
+        for busy in (False, True) if args.busy else (False,):
+            with Load(busy):
+                r = bench_case(Case(title, spec_file, builder, conv), torch, steps, repeats)
+            results[key, busy] = r
+            tr, lat, thr = r["train"], r["latency_ms"], r["throughput"]
+            name = f"{title}, busy" if busy else title
+            lines += [
+                f"| {name} | training samples/s (batch 32) | {tr[0]:,.0f} | {tr[1]:,.0f} | {tr[0] / tr[1]:.2f}x |",
+                f"| {name} | predict latency, batch 1 (ms) | {lat[0]:.3f} | {lat[1]:.3f} | {lat[1] / lat[0]:.2f}x |",
+                f"| {name} | predict samples/s, batch 256 | {thr[0]:,.0f} | {thr[1]:,.0f} | {thr[0] / thr[1]:.2f}x |",
+            ]
+            print("\n".join(lines[-3:]), flush=True)
+    if args.busy:
         lines += [
-            f"| {title} | training samples/s (batch 32) | {tr[0]:,.0f} | {tr[1]:,.0f} | {tr[0] / tr[1]:.2f}x |",
-            f"| {title} | predict latency, batch 1 (ms) | {lat[0]:.3f} | {lat[1]:.3f} | {lat[1] / lat[0]:.2f}x |",
-            f"| {title} | predict samples/s, batch 256 | {thr[0]:,.0f} | {thr[1]:,.0f} | {thr[0] / thr[1]:.2f}x |",
+            "",
+            "Busy: another program (numpy matrix products on numpy's default BLAS threads) runs "
+            "during both engines' turns. Slowdown = quiet / busy (1.0 = unaffected; 2.0 = a fair "
+            "half of a 2-core machine).",
+            "",
+            "| model | metric | edgemine slowdown | PyTorch slowdown |",
+            "|---|---|---|---|",
         ]
-        print("\n".join(lines[-3:]), flush=True)
+        for key in args.models.split(","):
+            quiet, busy = results[key, False], results[key, True]
+            for metric, label, higher in (
+                ("train", "training", True),
+                ("latency_ms", "latency, batch 1", False),
+                ("throughput", "predict, batch 256", True),
+            ):
+                slow = [
+                    (quiet[metric][i] / busy[metric][i])
+                    if higher
+                    else (busy[metric][i] / quiet[metric][i])
+                    for i in (0, 1)
+                ]
+                lines.append(f"| {CASES[key][0]} | {label} | {slow[0]:.2f}x | {slow[1]:.2f}x |")
+        print("\n".join(lines[-7:]), flush=True)
     if "cnn" in args.models:
         cs = cold_start(True)
         lines += [

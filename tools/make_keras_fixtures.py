@@ -141,6 +141,26 @@ def rnn_reshape() -> keras.Model:
     )
 
 
+def conv1d_net() -> keras.Model:
+    """Sensor windows through every 1-D layer: a causal dilated Conv1D, BN, pooling, a strided
+    'same' Conv1D, upsampling, a transposed Conv1D, global pooling."""
+    return keras.Sequential(
+        [
+            keras.Input((16, 3)),
+            layers.Conv1D(8, 3, padding="causal", dilation_rate=2, activation="relu"),
+            layers.BatchNormalization(),
+            layers.MaxPooling1D(2),
+            layers.Conv1D(8, 3, strides=2, padding="same"),
+            layers.UpSampling1D(2),
+            layers.Conv1DTranspose(4, 3, strides=2, padding="same", activation="tanh"),
+            layers.AveragePooling1D(2),
+            layers.GlobalAveragePooling1D(),
+            layers.Dense(3, activation="softmax"),
+        ],
+        name="conv1d_net",
+    )
+
+
 MODELS = {
     "seed_cnn": (seed_cnn, "float"),
     "seed_lstm": (seed_lstm, "tokens"),
@@ -148,8 +168,9 @@ MODELS = {
     "bidirectional": (bidirectional, "tokens"),
     "bn_dropout": (bn_dropout, "float"),
     "rnn_reshape": (rnn_reshape, "float"),
+    "conv1d_net": (conv1d_net, "float"),
 }
-LEGACY_H5 = ("seed_cnn", "seed_lstm", "bidirectional", "bn_dropout")
+LEGACY_H5 = ("seed_cnn", "seed_lstm", "bidirectional", "bn_dropout", "conv1d_net")
 WEIGHTS_H5 = ("seed_cnn", "seed_lstm")
 KERAS2_H5 = ("seed_cnn", "seed_lstm", "bn_dropout")
 
@@ -262,8 +283,8 @@ def refused_models() -> dict[str, keras.Model]:
         "refuse_gru_reset_before": keras.Sequential(
             [keras.Input((5, 2)), layers.GRU(3, reset_after=False)]
         ),
-        "refuse_conv1d": keras.Sequential(
-            [keras.Input((8, 2)), layers.Conv1D(3, 2), layers.Flatten(), layers.Dense(2)]
+        "refuse_conv3d": keras.Sequential(
+            [keras.Input((4, 4, 4, 1)), layers.Conv3D(2, 2), layers.Flatten(), layers.Dense(2)]
         ),
     }
 

@@ -17,7 +17,12 @@ def machine() -> str:
         cpus = info.get("CPU(s)", "?").strip()
         cores = info.get("Core(s) per socket", "?").strip()
         sockets = info.get("Socket(s)", "?").strip()
-        return f"{model}; {cpus} logical CPUs, {cores} core(s) per socket x {sockets} socket(s)"
+        flags = set(info.get("Flags", "").split())
+        simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "asimd") if f in flags]
+        return (
+            f"{model}; {cpus} logical CPUs, {cores} core(s) per socket x {sockets} socket(s); "
+            f"SIMD flags: {', '.join(simd) or 'none of avx2/avx512f/asimd'}"
+        )
     except (OSError, subprocess.SubprocessError, ValueError):
         return platform.processor() or "unknown"
 

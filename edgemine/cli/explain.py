@@ -161,7 +161,7 @@ def explain_cmd(model_path, paths, out_dir, method, steps, baseline, target):
     model = load_model(model_path, compile=False)
     options = {"method": method, "steps": steps, "baseline": baseline, "target": target}
     out_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(model.layers[0], Embedding):
+    if isinstance(model.input_reader(), Embedding):
         results = _explain_texts(model, paths, out_dir, options)
     elif (model.preprocessing or {}).get("kind") == "table":
         results = _explain_tables(model, paths, out_dir, options)

@@ -66,11 +66,17 @@ class Predictor:
 
             self.session = None
             self.model = load_model(path, compile=False)
+            if len(self.model.inputs) != 1:
+                raise ValueError(
+                    f"{path.name}: the model has {len(self.model.inputs)} inputs; prediction "
+                    "from files takes one (use model.predict([...]) in Python)"
+                )
             self.sample_shape = tuple(self.model.input_shape)
-            self.int_input = getattr(self.model.layers[0], "input_dtype", "float") == "int"
+            reader = self.model.input_reader()
+            self.int_input = reader.input_dtype == "int"
             self.preprocessing = self.model.preprocessing or {}
             self.class_names = self.model.class_names
-            self.vocab_size = self.model.layers[0].input_dim if self.int_input else None
+            self.vocab_size = reader.input_dim if self.int_input else None
         else:
             raise ValueError(f"{path.name}: MODEL must be a .edgemine or .onnx file")
         self.nchw = str(self.preprocessing.get("layout", "NHWC")).upper() == "NCHW"
@@ -447,13 +453,18 @@ def show_predictions(y: np.ndarray, names: list[str], classes, output: Path | No
             click.echo(f"{name:<{width}}  {row['label']}  {row['probability']:.4f}")
 
 
-def _random_input(model: Any, n: int, rng: np.random.Generator) -> np.ndarray:
-    shape = tuple(8 if d is None else d for d in model.input_shape)
-    first = model.layers[0]
-    if getattr(first, "input_dtype", "float") == "int":
-        vocab = int(getattr(first, "input_dim", 2))
-        return rng.integers(0, vocab, size=(n, *shape)).astype(np.int64)
-    return rng.random((n, *shape), dtype=np.float32)
+def _random_input(model: Any, n: int, rng: np.random.Generator):
+    """Random inputs for ``model``: token ids below its vocabulary, else floats in [0, 1) (a
+    list of arrays for a model with several inputs)."""
+    arrays = []
+    for i, tensor in enumerate(model.inputs):
+        shape = tuple(8 if d is None else d for d in tensor.shape[1:])
+        reader = model.input_reader(i)
+        if reader.input_dtype == "int":
+            arrays.append(rng.integers(0, int(reader.input_dim), size=(n, *shape)).astype(np.int64))
+        else:
+            arrays.append(rng.random((n, *shape), dtype=np.float32))
+    return arrays[0] if len(arrays) == 1 else arrays
 
 
 def bench_rows(

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..layers.embedding import Embedding
-from .gradients import explaining, forward_backward
+from .gradients import chain, explaining, forward_backward
 
 METHODS = ("ig", "gxi")
 BASELINES = ("zero", "blur")
@@ -84,7 +84,7 @@ def blur(image: np.ndarray, sigma: float | None = None) -> np.ndarray:
 def _sample(model, x) -> np.ndarray:
     """One sample with its batch axis; token ids as int, everything else float64."""
     model._require_built()
-    text = isinstance(model.layers[0], Embedding)
+    text = isinstance(chain(model)[0], Embedding)
     arr = np.asarray(x)
     if arr.shape == tuple(model.input_shape):
         arr = arr[None]
@@ -106,7 +106,7 @@ def _baseline_for(x: np.ndarray, baseline: str, image: bool) -> np.ndarray:
 
 def _text_inputs(model, ids: np.ndarray):
     """The input's and the baseline's embeddings (1, T, D) and the input's mask (or None)."""
-    emb = model.layers[0]
+    emb = chain(model)[0]
     table = np.asarray(model.ops.to_numpy(emb.embeddings.value), dtype=np.float64)
     e_x = table[ids.astype(np.int64)]
     e_b = np.broadcast_to(table[0], e_x.shape).copy()  # every token the padding id 0
@@ -145,7 +145,7 @@ def explain(
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     sample = _sample(model, x)
-    text = isinstance(model.layers[0], Embedding)
+    text = isinstance(chain(model)[0], Embedding)
     start = 1 if text else 0  # text: the layer after the Embedding takes the path's points
     if text:
         if baseline != "zero":

@@ -13,7 +13,7 @@ import contextlib
 
 import numpy as np
 
-from ..layers.core import Dropout
+from ..layers.core import Dropout, InputLayer
 from ..layers.normalization import BatchNormalization
 
 #: layers that behave differently in training: run in inference mode (their backward passes
@@ -22,8 +22,19 @@ _INFERENCE_ONLY = (Dropout, BatchNormalization)
 _RNN_DROPOUTS = ("dropout", "recurrent_dropout")
 
 
+def chain(model) -> list:
+    """The computing layers of a Sequential model in order (its Input left out); other models
+    are refused: the explanations follow one chain of layers."""
+    if not getattr(model, "is_chain", False):
+        raise ValueError(
+            f"explanations need a Sequential model; {model.name!r} is a {type(model).__name__} "
+            "with a layer graph"
+        )
+    return [layer for layer in model.layers if not isinstance(layer, InputLayer)]
+
+
 def _sublayers(model):
-    for layer in model.layers:
+    for layer in chain(model):
         yield layer
         yield from getattr(layer, "layers", ())  # Bidirectional's two directions
 
@@ -32,7 +43,7 @@ def _sublayers(model):
 def explaining(model, start: int):
     """Inside: layer ``start`` passes a gradient to its input, recurrent dropout is 0 and
     no gradient reaches the optimizer's buffers. Everything is restored on exit."""
-    first = model.layers[start]
+    first = chain(model)[start]
     saved_flag = first.need_input_grad
     dropouts = [
         (layer, name, getattr(layer, name))
@@ -61,7 +72,7 @@ def forward_backward(model, x: np.ndarray, target: int, start: int = 0, mask=Non
     (the model's input for 0; the embeddings for 1 after an Embedding, whose ``mask`` then
     comes with them). Call inside :func:`explaining`."""
     ops = model.ops
-    layers = model.layers[start:]
+    layers = chain(model)[start:]
     with ops.batch_memory():
         out = ops.asarray(x)
         mask = None if mask is None else ops.asarray(mask)

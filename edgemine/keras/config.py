@@ -16,20 +16,27 @@ from ..layers import (
     GRU,
     LSTM,
     Activation,
+    AveragePooling1D,
     AveragePooling2D,
     BatchNormalization,
     Bidirectional,
+    Conv1D,
+    Conv1DTranspose,
     Conv2D,
     Dense,
     Dropout,
     Embedding,
     Flatten,
+    GlobalAveragePooling1D,
     GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
     GlobalMaxPooling2D,
     Layer,
+    MaxPooling1D,
     MaxPooling2D,
     Reshape,
     SimpleRNN,
+    UpSampling1D,
 )
 from .files import KerasFileError
 
@@ -69,6 +76,16 @@ _RNN = {
     "use_cudnn": IGNORE,  # Keras 3's kernel choice: the same math
 }
 _POOL = {"pool_size": KEEP, "strides": KEEP, "padding": KEEP, **_CHANNELS_LAST}
+_CONV1D = {
+    **dict.fromkeys(("filters", "kernel_size", "strides", "padding", "use_bias"), KEEP),
+    "dilation_rate": KEEP,
+    "activation": ACT,
+    **dict.fromkeys(_INITS, INIT),
+    **_CHANNELS_LAST,
+    **_none("kernel_regularizer", "bias_regularizer", "activity_regularizer"),
+    **_none("kernel_constraint", "bias_constraint", "lora_rank"),
+    "lora_alpha": IGNORE,
+}
 
 #: Keras class name -> (edgemine class, {option: KEEP | ACT | INIT | IGNORE | allowed values})
 SPECS: dict[str, tuple[type[Layer], dict[str, Any]]] = {
@@ -98,6 +115,13 @@ SPECS: dict[str, tuple[type[Layer], dict[str, Any]]] = {
             "lora_alpha": IGNORE,
         },
     ),
+    "Conv1D": (Conv1D, {**_CONV1D, "groups": (1,)}),
+    "Conv1DTranspose": (Conv1DTranspose, {**_CONV1D, "output_padding": _NONE}),
+    "MaxPooling1D": (MaxPooling1D, _POOL),
+    "AveragePooling1D": (AveragePooling1D, _POOL),
+    "GlobalAveragePooling1D": (GlobalAveragePooling1D, {**_CHANNELS_LAST, "keepdims": KEEP}),
+    "GlobalMaxPooling1D": (GlobalMaxPooling1D, {**_CHANNELS_LAST, "keepdims": KEEP}),
+    "UpSampling1D": (UpSampling1D, {"size": KEEP}),
     "MaxPooling2D": (MaxPooling2D, _POOL),
     "AveragePooling2D": (AveragePooling2D, _POOL),
     "GlobalAveragePooling2D": (GlobalAveragePooling2D, {**_CHANNELS_LAST, "keepdims": (False,)}),

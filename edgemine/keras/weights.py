@@ -12,7 +12,16 @@ import math
 
 import numpy as np
 
-from ..layers import BatchNormalization, Bidirectional, Conv2D, Dense, Embedding, Layer
+from ..layers import (
+    BatchNormalization,
+    Bidirectional,
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Dense,
+    Embedding,
+    Layer,
+)
 from ..layers.recurrent import BaseRNN
 from .files import MAX_WEIGHT_BYTES, KerasSource
 
@@ -44,6 +53,11 @@ def expected_shapes(layer: Layer, input_shape: tuple) -> list[tuple[int, ...]]:
         return [(*layer.kernel_size, c, layer.filters)] + (
             [(layer.filters,)] if layer.use_bias else []
         )
+    if isinstance(layer, (Conv1D, Conv1DTranspose)):
+        c = _known(last, layer, "channel axis")
+        k, f = layer.kernel_size, layer.filters
+        kernel = (k, c, f) if isinstance(layer, Conv1D) else (k, f, c)
+        return [kernel] + ([(f,)] if layer.use_bias else [])
     if isinstance(layer, BatchNormalization):
         c = (_known(last, layer, "channel axis"),)
         return [c] * (int(layer.scale) + int(layer.center) + 2)

@@ -58,3 +58,32 @@ def host_id_range(ids: np.ndarray) -> tuple[int, int]:
     """
     lo, hi = _id_range(np.ascontiguousarray(ids).reshape(-1))
     return int(lo), int(hi)
+
+
+def conv1d_geometry(length: int, k: int, stride: int, dilation: int, padding: str):
+    """(output length, left pad, right pad) of a 1-D convolution or pooling window of ``k``
+    taps ``dilation`` apart: TensorFlow's 'valid' / 'same' and Keras's 'causal' (all the padding
+    on the left, so that output t sees inputs up to t only).
+
+    >>> conv1d_geometry(10, 3, 1, 2, "causal"), conv1d_geometry(10, 3, 2, 1, "same")
+    ((10, 4, 0), (5, 0, 1))
+    """
+    span = dilation * (k - 1) + 1
+    if padding == "causal":
+        return (length + span - 1 - span) // stride + 1, span - 1, 0
+    out, left = conv_output_size(length, span, stride, padding)
+    total = max((out - 1) * stride + span - length, 0) if padding == "same" else 0
+    return out, left, total - left
+
+
+def conv1d_transpose_geometry(length: int, k: int, stride: int, dilation: int, padding: str):
+    """(output length, left pad) of Keras's Conv1DTranspose: the adjoint of a convolution from
+    that output length back to ``length`` with that left pad.
+
+    >>> conv1d_transpose_geometry(5, 3, 2, 1, "valid"), conv1d_transpose_geometry(5, 4, 2, 1, "same")
+    ((11, 0), (10, 1))
+    """
+    span = dilation * (k - 1) + 1
+    if padding == "valid":
+        return length * stride + max(span - stride, 0), 0
+    return length * stride, max(span - stride, 0) // 2

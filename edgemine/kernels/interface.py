@@ -103,6 +103,62 @@ class Backend(Protocol):
     def global_pool_forward(self, mode: str, x) -> tuple[Array, Any]: ...
     def global_pool_backward(self, mode: str, x_shape, cache, dy) -> Array: ...
 
+    # ----- 1-D convolution and sequence pooling ((batch, steps, channels)) -----
+    def conv1d_geometry(
+        self, length: int, k: int, stride: int, dilation: int, padding: str
+    ) -> tuple[int, int, int]:
+        """(output length, left pad, right pad) along the steps: 'valid', 'same', 'causal'."""
+
+    def conv1d_transpose_geometry(
+        self, length: int, k: int, stride: int, dilation: int, padding: str
+    ) -> tuple[int, int]:
+        """(output length, left pad) of a transposed 1-D convolution, Keras's rule."""
+
+    def conv1d_forward(
+        self, x, kernel, bias, stride, padding, dilation=1, activation="linear", keep=True
+    ) -> tuple[Array, Any]:
+        """(y, cache) for a Keras kernel (k, cin, filters); padding 'valid', 'same' or
+        'causal'; the cache (patch matrix) is kept for backward when ``keep``."""
+
+    def conv1d_backward(
+        self,
+        x_shape,
+        cache,
+        kernel,
+        dy,
+        stride,
+        padding,
+        dilation=1,
+        need_dx=True,
+        activation="linear",
+        y=None,
+        out=None,
+    ) -> tuple[Array | None, Array, Array]: ...
+    def conv1d_transpose_forward(
+        self, x, kernel, bias, stride, padding, dilation=1, activation="linear"
+    ) -> tuple[Array, Any]:
+        """(y, cache) for a Keras Conv1DTranspose kernel (k, filters, cin)."""
+
+    def conv1d_transpose_backward(
+        self,
+        cache,
+        kernel,
+        dy,
+        stride,
+        padding,
+        dilation=1,
+        need_dx=True,
+        activation="linear",
+        y=None,
+        out=None,
+    ) -> tuple[Array | None, Array, Array]: ...
+    def upsample1d_forward(self, x, size: int) -> Array: ...
+    def upsample1d_backward(self, dy, size: int) -> Array: ...
+    def masked_mean_forward(self, x, mask) -> tuple[Array, Any]:
+        """(mean over the steps where the (batch, steps) mask is True, cache)."""
+
+    def masked_mean_backward(self, cache, dy) -> Array: ...
+
     # ----- normalization and dropout -----
     def batch_moments(self, x) -> tuple[Array, Array]: ...
     def ema_update(self, target, new, momentum: float) -> None: ...

@@ -150,6 +150,9 @@ class Layer:
     #: activations of the layer below whose backward this layer's
     #: ``backward_through_activation`` applies
     absorbs_activation_below: frozenset[str] = frozenset()
+    #: a merge layer: ``build`` gets a list of shapes, ``forward`` a list of arrays (and masks),
+    #: ``backward`` returns a list of gradients, one per input
+    multi_input: bool = False
 
     def __init__(
         self,
@@ -191,6 +194,8 @@ class Layer:
         self.output_shape: tuple | None = None
         self.ops = get_ops("cpu")
         self.need_input_grad = True
+        #: the functional API's calls of this layer (``edgemine.models.graph.Node``)
+        self.inbound_nodes: list = []
 
     # ----- building -----
     def add_weight(self, name: str, shape: tuple, initializer, trainable: bool = True) -> Variable:
@@ -227,8 +232,15 @@ class Layer:
         raise NotImplementedError  # abstract
 
     def __call__(self, x, training: bool = False, mask=None):
-        """Run the layer on a host array (building it on first use); ``mask`` (batch, time) for
-        layers that take a Keras mask."""
+        """On KerasTensors (the functional API): record the call and return the output's
+        KerasTensor. On a host array: run the layer (building it on first use); ``mask``
+        (batch, time) for layers that take a Keras mask."""
+        from ..models.graph import call_symbolic, symbolic
+
+        if symbolic(x):
+            if mask is not None:
+                raise ValueError(f"layer {self.name!r}: masks come from the graph, not mask=")
+            return call_symbolic(self, x)
         x_np = np.asarray(x)
         if self.input_dtype == "float" and not np.issubdtype(x_np.dtype, np.floating):
             x_np = x_np.astype(np.float32)

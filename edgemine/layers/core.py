@@ -10,15 +10,40 @@ from .. import initializers
 from ..utils import get_rng
 from .base import ActivationMixin, KernelBiasMixin, Layer, register
 
+_INPUT_DTYPES = {
+    None: "float32",
+    "float32": "float32",
+    "float64": "float32",  # edgemine computes in float32
+    "int32": "int32",
+    "int64": "int32",
+    "int": "int32",
+}
+
 
 @register
 class InputLayer(Layer):
-    """Declares the input shape, like ``keras.Input``; it computes nothing."""
+    """A model's input: its per-sample shape and dtype (``int32`` for token ids). It computes
+    nothing; ``output`` is the KerasTensor that ``keras.Input`` returns."""
 
-    def __init__(self, shape=None, input_shape=None, **kwargs):
+    def __init__(self, shape=None, input_shape=None, dtype=None, batch_shape=None, **kwargs):
+        if batch_shape is not None:
+            shape = tuple(batch_shape)[1:]
+        if isinstance(shape, (int, np.integer)):
+            shape = (int(shape),)
+        key = getattr(dtype, "name", dtype)
+        if key not in _INPUT_DTYPES:
+            raise ValueError(f"Input dtype must be one of float32, int32, int64; got {dtype!r}")
         super().__init__(input_shape=shape if shape is not None else input_shape, **kwargs)
         if self.input_spec_shape is None:
             raise ValueError("InputLayer needs shape=(...)")
+        self.dtype = _INPUT_DTYPES[key]
+        self.input_shape = self.output_shape = self.input_spec_shape
+        self.built = True
+        from ..models.graph import KerasTensor, Node
+
+        self.output = KerasTensor((None, *self.input_spec_shape), self.dtype, name=self.name)
+        self.output.node = Node(self, [], self.output)
+        self.inbound_nodes.append(self.output.node)
 
     def forward(self, x, training=False):
         return x
@@ -29,12 +54,21 @@ class InputLayer(Layer):
     def get_config(self):
         config = super().get_config()
         config["shape"] = config.pop("input_shape")
+        if self.dtype != "float32":
+            config["dtype"] = self.dtype
         return config
 
 
-def Input(shape, name: str | None = None) -> InputLayer:  # noqa: N802 (Keras's name)
-    """``keras.Input`` for Sequential models: ``model.add(Input(shape=(28, 28, 1)))``."""
-    return InputLayer(shape=shape, name=name)
+def Input(shape=None, dtype=None, name: str | None = None, batch_shape=None):  # noqa: N802
+    """``keras.Input``: the KerasTensor a model starts from, for the functional API
+    (``Model(inputs, outputs)``) and as the first entry of a ``Sequential``. ``shape`` has no
+    batch axis; ``None`` marks a variable length (``shape=(None,)`` for token ids of any
+    length); ``dtype="int32"`` for token ids.
+
+    >>> Input(shape=(None,), dtype="int32").shape
+    (None, None)
+    """
+    return InputLayer(shape=shape, dtype=dtype, name=name, batch_shape=batch_shape).output
 
 
 @register

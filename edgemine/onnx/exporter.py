@@ -13,7 +13,10 @@ input once before the first layer that needs NCHW and back (``Transpose(0, 2, 3,
 a layer needs Keras's channels-last order (Flatten, Reshape, the graph output), so a CNN has one
 Transpose at its input and one before Flatten. Element-wise layers, pooling and BatchNormalization
 keep whatever layout they get. Dropout disappears; BatchNormalization is folded into a preceding
-Conv2D / Dense with a linear activation, else it becomes ``Mul`` + ``Add``.
+Conv1D / Conv2D / Dense with a linear activation, else it becomes ``Mul`` + ``Add``. Sequences
+work the same way: a 1-D Conv wants (batch, channels, steps) (``"BCT"``); the layers in
+``CHANNELS_FIRST_SEQUENCE_LAYERS`` keep that layout, and any other layer gets its inputs back in
+Keras's order first.
 
 Supported target opsets: ``MIN_OPSET`` (13) to ``MAX_OPSET``: the newest opset that both the
 installed ``onnx`` and the ``onnxruntime`` it was tested with (1.32: opset 28) can run.
@@ -44,6 +47,7 @@ from onnx import TensorProto, helper, numpy_helper
 from .. import __version__
 from . import converters
 from .converters import MIN_OPSET
+from .passes import IDENTITY_LAYERS, next_mask, plan
 
 #: the newest opset onnxruntime 1.32 runs for every operator the converters write
 _ORT_MAX_OPSET = 28
@@ -51,8 +55,27 @@ _ORT_MAX_OPSET = 28
 MAX_OPSET = min(onnx.defs.onnx_opset_version(), _ORT_MAX_OPSET)
 DEFAULT_OPSET = 17
 
-#: layers that compute nothing at inference
-IDENTITY_LAYERS = frozenset({"Dropout", "InputLayer"})
+#: layers whose converters take a sequence in ONNX's channels-first ``"BCT"`` layout (what a 1-D
+#: Conv writes); before any other layer the exporter transposes it back to Keras's order
+CHANNELS_FIRST_SEQUENCE_LAYERS = frozenset(
+    {
+        "Activation",
+        "Add",
+        "Average",
+        "AveragePooling1D",
+        "BatchNormalization",
+        "Conv1D",
+        "Conv1DTranspose",
+        "GlobalAveragePooling1D",
+        "GlobalMaxPooling1D",
+        "Maximum",
+        "MaxPooling1D",
+        "Minimum",
+        "Multiply",
+        "Subtract",
+        "UpSampling1D",
+    }
+)
 
 
 class ExportError(ValueError):
@@ -150,14 +173,19 @@ class ExportContext:
         self.shape: tuple = ()
         self.layout: str | None = None
         self.mask: str | None = None
-        self.input_name = ""
+        self.graph_inputs: set[str] = set()
+        #: the records (tensor, shape, layout, mask) of every tensor the node reads (merges)
+        self.inputs: list[tuple] = []
+        #: whether the node is the only reader of its input (converters may rewrite its producer)
+        self.exclusive = True
 
     # ----- the current tensor and its layout -----
     def set(self, tensor: str, shape: tuple, layout: str | None = None) -> None:
         """Make ``tensor`` (per-sample Keras shape ``shape``) the current tensor.
 
         Layouts: images ``"NHWC"`` (default) or ``"NCHW"``; sequences ``"BTF"`` (batch-major,
-        default) or ``"TBF"`` (time-major, what ONNX's recurrent ops take); else None.
+        default), ``"TBF"`` (time-major, what ONNX's recurrent ops take) or ``"BCT"``
+        (channels-first, what ONNX's 1-D Conv takes); else None.
         """
         self.tensor = tensor
         self.shape = tuple(shape)
@@ -165,7 +193,7 @@ class ExportContext:
         if rank == 3:
             self.layout = layout if layout in ("NHWC", "NCHW") else "NHWC"
         elif rank == 2:
-            self.layout = layout if layout in ("BTF", "TBF") else "BTF"
+            self.layout = layout if layout in ("BTF", "TBF", "BCT") else "BTF"
         else:
             self.layout = None
 
@@ -188,14 +216,26 @@ class ExportContext:
         """The current tensor in Keras's own order (NHWC images, batch-major sequences)."""
         if self.layout == "NCHW":
             self._transpose(f"{hint}/to_nhwc", [0, 2, 3, 1], "NHWC")
-        elif self.layout == "TBF":
-            self._transpose(f"{hint}/to_batch_major", [1, 0, 2], "BTF")
+        else:
+            self.batch_major(hint)
         return self.tensor
 
     def batch_major(self, hint: str) -> str:
         """The current sequence as [batch, steps, features]."""
         if self.layout == "TBF":
             self._transpose(f"{hint}/to_batch_major", [1, 0, 2], "BTF")
+        elif self.layout == "BCT":
+            self._transpose(f"{hint}/to_steps_last", [0, 2, 1], "BTF")
+        return self.tensor
+
+    def channels_first(self, hint: str) -> str:
+        """The current sequence as [batch, channels, steps] (ONNX's 1-D Conv / pooling)."""
+        if len(self.shape) != 2:
+            raise ExportError(f"{hint}: expected a sequence, got per-sample shape {self.shape}")
+        if self.layout == "BTF":
+            self._transpose(f"{hint}/to_channels_first", [0, 2, 1], "BCT")
+        elif self.layout == "TBF":
+            self._transpose(f"{hint}/to_channels_first", [1, 2, 0], "BCT")
         return self.tensor
 
     def time_major(self, hint: str) -> str:
@@ -208,15 +248,14 @@ class ExportContext:
             return self.tensor
         node = self.b.producer(self.tensor)
         if (
-            node is not None
+            self.exclusive
+            and node is not None
             and node.op_type == "Gather"
-            and node.input[1] == self.input_name
+            and node.input[1] in self.graph_inputs
             and len(self.shape) == 2
         ):
             ids_t = self.b.fresh(f"{hint}/ids_time_major")
-            tnode = helper.make_node(
-                "Transpose", [self.input_name], [ids_t], name=ids_t, perm=[1, 0]
-            )
+            tnode = helper.make_node("Transpose", [node.input[1]], [ids_t], name=ids_t, perm=[1, 0])
             self.b.nodes.insert(self.b.nodes.index(node), tnode)
             node.input[1] = ids_t
             self.layout = "TBF"
@@ -225,7 +264,7 @@ class ExportContext:
 
     @property
     def channel_axis(self) -> int:
-        return 1 if self.layout == "NCHW" else -1
+        return 1 if self.layout in ("NCHW", "BCT") else -1
 
     # ----- small helpers -----
     def const(self, value: Any, hint: str, dtype: Any = None) -> str:
@@ -251,108 +290,13 @@ class ExportContext:
 
 
 # --------------------------------------------------------------------------------------------
-# graph-level passes
-# --------------------------------------------------------------------------------------------
-
-
-def _params(layer: Any) -> dict[str, np.ndarray]:
-    return {
-        v.name: np.asarray(w, dtype=np.float32)
-        for v, w in zip(layer.variables, layer.get_weights())
-    }
-
-
-def bn_scale_shift(layer: Any, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """BatchNormalization at inference as ``x * scale + shift`` (float64).
-
-    Example:
-        >>> from edgemine.layers import BatchNormalization
-        >>> bn = BatchNormalization(epsilon=0.0 + 1e-3); bn.build((2,))
-        >>> [a.round(4).tolist() for a in bn_scale_shift(bn, _params(bn))]
-        [[0.9995, 0.9995], [0.0, 0.0]]
-    """
-    mean = params["moving_mean"].astype(np.float64)
-    var = params["moving_variance"].astype(np.float64)
-    gamma = params["gamma"].astype(np.float64) if "gamma" in params else np.ones_like(mean)
-    beta = params["beta"].astype(np.float64) if "beta" in params else np.zeros_like(mean)
-    scale = gamma / np.sqrt(var + layer.epsilon)
-    return scale, beta - mean * scale
-
-
-def plan(layers: list[Any]) -> list[tuple[Any, dict[str, np.ndarray]]]:
-    """(layer, params) pairs to convert, BatchNormalization folded into a preceding Conv2D /
-    Dense whose activation is linear (identity layers such as Dropout in between are skipped;
-    they stay in the plan because they end a Keras mask, and convert to nothing).
-
-    Example:
-        >>> from edgemine.layers import BatchNormalization, Dense, Dropout
-        >>> from edgemine.models import Sequential
-        >>> m = Sequential([Dense(3, input_shape=(2,)), Dropout(0.5), BatchNormalization()])
-        >>> [type(layer).__name__ for layer, _ in plan(m.layers)]
-        ['Dense', 'Dropout']
-    """
-    out: list[tuple[Any, dict[str, np.ndarray]]] = []
-    for layer in layers:
-        kind = type(layer).__name__
-        if kind in IDENTITY_LAYERS:
-            out.append((layer, {}))
-            continue
-        params = _params(layer)
-        computing = [
-            i for i, (lay, _) in enumerate(out) if type(lay).__name__ not in IDENTITY_LAYERS
-        ]
-        if kind == "BatchNormalization" and computing:
-            at = computing[-1]
-            prev, prev_params = out[at]
-            if (
-                type(prev).__name__ in ("Conv2D", "Dense")
-                and getattr(prev, "activation", None) == "linear"
-                and not prev_params.get("_no_fold")
-            ):
-                scale, shift = bn_scale_shift(layer, params)
-                kernel = prev_params["kernel"].astype(np.float64) * scale  # last axis = outputs
-                bias = prev_params.get("bias")
-                bias = np.zeros_like(scale) if bias is None else bias.astype(np.float64)
-                prev_params = dict(prev_params)
-                prev_params["kernel"] = kernel.astype(np.float32)
-                prev_params["bias"] = (bias * scale + shift).astype(np.float32)
-                out[at] = (prev, prev_params)
-                continue
-        out.append((layer, params))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # export
 # --------------------------------------------------------------------------------------------
 
 
-_MASK = object()
-
-
-def _next_mask(layer: Any, mask: str | None) -> str | None:
-    """The mask after ``layer``, as the engine computes it: a layer passes the mask on only if
-    its ``compute_mask`` returns the mask it gets (recurrent layers with return_sequences);
-    layers without ``compute_mask`` end it."""
-    if mask is None:
-        return None
-    compute_mask = getattr(layer, "compute_mask", None)
-    if compute_mask is None:
-        return None
-    try:
-        out = compute_mask(None, _MASK)
-    except Exception as e:
-        raise layer_error(layer, f"cannot tell how it propagates a mask ({e})") from None
-    if out is _MASK:
-        return mask
-    if out is None:
-        return None
-    raise layer_error(layer, "changes the mask in a way the exporter does not know")
-
-
-def _prune(b: GraphBuilder, output: str) -> None:
+def _prune(b: GraphBuilder, outputs: list[str]) -> None:
     """Drop nodes whose outputs nothing reads (and initializers no node reads)."""
-    needed = {output}
+    needed = set(outputs)
     keep = []
     for node in reversed(b.nodes):
         if any(o and o in needed for o in node.output):
@@ -388,9 +332,10 @@ def _metadata(model: Any, nchw_input: bool) -> dict[str, str]:
         {"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers
     ]
     meta = {"edgemine_version": __version__, "layers": _json(layers)}
-    first = model.layers[0] if model.layers else None
-    if getattr(first, "input_dtype", "float") == "int":  # token ids index the first layer's table
-        meta["vocab_size"] = str(int(first.input_dim))
+    readers = [model._consumer(t) for t in model._graph.inputs]
+    tables = [r for r in readers if r.input_dtype == "int"]
+    if tables:  # token ids index the Embedding's table (the smallest one bounds them all)
+        meta["vocab_size"] = str(min(int(r.input_dim) for r in tables))
     if model.class_names is not None:
         meta["class_names"] = _json(list(model.class_names))
     pre = model.preprocessing
@@ -401,41 +346,107 @@ def _metadata(model: Any, nchw_input: bool) -> dict[str, str]:
     return meta
 
 
-def _exportable_layers(model: Any, opset: int) -> list:
-    """The model's layers, after checking that it is built and every layer has a converter."""
-    layers = getattr(model, "layers", None)
-    if not isinstance(layers, list) or not layers:
-        raise ExportError("export needs an edgemine Sequential model with layers")
-    if not getattr(model, "built", False) or model.input_shape is None:
+def _exportable_graph(model: Any, opset: int) -> Any:
+    """The model's layer graph, after checking that it is built and every layer converts."""
+    graph = getattr(model, "_graph", None)
+    if not getattr(model, "built", False) or graph is None:
+        if not hasattr(model, "_graph"):
+            raise ExportError("export needs an edgemine model (Sequential or Model)")
         raise ExportError(
             "the model is not built: give the first layer input_shape=... or call build() first"
         )
-    for layer in layers:
+    for layer in graph.layers:
         kind = type(layer).__name__
         if kind not in IDENTITY_LAYERS and converters.find(kind, opset) is None:
             known = ", ".join(converters.supported_layers())
             raise layer_error(layer, f"no ONNX converter for opset {opset} (supported: {known})")
-    return layers
+    return graph
 
 
-def _name_output(ctx: ExportContext, last: Any) -> str:
-    """Give the graph's output tensor (in Keras's layout) its name: 'probabilities' after a
-    softmax, else 'output'."""
-    ctx.keras_layout("output")
-    out_name = "probabilities" if getattr(last, "activation", None) == "softmax" else "output"
+def _add_inputs(ctx: ExportContext, model: Any, graph: Any, nchw_input: bool) -> tuple[dict, list]:
+    """The graph inputs: (tensor id -> record, value infos). One input is named ``input`` (or
+    ``tokens`` for token ids); several keep their Input layers' names."""
+    records, infos = {}, []
+    single = len(graph.inputs) == 1
+    for t in graph.inputs:
+        shape = tuple(t.shape[1:])
+        int_input = model._consumer(t).input_dtype == "int"
+        if nchw_input and (not single or len(shape) != 3 or int_input):
+            raise ExportError(
+                "nchw_input=True needs one image input (h, w, c); this model takes "
+                f"{model.input_shape}"
+            )
+        name = ("tokens" if int_input else "input") if single else t.node.layer.name
+        name = ctx.b.fresh(name)
+        ctx.graph_inputs.add(name)
+        graph_shape = (shape[2], shape[0], shape[1]) if nchw_input else shape
+        ctx.set(name, shape, "NCHW" if nchw_input else None)
+        records[id(t)] = (ctx.tensor, ctx.shape, ctx.layout, None)
+        dtype = TensorProto.INT64 if int_input else TensorProto.FLOAT
+        infos.append(helper.make_tensor_value_info(name, dtype, _dims(graph_shape)))
+    return records, infos
+
+
+def _in_keras_order(ctx: ExportContext, record: tuple, hint: str) -> tuple:
+    """A channels-first sequence's record in Keras's order (other records as they are)."""
+    if record[2] != "BCT":
+        return record
+    ctx.tensor, ctx.shape, ctx.layout, ctx.mask = record
+    ctx.batch_major(hint)
+    return (ctx.tensor, ctx.shape, ctx.layout, record[3])
+
+
+def _convert_nodes(ctx: ExportContext, graph: Any, records: dict) -> None:
+    """Each node's converter, on the records of the tensors it reads."""
+    params, folded = plan(graph)
+    for node in graph.nodes:
+        if not node.inputs:
+            continue
+        layer = node.layer
+        kind = type(layer).__name__
+        ctx.inputs = [records[id(t)] for t in node.inputs]
+        if kind not in CHANNELS_FIRST_SEQUENCE_LAYERS | IDENTITY_LAYERS:
+            ctx.inputs = [_in_keras_order(ctx, rec, layer.name) for rec in ctx.inputs]
+        ctx.tensor, ctx.shape, ctx.layout, ctx.mask = ctx.inputs[0]
+        ctx.exclusive = graph.single_reader(node.inputs[0]) is node
+        if kind not in IDENTITY_LAYERS and id(node) not in folded:
+            converters.find(kind, ctx.opset)(ctx, layer, params[id(node)])
+        if kind != "Embedding" and not layer.multi_input:
+            ctx.mask = next_mask(layer, ctx.mask, layer_error)
+        want = tuple(node.output.shape[1:])
+        if tuple(ctx.shape) != want:
+            raise layer_error(  # a converter bug, never a user error
+                layer, f"converter produced shape {ctx.shape}, expected {want}"
+            )
+        records[id(node.output)] = (ctx.tensor, ctx.shape, ctx.layout, ctx.mask)
+
+
+def _name_output(ctx: ExportContext, record: tuple, name: str, taken: set) -> tuple[str, tuple]:
+    """Give an output tensor (in Keras's layout) its graph output name."""
+    ctx.tensor, ctx.shape, ctx.layout, ctx.mask = record
+    ctx.keras_layout(name)
     node = ctx.b.producer(ctx.tensor)
-    if node is None or ctx.tensor == ctx.input_name:
-        ctx.tensor = ctx.b.op("Identity", [ctx.tensor], "output")
+    if node is None or ctx.tensor in ctx.graph_inputs or ctx.tensor in taken:
+        ctx.tensor = ctx.b.op("Identity", [ctx.tensor], name)
         node = ctx.b.nodes[-1]
-    node.output[list(node.output).index(ctx.tensor)] = out_name
-    for other in ctx.b.nodes:  # nodes after it (none in a sequential chain) would be renamed too
-        other.input[:] = [out_name if i == ctx.tensor else i for i in other.input]
+    old = ctx.tensor
+    node.output[list(node.output).index(old)] = name
+    for other in ctx.b.nodes:  # nodes that read it (other branches of the graph)
+        other.input[:] = [name if i == old else i for i in other.input]
+    taken.add(name)
+    return name, tuple(ctx.shape)
 
-    return out_name
+
+def _output_names(graph: Any) -> list[str]:
+    """'probabilities' after a softmax, else 'output'; several outputs: their layers' names."""
+    if len(graph.outputs) > 1:
+        return [t.node.layer.name for t in graph.outputs]
+    last = graph.outputs[0].node.layer
+    return ["probabilities" if getattr(last, "activation", None) == "softmax" else "output"]
 
 
 def to_onnx(model: Any, opset: int = DEFAULT_OPSET, nchw_input: bool = False) -> onnx.ModelProto:
-    """The ONNX ModelProto of a built Sequential model (see :func:`export`).
+    """The ONNX ModelProto of a built model, Sequential or functional (see :func:`export`).
 
     Example:
         >>> from edgemine.models import Sequential
@@ -445,48 +456,26 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET, nchw_input: bool = False) ->
         (['Gemm'], 13)
     """
     opset = _check_opset(opset)
-    layers = _exportable_layers(model, opset)
-    in_shape = tuple(model.input_shape)
-    int_input = getattr(layers[0], "input_dtype", "float") == "int"
+    graph = _exportable_graph(model, opset)
     ctx = ExportContext(opset)
-    if nchw_input and (len(in_shape) != 3 or int_input):
-        raise ExportError(
-            f"nchw_input=True needs an image input (h, w, c); this model takes {in_shape}"
-        )
-    ctx.input_name = "tokens" if int_input else "input"
-    ctx.b.fresh(ctx.input_name)
-    if nchw_input:
-        h, w, c = in_shape
-        graph_in_shape = (c, h, w)
-        ctx.set(ctx.input_name, in_shape, "NCHW")
-    else:
-        graph_in_shape = in_shape
-        ctx.set(ctx.input_name, in_shape)
-
-    for layer, params in plan(layers):
-        kind = type(layer).__name__
-        if kind not in IDENTITY_LAYERS:
-            converters.find(kind, opset)(ctx, layer, params)
-        if kind != "Embedding":
-            ctx.mask = _next_mask(layer, ctx.mask)
-        if ctx.tensor != ctx.input_name and tuple(ctx.shape) != tuple(layer.output_shape):
-            raise layer_error(  # a converter bug, never a user error
-                layer, f"converter produced shape {ctx.shape}, expected {layer.output_shape}"
-            )
-
-    out_name = _name_output(ctx, layers[-1])
-    _prune(ctx.b, out_name)
-    in_type = TensorProto.INT64 if int_input else TensorProto.FLOAT
-    graph = helper.make_graph(
+    records, in_infos = _add_inputs(ctx, model, graph, nchw_input)
+    _convert_nodes(ctx, graph, records)
+    taken: set[str] = set()
+    outs = [
+        _name_output(ctx, records[id(t)], ctx.b.fresh(name), taken)
+        for t, name in zip(graph.outputs, _output_names(graph))
+    ]
+    _prune(ctx.b, [name for name, _ in outs])
+    proto_graph = helper.make_graph(
         ctx.b.nodes,
         model.name or "edgemine",
-        [helper.make_tensor_value_info(ctx.input_name, in_type, _dims(graph_in_shape))],
-        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, _dims(tuple(ctx.shape)))],
+        in_infos,
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, _dims(s)) for n, s in outs],
         ctx.b.initializers,
     )
     opsets = [helper.make_opsetid("", opset)]
     proto = helper.make_model(
-        graph,
+        proto_graph,
         opset_imports=opsets,
         producer_name="edgemine",
         producer_version=__version__,
@@ -536,13 +525,14 @@ def export(
 
 
 __all__ = [
+    "CHANNELS_FIRST_SEQUENCE_LAYERS",
     "DEFAULT_OPSET",
     "MAX_OPSET",
     "MIN_OPSET",
     "ExportContext",
     "ExportError",
     "GraphBuilder",
+    "IDENTITY_LAYERS",
     "export",
-    "plan",
     "to_onnx",
 ]

@@ -176,15 +176,26 @@ _RULES: dict[str, Callable] = {
     ),  # fmt: skip
     "target_shape": lambda v, w: _dims(v, w, allow_none=False, allow_minus_one=True),
     **dict.fromkeys(("kernel_size", "strides", "pool_size"), _window),
+    "dilation_rate": _window,
+    "size": exact_int,
     **dict.fromkeys(("layer", "backward_layer"), _nested_layer),
 }
 
 
-def check_layer_entry(entry, where: str) -> type:
-    """Check a ``{"class_name": ..., "config": {...}}`` layer entry field by field; returns
-    the layer class."""
+def check_layer_entry(entry, where: str, functional: bool = False) -> type:
+    """Check a ``{"class_name": ..., "config": {...}}`` layer entry field by field (and its
+    ``inbound_nodes`` in a functional model); returns the layer class."""
     expect(isinstance(entry, dict), f"{where} is not an object")
-    expect(set(entry) <= {"class_name", "config"}, f"{where} has unknown fields")
+    fields = {"class_name", "config", "inbound_nodes"} if functional else {"class_name", "config"}
+    expect(set(entry) <= fields, f"{where} has unknown fields")
+    if functional:
+        calls = entry.get("inbound_nodes")
+        expect(
+            isinstance(calls, list) and len(calls) <= MAX_LAYERS,
+            f"{where}.inbound_nodes must be a list",
+        )
+        for k, refs in enumerate(calls):
+            _tensor_refs(refs, f"{where}.inbound_nodes[{k}]")
     name = entry.get("class_name")
     cls = LAYER_REGISTRY.get(name) if isinstance(name, str) else None
     expect(cls is not None, f"{where}: unknown layer type {_show(name)}")
@@ -199,11 +210,24 @@ def check_layer_entry(entry, where: str) -> type:
     return cls
 
 
-def check_model_section(section) -> tuple[list, list | None, str]:
-    """The layer entries, input shape and name of config.json's ``model`` section."""
+def _tensor_refs(refs, where: str) -> None:
+    """A list of ``[layer name, node index]`` references (a node's inputs, a model's ends)."""
+    expect(isinstance(refs, list) and 0 < len(refs) <= MAX_LAYERS, f"{where} must be a list")
+    for i, ref in enumerate(refs):
+        expect(
+            isinstance(ref, list) and len(ref) == 2 and isinstance(ref[0], str),
+            f"{where}[{i}] must be [layer name, node index]",
+        )
+        exact_int(ref[1], f"{where}[{i}][1]", 0, MAX_LAYERS)
+
+
+def check_model_section(section) -> tuple[str, list, dict]:
+    """The kind (``Sequential`` or ``Functional``), layer entries and config of config.json's
+    ``model`` section, the config's own fields checked."""
+    kind = section.get("class_name") if isinstance(section, dict) else None
     expect(
-        isinstance(section, dict) and section.get("class_name") == "Sequential",
-        "model.class_name must be 'Sequential'",
+        kind in ("Sequential", "Functional"),
+        "model.class_name must be 'Sequential' or 'Functional'",
     )
     mc = section.get("config")
     expect(
@@ -211,11 +235,18 @@ def check_model_section(section) -> tuple[list, list | None, str]:
     )
     layers = mc["layers"]
     expect(0 < len(layers) <= MAX_LAYERS, f"the model must have 1 to {MAX_LAYERS} layers")
-    input_shape = mc.get("input_shape")
-    _dims(input_shape, "model.config.input_shape", allow_none=True)
-    name = mc.get("name", "sequential")
-    _string(name, "model.config.name")
-    return layers, input_shape, name
+    _string(mc.get("name", "model"), "model.config.name")
+    if kind == "Sequential":
+        expect(set(mc) <= {"name", "layers", "input_shape"}, "model.config has unknown fields")
+        _dims(mc.get("input_shape"), "model.config.input_shape", allow_none=True)
+    else:
+        expect(
+            set(mc) <= {"name", "layers", "input_layers", "output_layers"},
+            "model.config has unknown fields",
+        )
+        _tensor_refs(mc.get("input_layers"), "model.config.input_layers")
+        _tensor_refs(mc.get("output_layers"), "model.config.output_layers")
+    return kind, layers, mc
 
 
 def check_compile_section(cc) -> tuple[dict, object, list]:

@@ -85,33 +85,55 @@ def _header(config: dict, names: set[str]) -> dict:
     return digests
 
 
-def _build_model(config: dict):
-    """The Sequential model of the ``model`` section, built with placeholder weights."""
-    from ..models import Sequential
-
-    entries, input_shape, name = check_model_section(config.get("model"))
+def _layers_of(entries: list, functional: bool) -> list:
+    """The (unbuilt) layers of the layer entries, each entry checked field by field."""
     layers = []
     for i, entry in enumerate(entries):
         where = f"model.config.layers[{i}]"
-        cls = check_layer_entry(entry, where)
+        cls = check_layer_entry(entry, where, functional)
         try:
             layers.append(cls.from_config(dict(entry["config"])))
         except Exception as e:  # the constructor's own checks (ranges, combinations)
             raise Invalid(f"{where} ({cls.__name__}): invalid config: {e}") from None
+    names = [layer.name for layer in layers]
+    expect(len(set(names)) == len(names), "two layers of the model have one name")
+    return layers
+
+
+def _build_model(config: dict):
+    """The model of the ``model`` section, built with placeholder weights."""
+    from ..models import Model, Sequential
+    from ..models.config import rebuild_graph
+
+    kind, entries, mc = check_model_section(config.get("model"))
+    layers = _layers_of(entries, functional=kind == "Functional")
     token = BUILDING_PLACEHOLDERS.set(True)
     try:
-        model = Sequential(name=name)
-        for layer in layers:
-            model.add(layer)
-        if not model.built:
-            model.build((None, *input_shape))
+        if kind == "Sequential":
+            model = Sequential(layers, name=mc.get("name", "sequential"))
+            if not model.built:
+                model.build((None, *mc.get("input_shape")))
+        else:
+            inbound = {layer.name: e["inbound_nodes"] for layer, e in zip(layers, entries)}
+            by_name = {layer.name: layer for layer in layers}
+            ins, outs = rebuild_graph(by_name, inbound, mc["input_layers"], mc["output_layers"])
+            model = Model(ins, outs, name=mc.get("name", "functional"))
     except Invalid:
         raise
     except Exception as e:
         raise Invalid(f"cannot build the model: {e}") from None
     finally:
         BUILDING_PLACEHOLDERS.reset(token)
-    expect(list(model.input_shape) == input_shape, "input_shape does not match the layers")
+    if kind == "Sequential":
+        expect(
+            list(model.input_shape) == mc.get("input_shape"),
+            "input_shape does not match the layers",
+        )
+    else:
+        expect(
+            [layer.name for layer in model.layers] == [layer.name for layer in layers],
+            "the layer list is not in the model's order (or holds unused layers)",
+        )
     return model
 
 

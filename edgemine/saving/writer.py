@@ -73,7 +73,10 @@ def model_to_bytes(model, epoch: int | None = None) -> bytes:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "edgemine_version": __version__,
-        "model": {"class_name": "Sequential", "config": model.get_config()},
+        "model": {
+            "class_name": "Sequential" if getattr(model, "is_chain", False) else "Functional",
+            "config": model.get_config(),
+        },
         "compile": compile_config,
         "training": _training_section(model, epoch),
         "preprocessing": model.preprocessing,

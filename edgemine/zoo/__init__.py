@@ -9,7 +9,7 @@ to a ``.json`` file loads a user's spec. The CLI's ``train`` and the README's ma
 functions; nothing here downloads anything or reads the repository's folders.
 
 >>> names()
-['cnn', 'mlp', 'motion_lstm', 'seed_cnn', 'seed_lstm']
+['cnn', 'mlp', 'motion_cnn', 'motion_lstm', 'seed_cnn', 'seed_lstm']
 >>> build_model(load_spec("seed_cnn")).count_params()
 93322
 

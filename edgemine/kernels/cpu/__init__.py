@@ -27,6 +27,18 @@ from .activations import (
     softmax_forward,
 )
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
+from .conv1d import (
+    conv1d_backward,
+    conv1d_forward,
+    conv1d_geometry,
+    conv1d_transpose_backward,
+    conv1d_transpose_forward,
+    conv1d_transpose_geometry,
+    masked_mean_backward,
+    masked_mean_forward,
+    upsample1d_backward,
+    upsample1d_forward,
+)
 from .embedding import (
     embedding_backward,
     embedding_forward,
@@ -35,9 +47,10 @@ from .embedding import (
 )
 from .layernorm import layernorm_backward, layernorm_forward
 from .losses import loss_and_gradient, loss_forward
+from .merge import merge_backward, merge_forward
 from .optim import adam_update, adam_update_sparse, rmsprop_update, scale_, sgd_update
 from .pool import pool2d_backward, pool2d_forward
-from .recurrent import merge_backward, merge_forward, reverse_time, rnn_backward, rnn_forward
+from .recurrent import reverse_time, rnn_backward, rnn_forward
 from .sequence import (
     repeat_vector_backward,
     repeat_vector_forward,

@@ -50,6 +50,18 @@ from .activations import (
     softmax_rows_inplace,
 )
 from .conv import conv2d_backward, conv2d_forward
+from .conv1d import (
+    conv1d_backward,
+    conv1d_forward,
+    conv1d_geometry,
+    conv1d_transpose_backward,
+    conv1d_transpose_forward,
+    conv1d_transpose_geometry,
+    masked_mean_backward,
+    masked_mean_forward,
+    upsample1d_backward,
+    upsample1d_forward,
+)
 from .embedding import (
     embedding_backward,
     embedding_forward,
@@ -58,6 +70,7 @@ from .embedding import (
 )
 from .gemm import bias_gradient, gemm
 from .losses import loss_and_gradient, loss_forward
+from .merge import merge_backward, merge_forward
 from .norm import (
     batch_moments,
     batchnorm_backward,
@@ -77,7 +90,7 @@ from .optim import (
     sgd_update,
 )
 from .pool import global_pool_backward, global_pool_forward, pool2d_backward, pool2d_forward
-from .recurrent import merge_backward, merge_forward, reverse_time, rnn_backward, rnn_forward
+from .recurrent import reverse_time, rnn_backward, rnn_forward
 from .sequence import (
     repeat_vector_backward,
     repeat_vector_forward,

@@ -27,7 +27,6 @@ from ._device import (
     empty,
     fill,
     grid1d,
-    last,
     upload,
     view,
     workspace,
@@ -287,41 +286,6 @@ def _reverse_time(y, out):
         out[b, steps - 1 - t, i] = y[b, t, i]
 
 
-@cuda.jit(cache=True)
-def _merge(mode, a, b, out):
-    rows, n = a.shape
-    for idx in range(cuda.grid(1), out.size, cuda.gridsize(1)):
-        if mode == 0:  # concat
-            r = idx // (2 * n)
-            j = idx - r * 2 * n
-            out[r, j] = a[r, j] if j < n else b[r, j - n]
-        else:
-            r = idx // n
-            j = idx - r * n
-            if mode == 1:
-                out[r, j] = a[r, j] + b[r, j]
-            elif mode == 2:
-                out[r, j] = (a[r, j] + b[r, j]) * float32(0.5)
-            else:
-                out[r, j] = a[r, j] * b[r, j]
-
-
-@cuda.jit(cache=True)
-def _merge_bwd(mode, a, b, dy, da, db):
-    rows, n = a.shape
-    for idx in range(cuda.grid(1), rows * n, cuda.gridsize(1)):
-        r = idx // n
-        j = idx - r * n
-        if mode == 0:
-            da[r, j] = dy[r, j]
-            db[r, j] = dy[r, n + j]
-        elif mode == 2:
-            da[r, j] = dy[r, j] * float32(0.5)
-        else:  # mul
-            da[r, j] = dy[r, j] * b[r, j]
-            db[r, j] = dy[r, j] * a[r, j]
-
-
 class RNNCache:
     """What ``rnn_backward`` needs from ``rnn_forward`` (opaque to layers)."""
 
@@ -457,9 +421,6 @@ def rnn_backward(
 
 
 # ----- Bidirectional -----
-_MERGE = {"concat": 0, "sum": 1, "ave": 2, "mul": 3}
-
-
 def _as3d(y):
     shape = tuple(int(d) for d in y.shape)
     rest = y.size // (shape[0] * shape[1]) if shape[0] * shape[1] else 0
@@ -472,42 +433,3 @@ def reverse_time(y: DeviceArray) -> DeviceArray:
     if y.size:
         _reverse_time[grid1d(y.size)](_as3d(y), _as3d(out))
     return out
-
-
-def merge_forward(mode: str, a: DeviceArray, b: DeviceArray) -> DeviceArray:
-    """Bidirectional's merge of the forward (a) and backward (b) outputs over the last axis."""
-    if mode not in _MERGE:
-        raise ValueError(f"unknown merge_mode {mode!r}")
-    n = last(a)
-    shape = tuple(int(d) for d in a.shape)
-    out_shape = (*shape[:-1], 2 * n) if mode == "concat" else shape
-    out = empty(out_shape, a.dtype)
-    if out.size:
-        rows = a.size // n
-        _merge[grid1d(out.size)](
-            _MERGE[mode],
-            view(a, rows, n),
-            view(b, rows, n),
-            view(out, rows, out.size // rows),
-        )
-    return out
-
-
-def merge_backward(
-    mode: str, a: DeviceArray, b: DeviceArray, dy: DeviceArray
-) -> tuple[DeviceArray, DeviceArray]:
-    """Gradients (da, db) of ``merge_forward(mode, a, b)`` for dL/dy."""
-    if mode not in _MERGE:
-        raise ValueError(f"unknown merge_mode {mode!r}")
-    if mode == "sum":
-        return dy, dy
-    n = last(a)
-    rows = a.size // n
-    da = empty(a.shape, a.dtype)
-    db = da if mode == "ave" else empty(a.shape, a.dtype)
-    if a.size:
-        _merge_bwd[grid1d(a.size)](
-            _MERGE[mode], view(a, rows, n), view(b, rows, n),
-            view(dy, rows, dy.size // rows), view(da, rows, n), view(db, rows, n),
-        )  # fmt: skip
-    return da, db

@@ -23,11 +23,13 @@ from . import converter
 @converter("BatchNormalization")
 def convert_batchnorm(ctx: Any, layer: Any, params: dict[str, np.ndarray]) -> None:
     """Standalone BatchNormalization at inference: Mul + Add."""
-    from ..exporter import bn_scale_shift
+    from ..passes import bn_scale_shift
 
     scale, shift = bn_scale_shift(layer, params)
     if ctx.layout == "NCHW":
         scale, shift = scale.reshape(-1, 1, 1), shift.reshape(-1, 1, 1)
+    elif ctx.layout == "BCT":
+        scale, shift = scale.reshape(-1, 1), shift.reshape(-1, 1)
     y = ctx.op("Mul", [ctx.tensor, ctx.const(scale, f"{layer.name}/scale")], layer.name)
     y = ctx.op("Add", [y, ctx.const(shift, f"{layer.name}/shift")], layer.name)
     ctx.set(y, layer.output_shape, ctx.layout)

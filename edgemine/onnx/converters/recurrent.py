@@ -77,8 +77,8 @@ def _err(layer: Any, message: str):
 @converter("Embedding")
 def convert_embedding(ctx: Any, layer: Any, params: dict[str, np.ndarray]) -> None:
     """Embedding: Gather(embeddings, ids); with mask_zero the mask ``ids != 0`` goes along."""
-    if ctx.tensor != ctx.input_name:
-        raise _err(layer, "an Embedding must be the first layer (it takes the token ids)")
+    if ctx.tensor not in ctx.graph_inputs:
+        raise _err(layer, "an Embedding must read a model input (it takes the token ids)")
     table = ctx.const(params["embeddings"], f"{layer.name}/embeddings")
     ids = ctx.tensor
     y = ctx.op("Gather", [table, ids], layer.name, axis=0)
@@ -453,9 +453,9 @@ def _masked(ctx, layer, kind, dirs, merge, swapped, seq, attrs, wrb, pad_column)
     _, one, cnt, t_idx, n, src = _compaction(ctx, name, mask)
     unsq2 = c(np.array([2], np.int64), "axes_2")
     emb = ctx.b.producer(x)
-    if emb is not None and emb.op_type == "Gather" and emb.input[1] == ctx.input_name:
+    if emb is not None and emb.op_type == "Gather" and emb.input[1] in ctx.graph_inputs:
         # straight after the Embedding: compact the ids and gather again (the first Gather dies)
-        ids = ctx.op("GatherElements", [ctx.input_name, src], f"{name}/compact", axis=1)
+        ids = ctx.op("GatherElements", [emb.input[1], src], f"{name}/compact", axis=1)
         xc = ctx.op("Gather", [emb.input[0], ids], f"{name}/compact", axis=0)
     else:
         xc = _gather_steps(ctx, x, src, ctx.shape[-1], f"{name}/compact")  # [B, T, F]

@@ -85,7 +85,6 @@ from ._cells import (
     simple_bstep,
     simple_step,
 )
-from ._merge import merge_backward, merge_forward, reverse_time
 from ._sequences import (
     gru_bseq,
     gru_bseq32,
@@ -98,12 +97,11 @@ from ._sequences import (
     simple_bseq,
     simple_seq,
 )
+from ._time import reverse_time
 
 __all__ = [
     "RNN_ACTIVATIONS",
     "STEPWISE_MIN_BATCH",
-    "merge_backward",
-    "merge_forward",
     "reverse_time",
     "rnn_backward",
     "rnn_forward",
