@@ -98,10 +98,12 @@ def _series_options(f):
     default=ARCHITECTURES[0],
     show_default=True,
     help="The autoencoder: lstm (LSTM encoder, RepeatVector, LSTM decoder, TimeDistributed "
-    "Dense) or dense.",
+    "Dense), dense, or conv1d (Conv1D encoder, Conv1DTranspose decoder; window divisible by 4).",
 )
 @click.option(
-    "--epochs", type=click.IntRange(min=1), help="Training epochs [default: lstm 100, dense 200]."
+    "--epochs",
+    type=click.IntRange(min=1),
+    help="Training epochs [default: lstm 100, dense 200, conv1d 100].",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @_series_options
