@@ -41,7 +41,8 @@ __all__ = [
     "windows",
 ]
 
-ARCHITECTURES = ("dense",)
+#: the autoencoders ``fit_detector`` builds; the first is the default
+ARCHITECTURES = ("lstm", "dense", "conv1d")
 
 
 def _prf(truth: np.ndarray, flags: np.ndarray) -> dict:
@@ -88,23 +89,76 @@ def metrics(result: Scores, labels: np.ndarray) -> dict:
     }
 
 
+#: per architecture: default epochs, Adam's learning rate, and the fraction of the epochs after
+#: which it drops to a fifth (None: never). Measured on KDD-TSAD 135 with seeds 0-2: the LSTM
+#: autoencoder needs the larger step to learn 64-step windows in 100 epochs, and the smaller one
+#: at the end to settle (window F1 0.921-0.973, against 0.853-0.987 at a constant 0.005).
+_TRAINING = {"lstm": (100, 0.005, 0.7), "dense": (200, 0.001, None), "conv1d": (100, 0.001, None)}
+_LSTM_UNITS = 32
+
+
+def _dense_autoencoder(window: int, channels: int) -> list:
+    from . import layers
+
+    size = window * channels
+    hidden, code = max(16, size // 2), max(4, size // 8)
+    return [
+        layers.Dense(hidden, activation="relu"),
+        layers.Dense(code),
+        layers.Dense(hidden, activation="relu"),
+        layers.Dense(size),
+    ]
+
+
+def _lstm_autoencoder(window: int, channels: int) -> list:
+    """Keras's LSTM autoencoder: the encoder's last state, repeated for every step, decoded by
+    a second LSTM and a per-step Dense back to the channels."""
+    from . import layers
+
+    return [
+        layers.Reshape((window, channels)),
+        layers.LSTM(_LSTM_UNITS),
+        layers.RepeatVector(window),
+        layers.LSTM(_LSTM_UNITS, return_sequences=True),
+        layers.TimeDistributed(layers.Dense(channels)),
+        layers.Reshape((window * channels,)),
+    ]
+
+
+def _conv1d_autoencoder(window: int, channels: int) -> list:
+    """Keras's timeseries anomaly example (two strided Conv1D down to a quarter of the window,
+    two Conv1DTranspose back, a last one to the channels) without its two Dropout layers: with
+    them, KDD-TSAD 135's training windows kept an error of 0.02 and window F1 fell to 0.31."""
+    from . import layers
+
+    if window % 4:
+        raise ValueError(
+            f"the conv1d autoencoder halves the window twice: it needs a window divisible by 4, "
+            f"got {window}"
+        )
+    conv = {"kernel_size": 7, "padding": "same"}
+    return [
+        layers.Reshape((window, channels)),
+        layers.Conv1D(32, strides=2, activation="relu", **conv),
+        layers.Conv1D(16, strides=2, activation="relu", **conv),
+        layers.Conv1DTranspose(16, strides=2, activation="relu", **conv),
+        layers.Conv1DTranspose(32, strides=2, activation="relu", **conv),
+        layers.Conv1DTranspose(channels, **conv),
+        layers.Reshape((window * channels,)),
+    ]
+
+
 def _build(arch: str, window: int, channels: int):
+    """The autoencoder: every architecture maps flattened windows (window * channels) to their
+    reconstruction, so scoring, export and the bundle are one code path for all."""
     from . import layers
     from .models import Sequential
 
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown autoencoder {arch!r}: choose one of {', '.join(ARCHITECTURES)}")
-    size = window * channels
-    hidden, code = max(16, size // 2), max(4, size // 8)
-    return Sequential(
-        [
-            layers.Input(shape=(size,)),
-            layers.Dense(hidden, activation="relu"),
-            layers.Dense(code),
-            layers.Dense(hidden, activation="relu"),
-            layers.Dense(size),
-        ]
-    )
+    make = {"lstm": _lstm_autoencoder, "dense": _dense_autoencoder, "conv1d": _conv1d_autoencoder}
+    body = make[arch](window, channels)
+    return Sequential([layers.Input(shape=(window * channels,)), *body])
 
 
 def _check_values(values, columns) -> np.ndarray:
@@ -124,14 +178,19 @@ def fit_detector(
     columns: list[str],
     window: int = 64,
     stride: int = 1,
-    arch: str = "dense",
-    epochs: int = 200,
+    arch: str = "lstm",
+    epochs: int | None = None,
     batch_size: int = 32,
     seed: int | None = None,
     verbose: int = 1,
 ):
     """Train an autoencoder on normal data (points, channels) and return it, its threshold and
-    scaling in ``model.preprocessing``."""
+    scaling in ``model.preprocessing``. ``arch``: 'lstm' (LSTM encoder, RepeatVector, LSTM
+    decoder, TimeDistributed(Dense); 100 epochs, Adam at 0.005 then 0.001 for the last 30 %) or
+    'dense' (200 epochs, Adam at 0.001) or 'conv1d' (Conv1D / Conv1DTranspose, 100 epochs, Adam at
+    0.001; the window must be divisible by 4)."""
+    from .callbacks import LearningRateScheduler
+    from .optimizers import Adam
     from .utils import set_random_seed
 
     values = _check_values(values, columns)
@@ -149,8 +208,18 @@ def fit_detector(
     if seed is not None:
         set_random_seed(seed)
     model = _build(arch, window, len(columns))
-    model.compile(optimizer="adam", loss="mse")
-    model.fit(x, x, epochs=epochs, batch_size=batch_size, verbose=verbose)
+    default_epochs, learning_rate, drop_at = _TRAINING[arch]
+    epochs = default_epochs if epochs is None else epochs
+    callbacks = []
+    if drop_at is not None:
+        last_fast = int(drop_at * epochs)
+        callbacks.append(
+            LearningRateScheduler(
+                lambda e, lr: learning_rate if e < last_fast else learning_rate / 5
+            )
+        )
+    model.compile(optimizer=Adam(learning_rate=learning_rate), loss="mse")
+    model.fit(x, x, epochs=epochs, batch_size=batch_size, verbose=verbose, callbacks=callbacks)
     pre["threshold"] = float(window_errors(x, model.predict(x, verbose=0)).max())
     pre["architecture"] = arch
     model.preprocessing = pre

@@ -84,6 +84,11 @@ def _rnn(cls: str, **config) -> dict:
     return {"class_name": cls, "config": config}
 
 
+def _wrapped(cls: str, **config) -> dict:
+    """A wrapped layer's config (TimeDistributed's ``layer``)."""
+    return {"class_name": cls, "config": config}
+
+
 CASES: dict[str, list[Case]] = {
     "InputLayer": [Case({"shape": [3, 2]}, (3, 2))],
     "Dense": [
@@ -194,6 +199,40 @@ CASES: dict[str, list[Case]] = {
         Case({"layer": _rnn("LSTM", units=2, return_sequences=True)}, (4, 2)),
         Case({"layer": _rnn("GRU", units=2), "merge_mode": "ave"}, (5, 2), mask=True),
         Case({"layer": _rnn("SimpleRNN", units=2), "merge_mode": "mul"}, (3, 2)),
+    ],
+    "RepeatVector": [Case({"n": 3}, (4,)), Case({"n": 1}, (2,))],
+    "TimeDistributed": [
+        Case({"layer": _wrapped("Dense", units=3, activation="tanh")}, (4, 2)),
+        Case({"layer": _wrapped("Dense", units=2, activation="softmax")}, (3, 2)),
+        Case({"layer": _wrapped("Dropout", rate=0.3, seed=2)}, (3, 4)),
+        Case({"layer": _wrapped("Dense", units=2, use_bias=False)}, (3, 2, 4)),
+        Case(
+            {"layer": _wrapped("Conv2D", filters=2, kernel_size=2, activation="relu")}, (2, 3, 3, 1)
+        ),
+    ],
+    "ReLU": [
+        Case({}, (5,)),
+        Case({"max_value": 0.8}, (2, 3)),
+        Case({"negative_slope": 0.2, "threshold": 0.3}, (6,)),
+        Case({"max_value": 1.0, "negative_slope": 0.1, "threshold": 0.2}, (2, 4)),
+        Case({"max_value": 0.5, "negative_slope": 0.25}, (4,)),
+    ],
+    "LeakyReLU": [Case({}, (5,)), Case({"negative_slope": 0.05}, (2, 3))],
+    "Softmax": [
+        Case({}, (4,)),
+        Case({"axis": 1}, (3, 2)),
+        Case({"axis": [-2, -1]}, (2, 3)),
+        Case({"axis": -2}, (2, 3, 2)),
+    ],
+    "LayerNormalization": [
+        Case({}, (4,)),
+        Case({"epsilon": 1e-5, "center": False}, (3, 5)),
+        Case({"scale": False}, (2, 3)),
+        Case({"axis": [-2, -1]}, (2, 3, 2)),
+    ],
+    "SpatialDropout1D": [
+        Case({"rate": 0.4, "seed": 3}, (5, 4)),
+        Case({"rate": 0.5, "seed": 1}, (3, 2)),
     ],
 }
 

@@ -3,6 +3,7 @@
 Examples::
 
     edgemine anomaly fit kdd_tsad_135 -o heart.edgemine        # the bundled set's TRAIN part
+    edgemine anomaly fit kdd_tsad_135 --model dense -o heart_dense.edgemine
     edgemine anomaly score heart.edgemine kdd_tsad_135 -o scores.csv --report heart_report
     edgemine anomaly fit normal.csv --time-column t -o pump.edgemine
     edgemine anomaly score pump.edgemine today.csv -o scores.csv
@@ -17,10 +18,12 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..anomaly import ARCHITECTURES
 from ._click import Command, check_writable
 
 _TIME_NAMES = ("timestamp", "time", "date", "datetime")
 _LABEL_NAMES = ("is_anomaly", "anomaly", "label")
+_LABELS = {"lstm": "LSTM", "dense": "dense", "conv1d": "Conv1D"}
 
 
 @dataclass
@@ -88,12 +91,27 @@ def _series_options(f):
 @click.option("-o", "--output", required=True, type=click.Path(), help="The detector to write.")
 @click.option("--window", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--stride", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option(
+    "--model",
+    "arch",
+    type=click.Choice(ARCHITECTURES),
+    default=ARCHITECTURES[0],
+    show_default=True,
+    help="The autoencoder: lstm (LSTM encoder, RepeatVector, LSTM decoder, TimeDistributed "
+    "Dense), dense, or conv1d (Conv1D encoder, Conv1DTranspose decoder; window divisible by 4).",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    help="Training epochs [default: lstm 100, dense 200, conv1d 100].",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @_series_options
-def fit_cmd(data, output, window, stride, epochs, seed, time_column, label_column):
+def fit_cmd(data, output, window, stride, arch, epochs, seed, time_column, label_column):
     """Train a detector on DATA's normal points ('kdd_tsad_135': its TRAIN part; a CSV: every
     row). The threshold is the largest training-window reconstruction error."""
+    import time
+
     from ..anomaly import fit_detector
 
     out = check_writable(output, "-o")
@@ -103,14 +121,16 @@ def fit_cmd(data, output, window, stride, epochs, seed, time_column, label_colum
             f"{data}: {int(series.labels.sum())} training point(s) are labelled anomalous; "
             "a detector learns from normal data only"
         )
+    start = time.perf_counter()
     model = fit_detector(
-        series.values, series.columns, window, stride, epochs=epochs, seed=seed, verbose=0
+        series.values, series.columns, window, stride, arch, epochs, seed=seed, verbose=0
     )
+    seconds = time.perf_counter() - start
     model.save(out)
     click.echo(
-        f"trained a {window}-point autoencoder on {len(series.values)} points "
-        f"({', '.join(series.columns)}); threshold {model.preprocessing['threshold']:.6g}; "
-        f"saved {out}"
+        f"trained a {window}-point {_LABELS[arch]} autoencoder on {len(series.values)} points "
+        f"({', '.join(series.columns)}) in {seconds:.1f} s; threshold "
+        f"{model.preprocessing['threshold']:.6g}; saved {out}"
     )
 
 

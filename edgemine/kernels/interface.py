@@ -207,6 +207,33 @@ class Backend(Protocol):
     def merge_forward(self, mode: str, a, b) -> Array: ...
     def merge_backward(self, mode: str, a, b, dy) -> tuple[Array, Array]: ...
 
+    # ----- layers of Keras programs: ReLU family, Softmax, LayerNormalization, sequences -----
+    def relu_forward(self, x, negative_slope=0.0, max_value=None, threshold=0.0) -> Array:
+        """Keras's ``relu``: min(x, max_value) above ``threshold``, else
+        ``negative_slope * (x - threshold)``; a new array."""
+
+    def relu_backward(self, x, dy, negative_slope=0.0, max_value=None, threshold=0.0) -> Array:
+        """dx from the forward INPUT x (a clipped output does not say which branch it took)."""
+
+    def softmax_forward(self, x, axes: tuple) -> Array:
+        """Softmax over ``axes`` (contiguous, positive, never the batch axis)."""
+
+    def softmax_backward(self, y, dy, axes: tuple) -> Array: ...
+    def layernorm_forward(self, x, gamma, beta, cols: int, epsilon) -> tuple[Array, Array, Array]:
+        """Each run of ``cols`` trailing values normalised: (y, xhat (rows, cols), inv_std)."""
+
+    def layernorm_backward(self, xhat, inv_std, gamma, dy, out=None) -> tuple:
+        """(dx, dgamma or None, dbeta)."""
+
+    def repeat_vector_forward(self, x, n: int) -> Array:
+        """(batch, features) -> (batch, n, features)."""
+
+    def repeat_vector_backward(self, dy) -> Array: ...
+    def spatial_dropout_forward(self, x, rate: float, rng) -> tuple[Array, Array]:
+        """(y, scaled (batch, channels) mask) of (batch, steps, channels) x."""
+
+    def spatial_dropout_backward(self, dy, mask) -> Array: ...
+
     # ----- losses and optimizers -----
     def loss_forward(self, name: str, y_pred, y_true, from_logits=False) -> Array: ...
     def loss_and_gradient(

@@ -1,5 +1,6 @@
 """Keras-style layers. Images are NHWC (channels_last); weights use Keras's layouts."""
 
+from .activation_layers import LeakyReLU, ReLU, Softmax
 from .base import LAYER_REGISTRY, Layer, Variable, register
 from .conv import Conv2D
 from .conv1d import Conv1D, Conv1DTranspose
@@ -21,7 +22,7 @@ from .merge import (
     multiply,
     subtract,
 )
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, LayerNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .pooling1d import (
     AveragePooling1D,
@@ -31,7 +32,8 @@ from .pooling1d import (
     UpSampling1D,
 )
 from .recurrent import GRU, LSTM, SimpleRNN
-from .wrappers import Bidirectional
+from .sequence import RepeatVector, SpatialDropout1D
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "LAYER_REGISTRY",
@@ -70,10 +72,17 @@ __all__ = [
     "InputLayer",
     "LSTM",
     "Layer",
+    "LayerNormalization",
+    "LeakyReLU",
     "MaxPooling1D",
     "MaxPooling2D",
+    "ReLU",
+    "RepeatVector",
     "Reshape",
     "SimpleRNN",
+    "Softmax",
+    "SpatialDropout1D",
+    "TimeDistributed",
     "UpSampling1D",
     "Variable",
     "register",

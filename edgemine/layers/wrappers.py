@@ -1,4 +1,5 @@
-"""Bidirectional: runs a recurrent layer forwards and a copy of it backwards, then merges."""
+"""The wrappers: Bidirectional (a recurrent layer forwards and a copy of it backwards, merged)
+and TimeDistributed (a layer applied to every time step)."""
 
 from __future__ import annotations
 
@@ -167,3 +168,90 @@ class Bidirectional(Layer):
         if self._backward_config is not None:
             config["backward_layer"] = self._backward_config
         return config
+
+
+@register
+class TimeDistributed(Layer):
+    """Applies ``layer`` to every time step: (batch, steps, ...) -> (batch, steps, ...), as
+    Keras's TimeDistributed. The steps are folded into the batch (one call of the inner layer,
+    no copy), so the inner layer's weights are shared by every step and are this layer's
+    weights, under their own names. A Keras mask passes on unchanged.
+
+    >>> import numpy as np
+    >>> from edgemine.layers import Dense
+    >>> td = TimeDistributed(Dense(2))
+    >>> td(np.zeros((4, 5, 3), dtype="float32")).shape, [v.name for v in td.weights]
+    ((4, 5, 2), ['kernel', 'bias'])
+    """
+
+    passes_mask = True
+
+    def __init__(self, layer: Layer, **kwargs):
+        if isinstance(layer, dict):
+            cls = LAYER_REGISTRY.get(layer.get("class_name"))
+            if cls is None or not isinstance(layer.get("config"), dict):
+                raise ValueError(
+                    "TimeDistributed: layer must be a layer or {'class_name': <a known layer>, "
+                    f"'config': {{...}}}}, got {layer!r}"
+                )
+            layer = cls.from_config(dict(layer["config"]))
+        if not isinstance(layer, Layer):
+            raise TypeError(f"TimeDistributed wraps a layer instance, got {type(layer).__name__}")
+        if layer.input_dtype != "float":
+            raise TypeError(f"TimeDistributed cannot wrap {type(layer).__name__} (token ids)")
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    @property
+    def layers(self) -> tuple[Layer]:
+        return (self.layer,)
+
+    def _child_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) < 2:
+            raise ValueError(
+                f"{self.name}: TimeDistributed takes (batch, steps, ...) inputs with at least "
+                f"3 axes, got per-sample shape {tuple(input_shape)}"
+            )
+        return tuple(input_shape[1:])
+
+    def build(self, input_shape):
+        child = self._child_shape(tuple(input_shape))
+        self.layer.ops = self.ops
+        if not self.layer.built:
+            self.layer.build(child)
+        elif tuple(self.layer.input_shape) != child:
+            raise ValueError(
+                f"{self.name}: the wrapped layer was built for {self.layer.input_shape}, "
+                f"each step here is {child}"
+            )
+        self.variables = self.layer.variables
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        child = self._child_shape(tuple(input_shape))
+        return (input_shape[0], *self.layer.compute_output_shape(child))
+
+    def to_backend(self, ops) -> None:
+        self.layer.to_backend(ops)
+        self.ops = ops
+
+    def forward(self, x, training=False):
+        self._x_shape = tuple(x.shape)
+        batch, steps = self._x_shape[:2]
+        y = self.layer.forward(
+            self.ops.reshape(x, (batch * steps, *self._x_shape[2:])), training=training
+        )
+        return self.ops.reshape(y, (batch, steps, *tuple(y.shape)[1:]))
+
+    def backward(self, dy):
+        shape = tuple(dy.shape)
+        self.layer.need_input_grad = self.need_input_grad
+        dx = self.layer.backward(self.ops.reshape(dy, (shape[0] * shape[1], *shape[2:])))
+        return None if dx is None else self.ops.reshape(dx, self._x_shape)
+
+    def flops(self):
+        return self.input_shape[0] * self.layer.flops() if self.input_shape[0] else 0
+
+    def get_config(self):
+        inner = {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}
+        return {**super().get_config(), "layer": inner}

@@ -121,8 +121,18 @@ def _rate(value, where):
     number(value, where, 0.0, 1.0)
 
 
-def _axis(value, where):
-    exact_int(value, where, -8, 8)
+def _axis(value, where):  # an int, or a list of ints (Softmax, LayerNormalization)
+    if isinstance(value, list):
+        expect(1 <= len(value) <= 8, f"{where} must be an axis or a list of 1-8 axes")
+        for i, a in enumerate(value):
+            exact_int(a, f"{where}[{i}]", -8, 8)
+    else:
+        exact_int(value, where, -8, 8)
+
+
+def _slope(value, where):  # ReLU's negative_slope, threshold and max_value (null: none)
+    if value is not None or not where.endswith("max_value"):
+        number(value, where, 0.0, 1e300)
 
 
 def _nested_layer(value, where):
@@ -158,6 +168,8 @@ _RULES: dict[str, Callable] = {
     "epsilon": _positive_float,
     "seed": _seed,
     "axis": _axis,
+    "n": exact_int,
+    **dict.fromkeys(("negative_slope", "threshold", "max_value"), _slope),
     **dict.fromkeys(
         ("input_shape", "shape", "batch_input_shape"),
         lambda v, w: v is None or _dims(v, w, allow_none=True),

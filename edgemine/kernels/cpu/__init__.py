@@ -21,6 +21,10 @@ from .activations import (
     column_sums,
     gradient_into,
     gradient_out,
+    relu_backward,
+    relu_forward,
+    softmax_backward,
+    softmax_forward,
 )
 from .conv import conv2d_backward, conv2d_forward, conv_output_size
 from .conv1d import (
@@ -41,11 +45,18 @@ from .embedding import (
     embedding_id_range,
     embedding_mask,
 )
+from .layernorm import layernorm_backward, layernorm_forward
 from .losses import loss_and_gradient, loss_forward
 from .merge import merge_backward, merge_forward
 from .optim import adam_update, adam_update_sparse, rmsprop_update, scale_, sgd_update
 from .pool import pool2d_backward, pool2d_forward
 from .recurrent import reverse_time, rnn_backward, rnn_forward
+from .sequence import (
+    repeat_vector_backward,
+    repeat_vector_forward,
+    spatial_dropout_backward,
+    spatial_dropout_forward,
+)
 
 name = "cpu"
 

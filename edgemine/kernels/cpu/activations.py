@@ -104,3 +104,68 @@ def activation_backward(name: str, y: np.ndarray, dy: np.ndarray) -> np.ndarray:
 def column_sums(a2d, out=None):
     """Sum over rows as one BLAS product: numpy's axis-0 sum is several times slower here."""
     return np.matmul(np.ones(a2d.shape[0], dtype=a2d.dtype), a2d, out=out)
+
+
+@dual
+def _relu_family(x, y, slope, max_value, threshold):
+    # Keras's relu: min(x, max_value) above the threshold, slope * (x - threshold) at or below it
+    for i in prange(x.size):
+        v = x[i]
+        if v > threshold:
+            y[i] = v if v < max_value else max_value
+        elif v <= threshold:
+            y[i] = slope * (v - threshold)
+        else:
+            y[i] = v  # NaN stays NaN
+
+
+@dual
+def _relu_family_grad(x, dy, dx, slope, max_value, threshold):
+    for i in prange(x.size):
+        v = x[i]
+        if v > threshold:
+            dx[i] = dy[i] if v < max_value else 0
+        else:
+            dx[i] = dy[i] * slope
+
+
+def _relu_scalars(x, negative_slope, max_value, threshold) -> tuple:
+    t = x.dtype.type  # float32 scalars keep the loop in float32
+    top = np.inf if max_value is None else max_value
+    return t(negative_slope), t(top), t(threshold)
+
+
+def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's ``relu(x, negative_slope, max_value, threshold)``, a new array."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _relu_family(
+        x.size,
+        x.reshape(-1),
+        y.reshape(-1),
+        *_relu_scalars(x, negative_slope, max_value, threshold),
+    )
+    return y
+
+
+def relu_backward(x, dy, negative_slope=0.0, max_value=None, threshold=0.0):
+    """dL/dx of :func:`relu_forward` from its INPUT x (a clipped or thresholded output does not
+    tell which branch a value took)."""
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
+    dx = np.empty_like(dy)
+    scalars = _relu_scalars(dy, negative_slope, max_value, threshold)
+    _relu_family_grad(x.size, x.reshape(-1), dy.reshape(-1), dx.reshape(-1), *scalars)
+    return dx
+
+
+def softmax_forward(x, axes: tuple):
+    """Softmax over ``axes`` (contiguous axes of x, batch axis excluded), a new array."""
+    z = x - x.max(axis=axes, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=axes, keepdims=True)
+    return z
+
+
+def softmax_backward(y, dy, axes: tuple):
+    """dL/dx of :func:`softmax_forward` from its output y."""
+    return y * (dy - (dy * y).sum(axis=axes, keepdims=True))

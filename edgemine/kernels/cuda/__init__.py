@@ -40,7 +40,15 @@ from ._device import (
     zeros,
 )
 from ._device import last as _last
-from .activations import activation_backward, activation_forward, softmax_rows_inplace
+from .activations import (
+    activation_backward,
+    activation_forward,
+    relu_backward,
+    relu_forward,
+    softmax_backward,
+    softmax_forward,
+    softmax_rows_inplace,
+)
 from .conv import conv2d_backward, conv2d_forward
 from .conv1d import (
     conv1d_backward,
@@ -69,6 +77,8 @@ from .norm import (
     batchnorm_forward,
     dropout_forward,
     ema_update,
+    layernorm_backward,
+    layernorm_forward,
 )
 from .optim import (
     adam_update,
@@ -81,6 +91,12 @@ from .optim import (
 )
 from .pool import global_pool_backward, global_pool_forward, pool2d_backward, pool2d_forward
 from .recurrent import reverse_time, rnn_backward, rnn_forward
+from .sequence import (
+    repeat_vector_backward,
+    repeat_vector_forward,
+    spatial_dropout_backward,
+    spatial_dropout_forward,
+)
 
 name = "cuda"
 simulated: bool = SIM

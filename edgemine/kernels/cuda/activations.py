@@ -21,6 +21,7 @@ from ._device import (
     flat,
     grid1d,
     row_max_and_expsum,
+    view,
 )
 
 
@@ -97,4 +98,115 @@ def activation_backward(name: str, y: DeviceArray, dy: DeviceArray) -> DeviceArr
     if code is None:
         raise ValueError(f"unknown activation {name!r}")
     _act_bwd[grid1d(dy.size)](flat(y), flat(dy), flat(dx), code)
+    return dx
+
+
+@cuda.jit(cache=True)
+def _relu_family(x, y, slope, max_value, threshold):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        v = x[i]
+        if v > threshold:
+            y[i] = v if v < max_value else max_value
+        elif v <= threshold:
+            y[i] = slope * (v - threshold)
+        else:
+            y[i] = v  # NaN stays NaN
+
+
+@cuda.jit(cache=True)
+def _relu_family_grad(x, dy, dx, slope, max_value, threshold):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        v = x[i]
+        if v > threshold:
+            dx[i] = dy[i] if v < max_value else float32(0.0)
+        else:
+            dx[i] = dy[i] * slope
+
+
+def _relu_scalars(negative_slope: float, max_value: float | None, threshold: float) -> tuple:
+    top = math.inf if max_value is None else max_value
+    return float32(negative_slope), float32(top), float32(threshold)
+
+
+def relu_forward(
+    x: DeviceArray,
+    negative_slope: float = 0.0,
+    max_value: float | None = None,
+    threshold: float = 0.0,
+) -> DeviceArray:
+    """Keras's ``relu(x, negative_slope, max_value, threshold)``, a new device array."""
+    y = empty(x.shape, x.dtype)
+    if x.size:
+        scalars = _relu_scalars(negative_slope, max_value, threshold)
+        _relu_family[grid1d(x.size)](flat(x), flat(y), *scalars)
+    return y
+
+
+def relu_backward(
+    x: DeviceArray,
+    dy: DeviceArray,
+    negative_slope: float = 0.0,
+    max_value: float | None = None,
+    threshold: float = 0.0,
+) -> DeviceArray:
+    """dL/dx of :func:`relu_forward` from its input x."""
+    dx = empty(dy.shape, dy.dtype)
+    if dy.size:
+        scalars = _relu_scalars(negative_slope, max_value, threshold)
+        _relu_family_grad[grid1d(dy.size)](flat(x), flat(dy), flat(dx), *scalars)
+    return dx
+
+
+@cuda.jit(cache=True)
+def _softmax_mid(x, y):
+    # x viewed as (outer, n, inner): softmax over the middle axis, one thread per (outer, inner)
+    outer, n, inner = x.shape
+    for idx in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
+        o = idx // inner
+        k = idx - o * inner
+        mx = x[o, 0, k]
+        for j in range(1, n):
+            mx = max(mx, x[o, j, k])
+        s = float32(0.0)
+        for j in range(n):
+            s += math.exp(x[o, j, k] - mx)
+        for j in range(n):
+            y[o, j, k] = math.exp(x[o, j, k] - mx) / s
+
+
+@cuda.jit(cache=True)
+def _softmax_mid_bwd(y, dy, dx):
+    outer, n, inner = y.shape
+    for idx in range(cuda.grid(1), outer * inner, cuda.gridsize(1)):
+        o = idx // inner
+        k = idx - o * inner
+        s = float32(0.0)
+        for j in range(n):
+            s += dy[o, j, k] * y[o, j, k]
+        for j in range(n):
+            dx[o, j, k] = y[o, j, k] * (dy[o, j, k] - s)
+
+
+def _around(shape: tuple, axes: tuple) -> tuple[int, int, int]:
+    """(outer, n, inner): the sizes before, over and after the contiguous ``axes``."""
+    lo, hi = min(axes), max(axes) + 1
+    return math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:])
+
+
+def softmax_forward(x: DeviceArray, axes: tuple) -> DeviceArray:
+    """Softmax over ``axes`` (contiguous axes of x, batch axis excluded), a new device array."""
+    y = empty(x.shape, x.dtype)
+    if x.size:
+        outer, n, inner = _around(tuple(x.shape), axes)
+        _softmax_mid[grid1d(outer * inner)](view(x, outer, n, inner), view(y, outer, n, inner))
+    return y
+
+
+def softmax_backward(y: DeviceArray, dy: DeviceArray, axes: tuple) -> DeviceArray:
+    """dL/dx of :func:`softmax_forward` from its output y."""
+    dx = empty(dy.shape, dy.dtype)
+    if dy.size:
+        outer, n, inner = _around(tuple(y.shape), axes)
+        shape = (outer, n, inner)
+        _softmax_mid_bwd[grid1d(outer * inner)](view(y, *shape), view(dy, *shape), view(dx, *shape))
     return dx

@@ -14,7 +14,7 @@ import numpy as np
 from numba import cuda, float32
 
 from .._shared import gradient_out
-from ._device import DeviceArray, as2d, dummy, empty, flat, grid1d, last, upload
+from ._device import DeviceArray, as2d, dummy, empty, flat, grid1d, last, upload, view
 from .gemm import column_sums
 
 
@@ -152,3 +152,105 @@ def dropout_forward(
             flat(x), keep_dev, np.float32(1.0 / (1.0 - rate)), flat(y), flat(mask)
         )
     return y, mask
+
+
+@cuda.jit(cache=True)
+def _ln_fwd(x, gamma, has_gamma, beta, has_beta, eps, y, xhat, inv_std):
+    # one thread per row (a sample's normalised values): rows are short feature vectors
+    rows, cols = x.shape
+    for r in range(cuda.grid(1), rows, cuda.gridsize(1)):
+        s = 0.0  # float64 sums, fixed order
+        for c in range(cols):
+            s += x[r, c]
+        mean = s / cols
+        ss = 0.0
+        for c in range(cols):
+            d = x[r, c] - mean
+            ss += d * d
+        inv = 1.0 / math.sqrt(ss / cols + eps)
+        inv_std[r] = inv
+        for c in range(cols):
+            h = float32((x[r, c] - mean) * inv)
+            xhat[r, c] = h
+            v = h * gamma[c] if has_gamma else h
+            y[r, c] = v + beta[c] if has_beta else v
+
+
+@cuda.jit(cache=True)
+def _ln_bwd(xhat, inv_std, gamma, has_gamma, dy, dx):
+    rows, cols = dy.shape
+    for r in range(cuda.grid(1), rows, cuda.gridsize(1)):
+        a = 0.0
+        b = 0.0
+        for c in range(cols):
+            g = dy[r, c] * gamma[c] if has_gamma else dy[r, c]
+            a += g
+            b += g * xhat[r, c]
+        a /= cols
+        b /= cols
+        for c in range(cols):
+            g = dy[r, c] * gamma[c] if has_gamma else dy[r, c]
+            dx[r, c] = inv_std[r] * (g - a - xhat[r, c] * b)
+
+
+def layernorm_forward(
+    x: DeviceArray,
+    gamma: DeviceArray | None,
+    beta: DeviceArray | None,
+    cols: int,
+    epsilon: float,
+) -> tuple[DeviceArray, DeviceArray, DeviceArray]:
+    """Normalise each run of ``cols`` trailing values of x, then scale by gamma and shift by
+    beta (either None). Returns (y, xhat, inv_std)."""
+    rows = x.size // cols
+    y = empty(x.shape, x.dtype)
+    xhat = empty((rows, cols), x.dtype)
+    inv_std = empty((rows,), x.dtype)
+    if x.size:
+        _ln_fwd[grid1d(rows)](
+            view(x, rows, cols),
+            dummy() if gamma is None else flat(gamma),
+            gamma is not None,
+            dummy() if beta is None else flat(beta),
+            beta is not None,
+            float(epsilon),
+            view(y, rows, cols),
+            xhat,
+            inv_std,
+        )
+    return y, xhat, inv_std
+
+
+def layernorm_backward(
+    xhat: DeviceArray,
+    inv_std: DeviceArray,
+    gamma: DeviceArray | None,
+    dy: DeviceArray,
+    out: tuple | None = None,
+) -> tuple[DeviceArray, DeviceArray | None, DeviceArray]:
+    """Returns (dx, dgamma or None, dbeta). ``out``: None, or (dgamma, dbeta) device arrays
+    (either None) that the gradients are written into."""
+    rows, cols = xhat.shape
+    dy2 = view(dy, rows, cols)
+    shape = (cols,) if gamma is None else tuple(gamma.shape)
+    dg_out, db_out = gradient_out(out, 0), gradient_out(out, 1)
+    dbeta, dgamma = column_sums(
+        dy2,
+        xhat,
+        mode=1,
+        out=None if db_out is None else flat(db_out),
+        out1=None if dg_out is None or gamma is None else flat(dg_out),
+    )
+    dbeta = view(dbeta, *shape) if db_out is None else db_out
+    dgamma = None if gamma is None else (view(dgamma, *shape) if dg_out is None else dg_out)
+    dx = empty(dy.shape, dy.dtype)
+    if dy.size:
+        _ln_bwd[grid1d(rows)](
+            xhat,
+            inv_std,
+            dummy() if gamma is None else flat(gamma),
+            gamma is not None,
+            dy2,
+            view(dx, rows, cols),
+        )
+    return dx, dgamma, dbeta

@@ -83,6 +83,6 @@ def supported_layers() -> dict[str, list[tuple[int, int | None]]]:
 
 
 # the converter modules register themselves on import
-from . import conv, conv1d, core, merge, normalization, pooling, recurrent  # noqa: E402, F401
+from . import conv, conv1d, core, merge, normalization, pooling, recurrent, sequence  # noqa: E402, F401
 
 __all__ = ["MIN_OPSET", "Converter", "converter", "find", "supported_layers"]
