@@ -27,7 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .preprocessing.inputs import point_scores, series_windows, window_errors, windows
+from .preprocessing.inputs import (
+    POINT_RULES,
+    point_scores,
+    series_windows,
+    window_errors,
+    windows,
+)
 from .report.metrics import rank_auc
 
 __all__ = [
@@ -183,12 +189,15 @@ def fit_detector(
     batch_size: int = 32,
     seed: int | None = None,
     verbose: int = 1,
+    point_rule: str = "max",
 ):
     """Train an autoencoder on normal data (points, channels) and return it, its threshold and
     scaling in ``model.preprocessing``. ``arch``: 'lstm' (LSTM encoder, RepeatVector, LSTM
     decoder, TimeDistributed(Dense); 100 epochs, Adam at 0.005 then 0.001 for the last 30 %) or
     'dense' (200 epochs, Adam at 0.001) or 'conv1d' (Conv1D / Conv1DTranspose, 100 epochs, Adam at
-    0.001; the window must be divisible by 4)."""
+    0.001; the window must be divisible by 4). ``point_rule``: a point's score is the largest
+    ('max', shared/DATA.md's rule) or the smallest ('min', keras.io's example: flagged only when
+    every window covering it is) error of the windows covering it."""
     from .callbacks import LearningRateScheduler
     from .optimizers import Adam
     from .utils import set_random_seed
@@ -203,6 +212,7 @@ def fit_detector(
         "mean": mean.tolist(),
         "std": np.where(std > 0, std, 1.0).tolist(),
         "score": "window_mse",
+        "point_rule": _point_rule(point_rule),
     }
     x = series_windows(values, pre)
     if seed is not None:
@@ -226,6 +236,12 @@ def fit_detector(
     return model
 
 
+def _point_rule(rule: str) -> str:
+    if rule not in POINT_RULES:
+        raise ValueError(f"point_rule must be one of {', '.join(POINT_RULES)}, got {rule!r}")
+    return rule
+
+
 def score_series(model, values: np.ndarray) -> Scores:
     """Score a series (points, channels) with a detector made by :func:`fit_detector`."""
     pre = model.preprocessing or {}
@@ -234,7 +250,8 @@ def score_series(model, values: np.ndarray) -> Scores:
     values = _check_values(values, pre["columns"])
     x = series_windows(values, pre)
     errors = window_errors(x, model.predict(x, verbose=0))
-    points = point_scores(errors, len(values), pre["window"], pre["stride"])
+    rule = pre.get("point_rule", "max")
+    points = point_scores(errors, len(values), pre["window"], pre["stride"], rule)
     return Scores(
         errors, points, points > pre["threshold"], pre["threshold"], pre["window"], pre["stride"]
     )

@@ -21,18 +21,20 @@ from edgemine.cli import main
     window=st.integers(2, 9),
     stride=st.integers(1, 4),
     seed=st.integers(0, 10**6),
+    rule=st.sampled_from(["max", "min"]),
 )
-def test_point_scores_are_the_max_of_covering_windows(n, window, stride, seed):
+def test_point_scores_are_the_max_or_min_of_covering_windows(n, window, stride, seed, rule):
     if n < window:
         with pytest.raises(ValueError, match="shorter than the window"):
             anomaly.windows(np.zeros((n, 1)), window, stride)
         return
     w = anomaly.windows(np.arange(n, dtype=float)[:, None], window, stride)
     scores = np.random.default_rng(seed).random(len(w))
-    got = anomaly.point_scores(scores, n, window, stride)
+    got = anomaly.point_scores(scores, n, window, stride, rule)
+    pick = max if rule == "max" else min
     for p in range(n):
         covering = [s for s, win in zip(scores, w[:, :, 0]) if p in win]
-        assert got[p] == (max(covering) if covering else -np.inf)
+        assert got[p] == (pick(covering) if covering else -np.inf)
 
 
 def _csv(path, values, labels=None):
@@ -199,7 +201,7 @@ def test_bundle_scores_a_csv_as_the_cli_does(tmp_path):
     test = _csv(tmp_path / "test.csv", test_values)
     model = tmp_path / "d.edgemine"
     args = ["anomaly", "fit", str(normal), "-o", str(model), "--window", "12", "--epochs", "20"]
-    assert runner.invoke(main, args).exit_code == 0
+    assert runner.invoke(main, [*args, "--point-rule", "min"]).exit_code == 0  # as keras.io
     r = runner.invoke(
         main, ["anomaly", "score", str(model), str(test), "-o", str(tmp_path / "host.csv")]
     )

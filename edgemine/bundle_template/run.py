@@ -311,7 +311,8 @@ def score_series(args, session, name, spec):
         values = inputs.table_values(header, table, spec["columns"], os.path.basename(src))
         x = inputs.series_windows(values, spec)
         errors = inputs.window_errors(x, predict(session, name, x))
-        scores = inputs.point_scores(errors, len(values), spec["window"], spec["stride"])
+        rule = spec.get("point_rule", "max")
+        scores = inputs.point_scores(errors, len(values), spec["window"], spec["stride"], rule)
         flags = scores > spec["threshold"]
         docs.append({"input": src, "scores": scores.tolist(), "flags": flags.astype(int).tolist()})
         outputs.append(scores)

@@ -106,8 +106,19 @@ def _series_options(f):
     help="Training epochs [default: lstm 100, dense 200, conv1d 100].",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--point-rule",
+    type=click.Choice(["max", "min"]),
+    default="max",
+    show_default=True,
+    help="A point's score from the windows covering it: the largest (any window flagged flags "
+    "it: shared/DATA.md's rule) or the smallest (only when every window is: keras.io's "
+    "anomaly example; flags tight ranges).",
+)
 @_series_options
-def fit_cmd(data, output, window, stride, arch, epochs, seed, time_column, label_column):
+def fit_cmd(
+    data, output, window, stride, arch, epochs, seed, point_rule, time_column, label_column
+):
     """Train a detector on DATA's normal points ('kdd_tsad_135': its TRAIN part; a CSV: every
     row). The threshold is the largest training-window reconstruction error."""
     import time
@@ -123,7 +134,15 @@ def fit_cmd(data, output, window, stride, arch, epochs, seed, time_column, label
         )
     start = time.perf_counter()
     model = fit_detector(
-        series.values, series.columns, window, stride, arch, epochs, seed=seed, verbose=0
+        series.values,
+        series.columns,
+        window,
+        stride,
+        arch,
+        epochs,
+        seed=seed,
+        verbose=0,
+        point_rule=point_rule,
     )
     seconds = time.perf_counter() - start
     model.save(out)

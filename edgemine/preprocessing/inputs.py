@@ -414,15 +414,28 @@ def window_errors(x: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
     return ((np.asarray(reconstruction) - x) ** 2).mean(axis=1).astype(np.float64)
 
 
-def point_scores(window_scores: np.ndarray, n_points: int, window: int, stride: int = 1):
-    """Each point's score: the largest score of the windows covering it (-inf for a point no
-    window covers, at the end of a series whose length the stride does not divide).
+POINT_RULES = ("max", "min")
+
+
+def point_scores(
+    window_scores: np.ndarray, n_points: int, window: int, stride: int = 1, rule: str = "max"
+):
+    """Each point's score from the windows covering it: the largest (``rule="max"``: a point
+    is flagged when any window covering it is) or the smallest (``"min"``: only when every
+    window covering it is, as keras.io's anomaly example flags points). -inf for a point no
+    window covers (at the end of a series whose length the stride does not divide).
 
     >>> point_scores(np.array([1.0, 3.0]), 5, 3, 2).tolist()
     [1.0, 1.0, 3.0, 3.0, 3.0]
+    >>> point_scores(np.array([1.0, 3.0]), 5, 3, 2, rule="min").tolist()
+    [1.0, 1.0, 1.0, 3.0, 3.0]
     """
-    out = np.full(n_points, -np.inf)
+    if rule not in POINT_RULES:
+        raise ValueError(f"point rule must be one of {', '.join(POINT_RULES)}, got {rule!r}")
+    out = np.full(n_points, -np.inf if rule == "max" else np.inf)
     starts = np.arange(len(window_scores)) * stride
+    combine = np.maximum if rule == "max" else np.minimum
     for k in range(window):  # one shift at a time: window passes over n points
-        np.maximum.at(out, starts + k, window_scores)
+        combine.at(out, starts + k, window_scores)
+    out[np.isposinf(out)] = -np.inf  # uncovered points: -inf under both rules
     return out
