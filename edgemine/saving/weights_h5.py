@@ -71,15 +71,8 @@ def load_weights(model, filepath: str | os.PathLike) -> None:
     with open_keras(filepath) as src:
         shapes = [[tuple(v.shape) for v in layer.variables] for layer in layers]
         weights = _read_weights(src, layers, shapes)
-        _set_weights(_Layers(layers), weights, src)
+        _set_weights(layers, weights, src)
 
 
 class _Keras3Layout:
     layout = "keras3"
-
-
-class _Layers:
-    """The ``layers`` that ``_set_weights`` walks (the model's, less its Inputs)."""
-
-    def __init__(self, layers: list):
-        self.layers = layers
