@@ -71,6 +71,9 @@ FUNCTIONAL = ("residual_cnn", "two_branch_text", "two_inputs_shared", "functiona
 
 def test_the_fixtures_cover_the_issue():
     assert {"seed_cnn", "seed_lstm", "gru", "bidirectional", "bn_dropout"} <= set(MODELS)
+    # issue 16: RepeatVector, TimeDistributed, LayerNormalization, ReLU, LeakyReLU, Softmax,
+    # SpatialDropout1D, in .keras and legacy .h5 files
+    assert {"lstm_autoencoder.h5", "sequence_blocks.h5"} <= set(FILES)
     assert set(FUNCTIONAL) <= set(MODELS)
     # functional models as Keras 3 writes them, in its legacy .h5 and in tf.keras 2's layout
     assert {"residual_cnn.h5", "two_branch_text.h5", "two_branch_text_keras2.h5"} <= set(FILES)
@@ -535,6 +538,36 @@ def _layer(config: dict, class_name: str) -> dict:
         ("bn_dropout.keras", "BatchNormalization", "renorm", True, "renorm=True"),
         ("bn_dropout.keras", "BatchNormalization", "axis", 1, "option axis=1 is not supported"),
         ("bn_dropout.keras", "Dropout", "noise_shape", [None, 1, 1, 2], "noise_shape"),
+        ("sequence_blocks.keras", "LayerNormalization", "rms_scaling", True, "rms_scaling=True"),
+        ("sequence_blocks.keras", "LayerNormalization", "gamma_constraint", {}, "gamma_constr"),
+        ("sequence_blocks.keras", "LayerNormalization", "axis", [1], "trailing axes only"),
+        ("sequence_blocks.keras", "SpatialDropout1D", "noise_shape", [None, 1, 6], "noise_shape"),
+        ("sequence_blocks.keras", "SpatialDropout1D", "data_format", "x", "'data_format'"),
+        ("sequence_blocks.keras", "ReLU", "negative_slope", -1, "must be a finite number >= 0"),
+        ("sequence_blocks.keras", "Softmax", "axis", 0, "not a non-batch axis"),
+        ("lstm_autoencoder.keras", "RepeatVector", "n", 0, "n must be a positive int"),
+        ("lstm_autoencoder.keras", "TimeDistributed", "layer", None, "must be an object"),
+        (
+            "lstm_autoencoder.keras",
+            "TimeDistributed",
+            "layer",
+            {"class_name": "Lambda", "config": {"name": "f"}},
+            "Lambda layers hold Python code",
+        ),
+        (
+            "lstm_autoencoder.keras",
+            "TimeDistributed",
+            "layer",
+            {"class_name": "Embedding", "config": {"input_dim": 3, "output_dim": 2}},
+            "cannot wrap Embedding",
+        ),
+        (
+            "lstm_autoencoder.keras",
+            "TimeDistributed",
+            "layer",
+            {"class_name": "Add", "config": {"name": "add"}},
+            "it wraps Add, which takes several inputs",
+        ),
         (
             "seed_cnn.keras",
             "Dense",
@@ -560,6 +593,84 @@ def test_options_edgemine_lacks_are_refused_naming_layer_and_option(
     with pytest.raises(KerasFileError, match=message) as info:
         load_keras(_with_config(tmp_path, name, edit))
     assert f"({kind})" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_keras2_spellings_of_the_sequence_layers_are_read(tmp_path):
+    """tf.keras 2 wrote LeakyReLU's slope as ``alpha`` and LayerNormalization's axis resolved
+    (``[2]``): the same model, the same predictions."""
+    ref = _expected("sequence_blocks")
+
+    def keras2(config):
+        leaky = _layer(config, "LeakyReLU")["config"]
+        leaky["alpha"] = leaky.pop("negative_slope")
+        norm = _layer(config, "LayerNormalization")["config"]
+        norm["axis"] = [2]
+        del norm["rms_scaling"]
+
+    model = load_keras(_with_config(tmp_path, "sequence_blocks.keras", keras2))
+    assert np.abs(model.predict(ref["x"]) - ref["y5"]).max() <= TOL
+    assert model.layers[6].negative_slope == pytest.approx(0.2)
+
+
+def test_time_distributed_keeps_the_wrapped_layer_and_its_weights():
+    model = load_keras(FIXTURES / "lstm_autoencoder.keras")
+    wrapped = [type(layer.layer).__name__ for layer in model.layers if hasattr(layer, "layer")]
+    assert wrapped == ["LayerNormalization", "Dense"]
+    assert [v.shape for v in model.layers[-1].variables] == [(4, 3), (3,)]
+
+
+@pytest.mark.parametrize("base", ["lstm_autoencoder", "sequence_blocks"])
+def test_weights_h5_of_the_sequence_layers_both_ways(base, tmp_path):
+    """Keras 3's .weights.h5 (the one inside the .keras) loads into the model, and edgemine's
+    save_weights writes the same datasets under the same paths (TimeDistributed's under
+    ``layer/vars``, LayerNormalization's gamma then beta)."""
+    ref = _expected(base)
+    keras_file = tmp_path / f"{base}.weights.h5"
+    keras_file.write_bytes(_members(f"{base}.keras")["model.weights.h5"])
+    model = load_keras(FIXTURES / f"{base}.h5")
+    for layer in model.layers:
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    load_keras(keras_file, model=model)
+    assert np.abs(model.predict(ref["x"]) - ref["y5"]).max() <= TOL
+    ours = tmp_path / "ours.weights.h5"
+    model.save_weights(ours)
+
+    def datasets(path):
+        found = {}
+        with h5py.File(path) as f:
+            f.visititems(
+                lambda p, o: found.update({p: o[()]}) if isinstance(o, h5py.Dataset) else 0
+            )
+        return found
+
+    theirs, mine = datasets(keras_file), datasets(ours)
+    assert sorted(theirs) == sorted(mine)
+    assert all(np.array_equal(theirs[k], mine[k]) for k in theirs)
+
+
+def test_a_mask_keras_would_apply_and_edgemine_would_not_is_refused(tmp_path):
+    """Keras's Softmax zeroes masked positions and TimeDistributed hands a mask to a layer
+    that takes one; edgemine's pass it on. A TimeDistributed(Dense) takes no mask: it loads."""
+
+    def insert(entry):
+        def edit(config):
+            layers = config["config"]["layers"]
+            first_lstm = layers.index(_layer(config, "LSTM"))
+            layers.insert(first_lstm + 1, entry)
+
+        return edit
+
+    softmax = {"class_name": "Softmax", "config": {"name": "soft", "axis": -1}}
+    with pytest.raises(KerasFileError, match="'soft' .Softmax.: an Embedding mask reaches it"):
+        load_keras(_with_config(tmp_path, "seed_lstm.keras", insert(softmax)))
+    inner = {"class_name": "SimpleRNN", "config": {"name": "rnn", "units": 2}}
+    wrapped = {"class_name": "TimeDistributed", "config": {"name": "td", "layer": inner}}
+    with pytest.raises(KerasFileError, match="'td' .TimeDistributed.: an Embedding mask"):
+        load_keras(_with_config(tmp_path, "seed_lstm.keras", insert(wrapped)))
+    relu = {"class_name": "ReLU", "config": {"name": "relu"}}
+    ref = _expected("seed_lstm")
+    model = load_keras(_with_config(tmp_path, "seed_lstm.keras", insert(relu)))
+    assert model.predict(ref["x"]).shape == ref["y5"].shape
 
 
 def test_custom_objects_and_nested_models_are_refused(tmp_path):
@@ -604,6 +715,8 @@ def _mutations(value):
         pytest.param("two_branch_text.keras", marks=pytest.mark.slow),
         pytest.param("seed_lstm.keras", marks=pytest.mark.slow),
         pytest.param("bn_dropout.keras", marks=pytest.mark.slow),
+        pytest.param("lstm_autoencoder.keras", marks=pytest.mark.slow),
+        pytest.param("sequence_blocks.keras", marks=pytest.mark.slow),
     ],
 )
 def test_any_odd_option_value_gives_a_keras_file_error(name, tmp_path):

@@ -4,7 +4,7 @@ predictions, into ``tests/fixtures/keras/``.
 Needs Keras 3 with the torch backend (not needed by edgemine or by CI)::
 
     .venv/bin/pip install keras torch==2.13.0
-    KERAS_BACKEND=torch .venv/bin/python tools/make_keras_fixtures.py
+    KERAS_BACKEND=torch .venv/bin/python tools/make_keras_fixtures.py [NAME ...]
 
 For each model NAME it writes ``NAME.keras`` (Keras 3's zip), some also ``NAME.h5`` (Keras 3's
 legacy HDF5 saver) and ``NAME.weights.h5`` (``save_weights``), and ``NAME.npz`` with inputs
@@ -166,6 +166,41 @@ def conv1d_net() -> keras.Model:
     )
 
 
+def lstm_autoencoder() -> keras.Model:
+    """keras.io's LSTM autoencoder: LSTM -> RepeatVector -> LSTM (sequences) ->
+    TimeDistributed(Dense), with a TimeDistributed(LayerNormalization) between."""
+    return keras.Sequential(
+        [
+            keras.Input((6, 3)),
+            layers.LSTM(5),
+            layers.RepeatVector(6),
+            layers.LSTM(4, return_sequences=True),
+            layers.TimeDistributed(layers.LayerNormalization(epsilon=1e-2)),
+            layers.TimeDistributed(layers.Dense(3)),
+        ],
+        name="lstm_autoencoder",
+    )
+
+
+def sequence_blocks() -> keras.Model:
+    """A 1-D block with the activation layers: Conv1D -> LayerNormalization -> ReLU ->
+    SpatialDropout1D -> Dense -> LayerNormalization over two axes -> LeakyReLU -> Softmax."""
+    return keras.Sequential(
+        [
+            keras.Input((8, 3)),
+            layers.Conv1D(6, 3, padding="same"),
+            layers.LayerNormalization(),
+            layers.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2),
+            layers.SpatialDropout1D(0.3),
+            layers.Dense(4),
+            layers.LayerNormalization(axis=[1, 2], center=False),
+            layers.LeakyReLU(negative_slope=0.2),
+            layers.Softmax(axis=1),
+        ],
+        name="sequence_blocks",
+    )
+
+
 # ---------------------------------------------------------------- functional models
 
 
@@ -222,9 +257,13 @@ MODELS = {
     "two_branch_text": (two_branch_text, "tokens"),
     "two_inputs_shared": (two_inputs_shared, "float"),
     "functional_add": (functional_add, "float"),
+    # issue 16's layers; last, so that the random draws of the models above stay the same
+    "lstm_autoencoder": (lstm_autoencoder, "float"),
+    "sequence_blocks": (sequence_blocks, "float"),
 }
 LEGACY_H5 = ("seed_cnn", "seed_lstm", "bidirectional", "bn_dropout", "conv1d_net")
 LEGACY_H5 += ("residual_cnn", "two_inputs_shared", "two_branch_text")
+LEGACY_H5 += ("lstm_autoencoder", "sequence_blocks")
 WEIGHTS_H5 = ("seed_cnn", "seed_lstm")
 KERAS2_H5 = ("seed_cnn", "seed_lstm", "bn_dropout", "two_branch_text")
 #: models whose weights after one SGD step Keras also records (issue 15's training parity)
@@ -414,7 +453,12 @@ def _sgd_step(model: keras.Model, x) -> dict[str, np.ndarray]:
     return out
 
 
-def main() -> int:
+def main(only: list[str]) -> int:
+    """Write every fixture, or with model names given only theirs (the others' random draws
+    are still made, so each model gets the weights and inputs a full run gives it)."""
+    unknown = set(only) - set(MODELS) - set(refused_models())
+    if unknown:
+        raise SystemExit(f"unknown models {sorted(unknown)}; known: {', '.join(MODELS)}")
     OUT.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -422,6 +466,8 @@ def main() -> int:
         model = make()
         _randomize(model, rng)
         xs = _inputs(model, kind, rng)
+        if only and name not in only:
+            continue
         x = xs[0] if len(xs) == 1 else xs
         y5 = model.predict(x, verbose=0)
         y1 = model.predict([a[:1] for a in xs] if len(xs) > 1 else x[:1], verbose=0)
@@ -438,11 +484,12 @@ def main() -> int:
         np.savez(OUT / f"{name}.npz", **arrays, y5=y5, y1=y1)
         print(f"{name}: {model.count_params()} parameters, output {y5.shape}")
     for name, model in refused_models().items():
-        model.save(OUT / f"{name}.keras")
+        if not only or name in only:
+            model.save(OUT / f"{name}.keras")
     for path in sorted(OUT.iterdir()):
         print(f"  {path.name}: {path.stat().st_size / 1024:.1f} KB")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

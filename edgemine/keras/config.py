@@ -35,14 +35,21 @@ from ..layers import (
     GlobalMaxPooling1D,
     GlobalMaxPooling2D,
     Layer,
+    LayerNormalization,
+    LeakyReLU,
     Maximum,
     MaxPooling1D,
     MaxPooling2D,
     Minimum,
     Multiply,
+    ReLU,
+    RepeatVector,
     Reshape,
     SimpleRNN,
+    Softmax,
+    SpatialDropout1D,
     Subtract,
+    TimeDistributed,
     UpSampling1D,
 )
 from .files import KerasFileError
@@ -176,6 +183,23 @@ SPECS: dict[str, tuple[type[Layer], dict[str, Any]]] = {
     "GRU": (GRU, {**_RNN, "recurrent_activation": ACT, "reset_after": (True,)}),
     "SimpleRNN": (SimpleRNN, dict(_RNN)),
     "Bidirectional": (Bidirectional, {"layer": KEEP, "backward_layer": KEEP, "merge_mode": KEEP}),
+    "TimeDistributed": (TimeDistributed, {"layer": KEEP}),
+    "RepeatVector": (RepeatVector, {"n": KEEP}),
+    "SpatialDropout1D": (SpatialDropout1D, {"rate": KEEP, "seed": KEEP, "noise_shape": _NONE}),
+    "ReLU": (ReLU, dict.fromkeys(("max_value", "negative_slope", "threshold"), KEEP)),
+    # Keras 2 wrote alpha, Keras 3 negative_slope (and reads alpha as it: see layer_kwargs)
+    "LeakyReLU": (LeakyReLU, {"negative_slope": KEEP, "alpha": KEEP}),
+    "Softmax": (Softmax, {"axis": KEEP}),
+    "LayerNormalization": (
+        LayerNormalization,
+        {
+            **dict.fromkeys(("axis", "epsilon", "center", "scale"), KEEP),
+            **dict.fromkeys(("beta_initializer", "gamma_initializer"), INIT),
+            **_none("beta_regularizer", "gamma_regularizer", "beta_constraint"),
+            **_none("gamma_constraint"),
+            "rms_scaling": (False,),
+        },
+    ),
     # merge layers of functional models
     **{cls.__name__: (cls, {}) for cls in (Add, Subtract, Multiply, Average, Maximum, Minimum)},
     "Concatenate": (Concatenate, {"axis": KEEP}),
@@ -188,6 +212,7 @@ _HINTS = {
     "stateful": "edgemine's recurrent layers start each batch from zeros",
     "groups": "grouped convolutions are not implemented",
     "dilation_rate": "dilated convolutions are not implemented",
+    "rms_scaling": "Keras 3 deprecates it; edgemine normalises by the variance",
 }
 _INITIALIZERS = {  # Keras class -> (edgemine name, the arguments edgemine's version has)
     "Zeros": ("zeros", {}),
@@ -207,17 +232,23 @@ INPUT_DTYPES = {"float32", "float64", "float16", "int32", "int64", "int8", "uint
 
 
 class Where:
-    """Names the file and layer in error messages: ``model.keras: layer 'lstm' (LSTM): ...``."""
+    """Names the file and layer in error messages: ``model.keras: layer 'lstm' (LSTM): ...``;
+    a wrapped layer after its wrapper (``layer 'td' (TimeDistributed): layer 'd' (Dense): ``).
+    """
 
-    def __init__(self, file: str, name: str | None = None, kind: str | None = None):
-        self.file, self.name, self.kind = file, name, kind
+    def __init__(self, file: str, name: str | None = None, kind: str | None = None, outer=""):
+        self.file, self.name, self.kind, self.outer = file, name, kind, outer
+
+    def _at(self) -> str:
+        return self.outer + (
+            f"layer {self.name!r} ({self.kind}): " if self.name is not None else ""
+        )
 
     def layer(self, name: Any, kind: str) -> Where:
-        return Where(self.file, str(name), kind)
+        return Where(self.file, str(name), kind, self._at())
 
     def fail(self, message: str) -> KerasFileError:
-        at = f"layer {self.name!r} ({self.kind}): " if self.name is not None else ""
-        return KerasFileError(f"{self.file}: {at}{message}")
+        return KerasFileError(f"{self.file}: {self._at()}{message}")
 
 
 def class_name(entry: Any, where: Where) -> str:
@@ -364,6 +395,8 @@ def layer_kwargs(kind: str, config: dict, where: Where, input_rank: int) -> dict
             )
     if kind == "BatchNormalization":
         kwargs["axis"] = _bn_axis(kwargs.get("axis", -1), input_rank, where)
+    if kind == "LeakyReLU" and "alpha" in kwargs:  # Keras 3 reads Keras 2's alpha, which wins
+        kwargs["negative_slope"] = kwargs.pop("alpha")
     return kwargs
 
 
@@ -375,6 +408,24 @@ def _bn_axis(axis: Any, input_rank: int, where: Where) -> int:
     if axis == -1 or axis == input_rank - 1:
         return -1
     raise where.fail(f"option axis={axis!r} is not supported (only the last, channels axis)")
+
+
+def refuse_masked(layer: Layer, where: Where) -> None:
+    """Refuse a layer that a Keras mask reaches where Keras uses the mask and edgemine does not:
+    Keras's Softmax zeroes the masked positions, Keras's TimeDistributed hands each step's mask
+    to a wrapped layer that takes one.
+
+    >>> refuse_masked(Softmax(name="s"), Where("m.keras"))
+    Traceback (most recent call last):
+    ...
+    edgemine.keras.files.KerasFileError: m.keras: layer 's' (Softmax): an Embedding mask reaches it, which Keras's Softmax applies and edgemine's does not
+    """
+    inner = layer.layer if isinstance(layer, TimeDistributed) else layer
+    if isinstance(inner, Softmax) or (inner is not layer and inner.supports_masking):
+        raise where.layer(layer.name, type(layer).__name__).fail(
+            f"an Embedding mask reaches it, which Keras's {type(layer).__name__} applies and "
+            "edgemine's does not"
+        )
 
 
 def make_layer(entry: dict, where: Where, input_rank: int) -> Layer:
@@ -408,6 +459,10 @@ def make_layer(entry: dict, where: Where, input_rank: int) -> Layer:
         for key in ("layer", "backward_layer"):
             if kwargs.get(key) is not None:
                 kwargs[key] = make_layer(kwargs[key], at, input_rank)
+    if kind == "TimeDistributed":  # the wrapped layer sees each step: one axis fewer
+        kwargs["layer"] = make_layer(kwargs.get("layer"), at, input_rank - 1)
+        if kwargs["layer"].multi_input:
+            raise at.fail(f"it wraps {type(kwargs['layer']).__name__}, which takes several inputs")
     if "name" in config:
         kwargs["name"] = str(config["name"])
     if "trainable" in config:

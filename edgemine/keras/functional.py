@@ -28,7 +28,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..layers import Embedding, InputLayer, Layer, merge
-from .config import INPUT_DTYPES, Where, check_dtype, class_name, declared_shape, make_layer
+from .config import (
+    INPUT_DTYPES,
+    Where,
+    check_dtype,
+    class_name,
+    declared_shape,
+    make_layer,
+    refuse_masked,
+)
 from .weights import expected_shapes
 
 MAX_CALLS = 16384  # calls of layers in one model (a layer may be called several times)
@@ -380,6 +388,8 @@ def infer_shapes(spec: FunctionalSpec, where: Where) -> dict[str, list[tuple]]:
             rank = len(ins[0]) + 1
             spec.layers[call.layer] = make_layer(spec.entries[call.layer], where, rank)
         layer = spec.layers[call.layer]
+        if any(masks.get((r[0], r[1])) is not None for r in call.refs):
+            refuse_masked(layer, where)
         if layer.multi_input != call.many:
             want = "a list of tensors" if layer.multi_input else "one tensor"
             raise at.fail(f"it takes {want}, but the file calls it on {len(call.refs)}")

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 
-from ..layers import Layer
+from ..layers import Embedding, Layer
 from ..layers.base import BUILDING_PLACEHOLDERS, _snake
 from ..models import Model, Sequential
 from ..models.config import rebuild_graph
-from .config import Where, check_dtype, class_name, declared_shape, make_layer
+from .config import Where, check_dtype, class_name, declared_shape, make_layer, refuse_masked
 from .files import KerasSource, open_keras
 from .functional import FunctionalSpec, infer_shapes, input_layer, read_functional
 from .weights import check_total, expected_shapes, layers_with_weights, read_layer_weights
@@ -74,11 +74,18 @@ def _layers_from_config(src: KerasSource) -> tuple[str, tuple, list[Layer], list
     _, name, entries, cfg = _entries(src.config, where)
     input_shape, entries = _input_shape(entries, cfg, where)
     layers, shapes, shape = [], [], input_shape
+    masked = False  # whether an Embedding(mask_zero=True) mask reaches the next layer
     for entry in entries:
         layer = make_layer(entry, where, len(shape) + 1)
         at = where.layer(layer.name, type(layer).__name__)
         if "/" in layer.name or layer.name in {existing.name for existing in layers}:
             raise at.fail("layer names must be unique and free of '/'")
+        if masked:
+            refuse_masked(layer, where)
+        if isinstance(layer, Embedding):
+            masked = layer.mask_zero
+        else:
+            masked = masked and layer.compute_mask(None, True) is not None
         try:
             shapes.append(expected_shapes(layer, shape))
             shape = tuple(layer.compute_output_shape(shape))

@@ -21,6 +21,8 @@ from ..layers import (
     Dense,
     Embedding,
     Layer,
+    LayerNormalization,
+    TimeDistributed,
 )
 from ..layers.recurrent import BaseRNN
 from .files import MAX_WEIGHT_BYTES, KerasSource
@@ -61,6 +63,12 @@ def expected_shapes(layer: Layer, input_shape: tuple) -> list[tuple[int, ...]]:
     if isinstance(layer, BatchNormalization):
         c = (_known(last, layer, "channel axis"),)
         return [c] * (int(layer.scale) + int(layer.center) + 2)
+    if isinstance(layer, LayerNormalization):  # gamma, then beta
+        return [layer._normalised_shape(tuple(input_shape))] * (
+            int(layer.scale) + int(layer.center)
+        )
+    if isinstance(layer, TimeDistributed):  # the wrapped layer's, for one step
+        return expected_shapes(layer.layer, layer._child_shape(tuple(input_shape)))
     if isinstance(layer, Embedding):
         return [(layer.input_dim, layer.output_dim)]
     if isinstance(layer, BaseRNN):
@@ -101,12 +109,20 @@ _KERAS3_PATHS = {
 }
 
 
+def _keras3_paths(layer: Layer) -> tuple[str, ...]:
+    """Where Keras 3 keeps a layer's weights below its group: ``vars``, a recurrent cell's
+    ``cell/vars``, and below ``layer/`` the weights of the layer TimeDistributed wraps."""
+    if isinstance(layer, TimeDistributed):
+        return tuple(f"layer/{p}" for p in _keras3_paths(layer.layer))
+    return next((p for cls, p in _KERAS3_PATHS.items() if isinstance(layer, cls)), ("vars",))
+
+
 def _keras3_datasets(src: KerasSource, name: str, layer: Layer) -> list:
     layers = _child(src.weights, "layers", src, "layers/")
     group = _child(layers, name, src, f"layers/{name}")
     if group is None:
         return []
-    paths = next((p for cls, p in _KERAS3_PATHS.items() if isinstance(layer, cls)), ("vars",))
+    paths = _keras3_paths(layer)
     out = []
     for sub in paths:
         vars_group = group
@@ -207,8 +223,8 @@ def read_layer_weights(
 def write_layer_weights(layers_group, key: str, layer: Layer, values: list[np.ndarray]) -> None:
     """Write ``layer``'s weights ``values`` (Keras order) under ``layers_group[key]`` in Keras
     3's ``.weights.h5`` layout, the one ``_keras3_datasets`` reads: ``vars/0..n``, or
-    ``cell/vars`` for a recurrent layer and ``forward_layer/cell/vars`` plus
-    ``backward_layer/cell/vars`` for a Bidirectional one.
+    ``cell/vars`` for a recurrent layer, ``forward_layer/cell/vars`` plus
+    ``backward_layer/cell/vars`` for a Bidirectional one, ``layer/...`` for a TimeDistributed.
 
     Example:
         >>> import h5py
@@ -220,7 +236,7 @@ def write_layer_weights(layers_group, key: str, layer: Layer, values: list[np.nd
         ['0', '1']
     """
     group = layers_group.create_group(key)
-    paths = next((p for cls, p in _KERAS3_PATHS.items() if isinstance(layer, cls)), ("vars",))
+    paths = _keras3_paths(layer)
     split = len(values) // len(paths)  # Bidirectional: the forward layer's, then the backward's
     for i, sub in enumerate(paths):
         vars_group = group.require_group(sub)
