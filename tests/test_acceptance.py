@@ -67,3 +67,60 @@ def test_keras_io_mnist_convnet_with_only_the_import_changed(tmp_path):
 def test_keras_io_mnist_convnet_full(tmp_path):
     accuracy, _ = _run("keras_mnist_convnet.py", 15, tmp_path)
     assert accuracy >= 96.0
+
+
+def _keras_run(script: str, epochs: int, cwd) -> dict:
+    """Run a keras.io example (``examples/keras_*.py``): its last lines are the metric
+    (``Accuracy: X`` or ``Loss: X``) and ``fit seconds: Y``."""
+    text = (EXAMPLES / script).read_text()
+    assert "import edgemine as keras\n" in text  # the only import of edgemine's API
+    p = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), str(epochs)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=cwd,
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout.strip().splitlines()
+    assert out[-1].startswith("fit seconds: "), out[-3:]
+    key, value = out[-2].split(": ")
+    return {key: float(value)}
+
+
+def test_keras_io_addition_rnn_one_iteration(tmp_path):
+    """LSTM -> RepeatVector -> LSTM(return_sequences) -> Dense per step, categorical
+    cross-entropy averaged over the answer's 4 steps."""
+    assert _keras_run("keras_addition_rnn.py", 1, tmp_path)["Accuracy"] >= 35.0  # 41 measured
+
+
+def test_keras_io_timeseries_classification(tmp_path):
+    """The functional FCN (Conv1D, BatchNormalization, ReLU, GlobalAveragePooling1D) with
+    ModelCheckpoint(save_best_only) and the reload of the best model."""
+    assert _keras_run("keras_timeseries_classification.py", 60, tmp_path)["Accuracy"] > 25.0
+
+
+def test_keras_io_timeseries_anomaly(tmp_path):
+    """The Conv1D / Conv1DTranspose autoencoder with EarlyStopping."""
+    assert _keras_run("keras_timeseries_anomaly.py", 5, tmp_path)["Loss"] < 1.0
+
+
+@pytest.mark.slow
+def test_keras_io_bidirectional_lstm(tmp_path):
+    """A functional model on variable-length int32 ids: two Bidirectional LSTMs."""
+    assert _keras_run("keras_bidirectional_lstm.py", 1, tmp_path)["Accuracy"] >= 80.0  # 86.9
+
+
+def test_keras_twins_differ_only_in_their_imports():
+    """tools/keras_examples.py runs each program on Keras 3 with only the imports switched."""
+    sys.path.insert(0, str(REPO / "tools"))
+    from keras_examples import EXAMPLES as NAMES
+    from keras_examples import keras_twin
+
+    for name in NAMES:
+        text = (EXAMPLES / f"{name}.py").read_text()
+        twin = keras_twin(text)
+        changed = [
+            line for line in twin.splitlines() if line not in text.splitlines() and line.strip()
+        ]
+        assert all("import" in line or "edgemine.datasets." in line for line in changed), changed
