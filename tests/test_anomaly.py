@@ -167,6 +167,23 @@ def test_kdd_tsad_135_beats_the_pca_baseline(tmp_path, arch):
     _onnx_flags_are_the_engines(model)
 
 
+@pytest.mark.slow
+def test_kdd_tsad_135_points_with_keras_io_point_rule(tmp_path):
+    """Issue 18's point targets (ROC-AUC >= 0.99, F1 >= 0.85) under keras.io's rule (a point is
+    flagged when every window covering it is): the dense detector, measured 0.9999 and 0.917."""
+    runner = CliRunner()
+    model = tmp_path / "heart.edgemine"
+    args = ["anomaly", "fit", "kdd_tsad_135", "--model", "dense", "--point-rule", "min"]
+    assert runner.invoke(main, [*args, "-o", str(model)]).exit_code == 0
+    r = runner.invoke(
+        main, ["anomaly", "score", str(model), "kdd_tsad_135", "--report", str(tmp_path / "r")]
+    )
+    assert r.exit_code == 0, r.output
+    points = json.loads((tmp_path / "r" / "metrics.json").read_text())["points"]
+    assert points["roc_auc"] >= 0.99 and points["f1"] >= 0.85, points
+    _onnx_flags_are_the_engines(model)
+
+
 def _onnx_flags_are_the_engines(path) -> None:
     """The exported graph in onnxruntime flags the same TEST points as the engine."""
     import onnxruntime as ort
@@ -182,7 +199,8 @@ def _onnx_flags_are_the_engines(path) -> None:
     x = series_windows(values, pre)
     sess = ort.InferenceSession(to_onnx(model).SerializeToString())
     rec = sess.run(None, {"input": x})[0]
-    onnx_points = anomaly.point_scores(window_errors(x, rec), len(values), pre["window"])
+    rule = pre.get("point_rule", "max")
+    onnx_points = anomaly.point_scores(window_errors(x, rec), len(values), pre["window"], 1, rule)
     engine = anomaly.score_series(model, values)
     np.testing.assert_array_equal(onnx_points > pre["threshold"], engine.flags)
     np.testing.assert_allclose(onnx_points, engine.point_scores, rtol=1e-4)
