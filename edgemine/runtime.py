@@ -301,7 +301,8 @@ _pools_limited: int | None = None
 
 def limit_threads(threads: int) -> None:
     """Run the engine's Numba kernels and OpenBLAS (and, with threadpoolctl installed, any
-    other BLAS/OpenMP pool) on ``threads`` threads.
+    other BLAS/OpenMP pool) on ``threads`` threads, fixed: without this, OpenBLAS drops to one
+    thread while other programs keep the CPUs busy (``edgemine.kernels.cpu.threads``).
 
     Numba's count belongs to the calling thread, so a thread pool calls this in each task.
     OpenBLAS's count changes the engine's outputs in the last bits (measured up to 1e-6 on the
@@ -319,8 +320,10 @@ def limit_threads(threads: int) -> None:
     global _pools_limited
     import numba
 
+    from .kernels.cpu import threads as thread_policy
     from .kernels.cpu.blas import set_blas_threads
 
+    thread_policy.pin(threads)  # fixed counts: no adaptation to the machine's load
     numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     set_blas_threads(threads)
     if _pools_limited != threads:

@@ -1,9 +1,16 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Fixed thread counts in the tests and the programs they start: OpenBLAS's count changes results
+# in the last bits, and the tests compare runs bit for bit while xdist's other worker loads the
+# CPUs (edgemine.kernels.cpu.threads would otherwise adapt to it). tests/test_threads.py checks
+# the adaptation itself.
+os.environ.setdefault("EDGEMINE_THREADS", str(os.cpu_count() or 1))
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@ thread counts varied one at a time, quiet and while another numeric program runs
 
     python tools/contention_probe.py            # prints a table (medians of alternating runs)
 
-Each setting runs in its own process (thread counts are process-wide and OpenBLAS's are fixed
+"adaptive" is edgemine's default (``edgemine.kernels.cpu.threads``: OpenBLAS on one thread
+while other programs keep the cores busy); the others pin both counts. Each setting runs in its
+own process (thread counts are process-wide and OpenBLAS's are fixed
 at its first call), so settings cannot disturb each other; the load (numpy matrix products on
 numpy's default BLAS threads, as in ``tools/bench.py --busy``) is restarted for each.
 """
@@ -32,10 +34,12 @@ CHILD = textwrap.dedent(
     from edgemine.utils import set_random_seed, to_categorical
     import numba
 
+    from edgemine.kernels.cpu import threads
     blas_threads, numba_threads = int(sys.argv[1]), int(sys.argv[2])
-    if blas_threads:
+    if blas_threads:  # fixed counts: the load adaptation off
+        threads.adapt()
+        threads.pin(blas_threads)
         blas.set_blas_threads(blas_threads)
-    if numba_threads:
         numba.set_num_threads(numba_threads)
     set_random_seed(0)
     model = zoo.build_model(zoo.load_spec("seed_cnn"))
@@ -59,11 +63,12 @@ CHILD = textwrap.dedent(
     """
 )
 
-SETTINGS = {  # name -> (OpenBLAS threads, Numba threads); 0 = the default (every core)
-    "defaults": (0, 0),
-    "OpenBLAS 1": (1, 0),
-    "Numba 1": (0, 1),
-    "both 1": (1, 1),
+SETTINGS = {  # name -> (OpenBLAS threads, Numba threads); (0, 0): edgemine's default policy
+    "adaptive (default)": (0, 0),
+    "fixed: OpenBLAS 2, Numba 2": (2, 2),
+    "fixed: OpenBLAS 1, Numba 2": (1, 2),
+    "fixed: OpenBLAS 2, Numba 1": (2, 1),
+    "fixed: both 1": (1, 1),
 }
 
 

@@ -13,7 +13,7 @@ import contextlib
 import numpy as np
 
 from ..interface import OPS
-from . import blas
+from . import blas, threads
 from .activations import (
     activation_backward,
     activation_forward,
@@ -70,8 +70,11 @@ def asarray(x, dtype=None):
 
 
 def batch_memory() -> contextlib.AbstractContextManager:
-    """Scope of one batch's temporaries. On the CPU numpy allocates them; the CUDA backend
-    hands the same device arrays out again to the next batch."""
+    """Scope of one batch's temporaries. On the CPU numpy allocates them (the CUDA backend hands
+    the same device arrays out again to the next batch); first, the thread counts follow the
+    machine's load (``threads.adapt``: OpenBLAS on one thread while other programs keep the
+    cores busy)."""
+    threads.adapt()
     return contextlib.nullcontext()
 
 

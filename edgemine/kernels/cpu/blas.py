@@ -146,6 +146,11 @@ _single_depth = 0  # blocks inside single_threaded(), over all Python threads
 _single_saved: int | None = None  # the count to restore when the last block leaves
 
 
+def inside_single_threaded() -> bool:
+    """Is some thread inside a ``single_threaded()`` block (which restores the count later)?"""
+    return _single_depth > 0
+
+
 @contextlib.contextmanager
 def single_threaded():
     """OpenBLAS on the calling thread only, for a block whose own threads each call BLAS.

@@ -19,6 +19,7 @@ import numpy as np
 from numba import prange
 
 from .._shared import conv_output_size
+from . import blas
 from ._jit import dual
 from .activations import activation_backward, bias_activation_inplace, column_sums, gradient_out
 
@@ -134,10 +135,12 @@ def conv2d_forward(x, kernel, bias, strides, padding, activation="linear", keep=
     rows = n * oh * ow
     if kh == 1 and kw == 1 and strides == (1, 1):
         cols = np.ascontiguousarray(x).reshape(rows, c)
-        y = cols @ k2
+        with blas.for_product(rows, f, c):
+            y = cols @ k2
     elif keep or kh * kw * c <= COLUMN_MAJOR_MAX_K:
         cols = im2col(x, kh, kw, sh, sw, pt, pl, oh, ow)
-        y = cols @ k2
+        with blas.for_product(rows, f, kh * kw * c):
+            y = cols @ k2
     else:
         chunk = max(1, INFERENCE_CHUNK_ROWS // (oh * ow))
         y = np.empty((rows, f), dtype=x.dtype)
@@ -178,11 +181,13 @@ def conv2d_backward(
     dkernel = gradient_out(out, 0)
     if dkernel is None:
         dkernel = np.empty(kernel.shape, dy2.dtype)
-    np.matmul(cache.T, dy2, out=dkernel.reshape(-1, f))
+    with blas.for_product(*cache.shape, f):  # small products on one thread, as Dense's
+        np.matmul(cache.T, dy2, out=dkernel.reshape(-1, f))
     dbias = column_sums(dy2, out=gradient_out(out, 1))
     dx = None
     if need_dx:
-        dcols = dy2 @ kernel.reshape(kh * kw * c, f).T
+        with blas.for_product(*cache.shape, f):
+            dcols = dy2 @ kernel.reshape(kh * kw * c, f).T
         if kh == 1 and kw == 1 and strides == (1, 1):
             dx = dcols.reshape(x_shape)
         else:
