@@ -71,3 +71,19 @@ def test_the_load_watch_sees_another_process_and_not_its_own_work():
 def test_available_cpus_respect_the_affinity():
     allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert 1 <= threads.available_cpus() <= allowed
+
+
+@pytest.mark.skipif(blas.blas_threads() is None, reason="no OpenBLAS thread control")
+def test_load_on_cpus_this_process_would_not_use_is_no_contention(adaptive, monkeypatch):
+    """A container limited to 2 CPUs of a 16-CPU host: 1.7 busy cores of other tenants leave
+    plenty idle, so OpenBLAS keeps its 2 threads; 14.7 do not."""
+    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
+    monkeypatch.setattr(threads._watch, "count", 16)
+    blas.set_blas_threads(2)
+    monkeypatch.setattr(threads._watch, "others", lambda: 1.7)
+    threads.adapt()
+    assert blas.blas_threads() == 2
+    monkeypatch.setattr(threads._watch, "others", lambda: 14.7)
+    threads._watch.due = 0.0
+    threads.adapt()
+    assert blas.blas_threads() == 1

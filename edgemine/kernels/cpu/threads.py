@@ -10,8 +10,10 @@ threads do not spin and lose little (one Numba thread: 32 ms busy). So:
 * Numba and OpenBLAS use the CPUs this process may run on (its affinity, and a cgroup CPU quota
   such as a container's ``--cpus``), not every CPU of the host;
 * before each batch (at most every ``INTERVAL`` seconds) the CPU time the *other* processes used
-  on those CPUs is read from ``/proc/stat``, less this process's own; when they used more than
-  ``BUSY_CORES`` cores, OpenBLAS runs on one thread until they stop.
+  on those CPUs is read from ``/proc/stat``, less this process's own; when they leave fewer
+  idle CPUs than this process's threads need (they use more than ``BUSY_CORES`` cores beyond
+  the CPUs this process does not use: a container's quota on a larger host), OpenBLAS runs on
+  one thread until they stop.
 
 OpenBLAS's thread count changes results in the last bits (its products are summed in another
 order), so runs on a machine whose load changes are not bit-for-bit repeatable.
@@ -78,6 +80,8 @@ class LoadWatch:
 
     def __init__(self, cpus: list[int] | None):
         self.names = None if cpus is None else {f"cpu{c}" for c in cpus}
+        #: how many CPUs are watched
+        self.count = len(cpus) if cpus is not None else (os.cpu_count() or 1)
         self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self.last: tuple[float, float, float] | None = None
         self.due = 0.0  # when adapt() looks again
@@ -153,6 +157,8 @@ def adapt() -> None:
         return
     from . import blas
 
-    want = 1 if others > BUSY_CORES else available_cpus()
+    ours = available_cpus()
+    spare = max(0, _watch.count - ours)  # CPUs this process would not use anyway
+    want = 1 if others > spare + BUSY_CORES else ours
     if blas.blas_threads() != want and not blas.inside_single_threaded():
         blas.set_blas_threads(want)
