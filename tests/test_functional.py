@@ -155,7 +155,7 @@ def test_several_inputs_by_list_or_dict_and_several_outputs_predict():
     assert [o.shape for o in by_list] == [(40, 1), (40, 2)]
     for p, q in zip(by_list, by_dict):
         np.testing.assert_array_equal(p, q)
-    with pytest.raises(NotImplementedError, match="2 outputs"):
+    with pytest.raises(ValueError, match="2 outputs"):
         model.compile("adam", "mse")
         model.fit([xa, xb], np.zeros((40, 1)), verbose=0)
 

@@ -199,7 +199,7 @@ class Model(Trainer):
 
     def _resolve_metrics(self) -> None:
         if len(self._graph.outputs) > 1:
-            raise NotImplementedError(
+            raise ValueError(
                 f"this model has {len(self._graph.outputs)} outputs: edgemine trains models "
                 "with one output (predict works with several)"
             )
