@@ -183,3 +183,30 @@ def test_early_stopping_start_from_epoch_and_baseline():
         stop = EarlyStopping(patience=2, baseline=baseline)
         hist = _model().fit(x, y, epochs=6, verbose=0, callbacks=[Script(values), stop])
         assert len(hist.history["loss"]) == epochs
+
+
+def test_functional_weights_with_two_layers_of_a_class_load_only_in_a_known_order(tmp_path):
+    """Keras numbers a class's layers in its own layer order, which a functional model may not
+    share: same-shaped weights could land in the wrong layer. A file edgemine wrote for this
+    layer order loads; the same file without the record of that order is refused."""
+    import h5py
+
+    from edgemine.keras.files import KerasFileError
+    from edgemine.layers import Add, Dense, Input
+    from edgemine.models import Model
+
+    def build():
+        x = Input(shape=(3,))
+        first, second = Dense(3, name="first"), Dense(3, name="second")
+        return Model(x, Add()([second(x), first(x)]))
+
+    model, other = build(), build()
+    path = tmp_path / "m.weights.h5"
+    model.save_weights(path)
+    other.load_weights(path)
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with h5py.File(path, "a") as f:
+        del f.attrs["edgemine_layer_order"]  # as Keras writes it
+    with pytest.raises(KerasFileError, match="several Dense layers"):
+        other.load_weights(path)

@@ -20,12 +20,15 @@ True
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
 from .files import atomic_write_bytes
 
 SUFFIX = ".weights.h5"
+#: the root attribute holding the layer names, in the order save_weights numbered them
+ORDER_ATTRIBUTE = "edgemine_layer_order"
 
 
 def _weighted_layers(model) -> list:
@@ -56,6 +59,8 @@ def save_weights(model, filepath: str | os.PathLike, overwrite: bool = True) -> 
         for key, layer in zip(keys, layers):
             write_layer_weights(group, key, layer, layer.get_weights())
         f.create_group("vars").attrs["name"] = model.name
+        # the order the keys were numbered in: a functional model's may differ from Keras's
+        f.attrs[ORDER_ATTRIBUTE] = json.dumps([la.name for la in layers if la.variables])
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -69,9 +74,55 @@ def load_weights(model, filepath: str | os.PathLike) -> None:
     model._require_built()
     layers = _weighted_layers(model)
     with open_keras(filepath) as src:
+        _check_numbering(src, model, layers)
         shapes = [[tuple(v.shape) for v in layer.variables] for layer in layers]
         weights = _read_weights(src, layers, shapes)
         _set_weights(layers, weights, src)
+
+
+def _saved_order(src) -> list | None:
+    """The layer names a file from ``save_weights`` was numbered by (None: another writer)."""
+    root = getattr(src.weights, "file", None)
+    value = None if root is None else root.attrs.get(ORDER_ATTRIBUTE)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if not isinstance(value, str) or len(value) > 1 << 20:
+        return None
+    try:
+        names = json.loads(value)
+    except ValueError:
+        return None
+    return names if isinstance(names, list) else None
+
+
+def _one_chain(model) -> bool:
+    """Is the model one chain of layers (each reads one tensor that nothing else reads)? Then
+    its layer order is the only one, Keras's too."""
+    graph = getattr(model, "_graph", None)
+    if graph is None or getattr(model, "is_chain", False):
+        return True
+    return all(len(node.inputs) <= 1 for node in graph.nodes) and all(
+        len(readers) <= 1 for readers in graph.readers.values()
+    )
+
+
+def _check_numbering(src, model, layers: list) -> None:
+    """Keras 3 keys a layer's weights by its class and its place among that class's layers in
+    Keras's layer order. A Sequential's order is the chain; a functional model's may differ
+    from the one Keras had, so with two layers of one class holding weights, only a file
+    edgemine numbered for this very layer order is read (same-shaped weights would otherwise
+    land in the wrong layer without a sound)."""
+    if src.layout != "keras3" or _one_chain(model):
+        return
+    weighted = [layer for layer in layers if layer.variables]
+    kinds = [type(layer).__name__ for layer in weighted]
+    twice = sorted({k for k in kinds if kinds.count(k) > 1})
+    if twice and _saved_order(src) != [layer.name for layer in weighted]:
+        raise src.fail(
+            f"a functional model with several {twice[0]} layers: this file numbers them in an "
+            "order edgemine cannot check against this model (Keras's own layer order); "
+            "load the .keras file with edgemine.load_keras instead"
+        )
 
 
 class _Keras3Layout:
