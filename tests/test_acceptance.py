@@ -16,7 +16,9 @@ from conftest import REPO
 EXAMPLES = REPO / "examples"
 
 
-def _run(script: str, epochs: int | None, cwd) -> tuple[float, float]:
+def _program_output(script: str, epochs: int | None, cwd) -> list[str]:
+    """Run ``examples/SCRIPT`` (with its epochs argument) from ``cwd``; its stdout lines, the
+    last one ``fit seconds: Y``."""
     args = [] if epochs is None else [str(epochs)]
     p = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
@@ -27,7 +29,13 @@ def _run(script: str, epochs: int | None, cwd) -> tuple[float, float]:
     )
     assert p.returncode == 0, p.stderr[-2000:]
     out = p.stdout.strip().splitlines()
-    assert out[-2].startswith("Accuracy: ") and out[-1].startswith("fit seconds: "), out[-3:]
+    assert out[-1].startswith("fit seconds: "), out[-3:]
+    return out
+
+
+def _run(script: str, epochs: int | None, cwd) -> tuple[float, float]:
+    out = _program_output(script, epochs, cwd)
+    assert out[-2].startswith("Accuracy: "), out[-3:]
     epochs_seen = {line for line in out if line.startswith("Epoch ")}
     assert len(epochs_seen) == (epochs or 10)
     return float(out[-2].split(":")[1]), float(out[-1].split(":")[1])
@@ -74,17 +82,7 @@ def _keras_run(script: str, epochs: int, cwd) -> dict:
     (``Accuracy: X`` or ``Loss: X``) and ``fit seconds: Y``."""
     text = (EXAMPLES / script).read_text()
     assert "import edgemine as keras\n" in text  # the only import of edgemine's API
-    p = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), str(epochs)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        cwd=cwd,
-    )
-    assert p.returncode == 0, p.stderr[-2000:]
-    out = p.stdout.strip().splitlines()
-    assert out[-1].startswith("fit seconds: "), out[-3:]
-    key, value = out[-2].split(": ")
+    key, value = _program_output(script, epochs, cwd)[-2].split(": ")
     return {key: float(value)}
 
 

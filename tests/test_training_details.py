@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from keras_reference_data import B3, K3, X3, Y3, K, W, X, Y
+from keras_reference_data import X3, Y3, W, X, Y, classifier, sequence_model
 
 import edgemine as keras
 from edgemine.data_adapters import is_batch_source
@@ -41,22 +41,11 @@ KERAS_SAMPLE_WEIGHT_FIT = {  # fit(sample_weight=W, batch_size=4, validation_dat
 
 
 def _sequence_model(loss):
-    model = keras.Sequential([keras.Input((3, 5)), Dense(4, activation="softmax")])
-    model.set_weights([K3, B3])
-    model.compile(keras.optimizers.SGD(0.1), loss, metrics=["accuracy"])
-    return model
+    return sequence_model(keras, loss)
 
 
 def _classifier():
-    model = keras.Sequential([keras.Input((3,)), Dense(3, activation="softmax")])
-    model.set_weights([K, np.zeros(3, "float32")])
-    model.compile(
-        keras.optimizers.SGD(0.1),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        weighted_metrics=["accuracy", "sparse_categorical_accuracy"],
-    )
-    return model
+    return classifier(keras)
 
 
 @pytest.mark.parametrize("loss", ["categorical_crossentropy", "sparse_categorical_crossentropy"])

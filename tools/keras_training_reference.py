@@ -23,26 +23,16 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from keras_reference_data import B3, K3, X3, Y3, K, W, X, Y  # noqa: E402  (the tests' data)
+import keras_reference_data as shared  # noqa: E402  (the tests' data and models)
+from keras_reference_data import X3, Y3, W, X, Y  # noqa: E402
 
 
 def sequence_model(loss):
-    model = keras.Sequential([keras.Input((3, 5)), keras.layers.Dense(4, activation="softmax")])
-    model.set_weights([K3, B3])
-    model.compile(keras.optimizers.SGD(0.1), loss, metrics=["accuracy"])
-    return model
+    return shared.sequence_model(keras, loss)
 
 
 def classifier():
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3, activation="softmax")])
-    model.set_weights([K, np.zeros(3, "float32")])
-    model.compile(
-        keras.optimizers.SGD(0.1),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        weighted_metrics=["accuracy", "sparse_categorical_accuracy"],
-    )
-    return model
+    return shared.classifier(keras)
 
 
 def numbers() -> dict:
