@@ -120,6 +120,7 @@ CASES: dict[str, list[Case]] = {
     ],
     "MaxPooling2D": [
         Case({"pool_size": [2, 2]}, (4, 5, 2)),
+        Case({"pool_size": 3}, (6, 7, 2)),
         Case({"pool_size": 3, "strides": 1, "padding": "same"}, (3, 4, 1)),
     ],
     "AveragePooling2D": [

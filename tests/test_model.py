@@ -219,7 +219,8 @@ def test_a_nan_weight_is_not_hidden_by_relu_or_max_pooling():
     assert len(hist.epoch) == 1 and np.isnan(hist.history["loss"][0])
 
 
-@pytest.mark.parametrize("pool", [(2, 2), (3, 2)])  # the tiled fast path and the general kernel
+# tiled 2x2 (registers), tiled 3x3 (the tiled kernel's general loop), and the general kernel
+@pytest.mark.parametrize("pool", [(2, 2), (3, 3), (3, 2)])
 def test_relu_and_max_pooling_propagate_nan(pool):
     from edgemine.layers import Activation, GlobalMaxPooling2D
 

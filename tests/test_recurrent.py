@@ -40,10 +40,13 @@ def _sigmoid(v):
 def stepwise(request, monkeypatch):
     """Run a test through every recurrence path: one jitted call per sequence that calls
     OpenBLAS's sgemm per step (float32 LSTMs, where numpy's OpenBLAS is found), the same with
-    the kernels' own loop product (small batches), and a numpy product per step."""
+    the kernels' own loop product (small batches), and a numpy product per step. With sgemm the
+    kernels project the input in blocks of a few steps, the last one shorter."""
     if request.param == "sgemm" and not rnn_kernels.USE_SGEMM:
         pytest.skip("numpy's OpenBLAS sgemm was not found")
     monkeypatch.setattr(rnn_kernels, "USE_SGEMM", request.param == "sgemm")
+    monkeypatch.setattr(rnn_kernels, "SGEMM_MIN_ROWS", 1)
+    monkeypatch.setattr(rnn_kernels, "PROJECTION_BLOCK_ROWS", 10)
     monkeypatch.setattr(
         rnn_kernels, "STEPWISE_MIN_BATCH", 1 if request.param == "stepwise" else 10**9
     )
@@ -169,6 +172,8 @@ def test_paths_and_thread_splits_agree_in_float32(monkeypatch, return_sequences)
     splits = ((10**9, 1), (1, 1), (10**9, 2), (1, 2))
     for own_blas, (threshold, threads) in itertools.product(sgemm, splits):
         monkeypatch.setattr(rnn_kernels, "USE_SGEMM", own_blas)
+        monkeypatch.setattr(rnn_kernels, "SGEMM_MIN_ROWS", 1)
+        monkeypatch.setattr(rnn_kernels, "PROJECTION_BLOCK_ROWS", 10)
         monkeypatch.setattr(rnn_kernels, "STEPWISE_MIN_BATCH", threshold)
         monkeypatch.setattr(rnn_kernels, "MAX_THREADS", threads)
         rng = np.random.default_rng(4)

@@ -7,7 +7,7 @@ Max pooling remembers the flat (row * W + col) position of each winner for the b
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ._jit import VECTORIZE, dual
 from .activations import activation_backward
@@ -102,22 +102,51 @@ def _geometry(x_shape, pool, strides, padding):
 @dual(fastmath=VECTORIZE)
 def _tiled_max_fwd(x, ph, pw, y, which):
     # Windows that tile the input (strides == pool_size, 'valid'): each input cell belongs to at
-    # most one window, so the winner is stored as its position inside the window (uint8) and the
-    # channel loop, contiguous in NHWC, vectorises.
+    # most one window, so the winner is stored as its position inside the window (uint8). The
+    # channel loop, contiguous in NHWC, is innermost and carries the best value and its position
+    # in int32 locals: updating the uint8 output in place inside the window loop kept LLVM from
+    # vectorising it (seed CNN's first pooling: 2.9 ms against 0.55 ms; 2x2: 0.10 ms).
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
     for b in prange(n):
+        best = np.empty(c, dtype=x.dtype)
+        arg = np.empty(c, dtype=np.int32)
         for i in range(oh):
             for j in range(ow):
-                for p in range(ph):
-                    for q in range(pw):
-                        k = p * pw + q
-                        for ch in range(c):
-                            v = x[b, i * ph + p, j * pw + q, ch]
-                            cur = y[b, i, j, ch]
-                            if k == 0 or v > cur or (v != v and cur == cur):  # NaN wins
-                                y[b, i, j, ch] = v
-                                which[b, i, j, ch] = k
+                yr = y[b, i, j]
+                wr = which[b, i, j]
+                if ph == 2 and pw == 2:  # the usual window: all four cells in registers
+                    x0, x1 = x[b, 2 * i, 2 * j], x[b, 2 * i, 2 * j + 1]
+                    x2, x3 = x[b, 2 * i + 1, 2 * j], x[b, 2 * i + 1, 2 * j + 1]
+                    for ch in range(c):
+                        a = x0[ch]
+                        k = np.int32(0)
+                        a, k = _max_step(x1[ch], a, k, np.int32(1))
+                        a, k = _max_step(x2[ch], a, k, np.int32(2))
+                        a, k = _max_step(x3[ch], a, k, np.int32(3))
+                        yr[ch] = a
+                        wr[ch] = np.uint8(k)
+                    continue
+                x0 = x[b, i * ph, j * pw]
+                for ch in range(c):
+                    best[ch] = x0[ch]
+                    arg[ch] = 0
+                for k in range(1, ph * pw):
+                    xr = x[b, i * ph + k // pw, j * pw + k % pw]
+                    kk = np.int32(k)
+                    for ch in range(c):
+                        best[ch], arg[ch] = _max_step(xr[ch], best[ch], arg[ch], kk)
+                for ch in range(c):
+                    yr[ch] = best[ch]
+                    wr[ch] = np.uint8(arg[ch])
+
+
+@njit(inline="always", fastmath=VECTORIZE, error_model="numpy")
+def _max_step(v, best, arg, k):
+    """(best, arg) after the window cell k with value v: v wins if larger, or if it is the first
+    NaN (a NaN is never dropped, as numpy's argmax). Selects, not branches: they vectorise."""
+    take = (v > best) | ((v != v) & (best == best))
+    return (v if take else best), (k if take else arg)
 
 
 @dual(fastmath=VECTORIZE)

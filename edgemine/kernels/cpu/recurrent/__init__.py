@@ -9,9 +9,11 @@ kernel (units, G) with G = 4u (LSTM gates i, f, c, o), 3u (GRU gates z, r, h) or
 How the work is split (measured on the project's 2-core AVX-512 machine, which other jobs
 share, so the numbers are medians of noisy runs):
 
-* The input projection of ALL time steps is ONE BLAS product ``x.reshape(-1, in) @ kernel +
-  bias`` per chunk of rows (below); in backward the kernel, recurrent-kernel and input
-  gradients are one BLAS product each per chunk.
+* The input projection ``x @ kernel + bias`` is one BLAS product per chunk of rows (below) over
+  all time steps, or, where the sequence kernels call sgemm themselves, one per block of steps
+  inside the kernel (``PROJECTION_BLOCK_ROWS``: the block stays in cache until its steps read
+  it; seed LSTM layer at batch 256 on a 2-core AMD EPYC: 26.9 -> 21.6 ms). In backward the
+  kernel, recurrent-kernel and input gradients are one BLAS product each per chunk.
 * Only the recurrence loops over time. Each step's gate math (activations, cell update, caches,
   masking) is one jitted step function (``<cell>_step`` / ``<cell>_bstep``, in ``_cells.py``).
 * float32 LSTMs and GRUs with the default activations, where numpy's OpenBLAS is found
@@ -19,8 +21,9 @@ share, so the numbers are medians of noisy runs):
   default numba's thread count) and each thread runs its chunk's whole sequence in ONE jitted
   call (``lstm_seq32`` / ``lstm_bseq32``, ``gru_seq32`` / ``gru_bseq32``) that calls
   OpenBLAS's sgemm for ``h @ recurrent_kernel`` per step (``blas.py``: no Python runs per
-  step). Each thread also does its chunk's input projection and its share of the weight and
-  input gradients. OpenBLAS is single-threaded for the whole layer call: after any threaded
+  step; chunks under ``SGEMM_MIN_ROWS`` rows use the loop product below instead, which beats
+  OpenBLAS's per-call cost there: 2.4x at batch 1). Each thread also does its chunk's input
+  projection and its share of the weight and input gradients. OpenBLAS is single-threaded for the whole layer call: after any threaded
   product its worker busy-waits for over 100 ms and takes the second thread's core (measured:
   chunk threads 1.6x slower). Seed LSTM training step: 30-39 ms before, 21-23 ms with this.
   Embedding -> GRU(64, return_sequences) -> GRU(64) -> Dense -> Dense, 100 steps, batch 32:
@@ -118,6 +121,15 @@ MAX_THREADS: int | None = None
 #: float32 LSTMs and GRUs call OpenBLAS's sgemm from inside their jitted sequence kernels
 #: (``blas.py``)
 USE_SGEMM = bool(SGEMM) and blas.blas_threads() is not None
+#: chunks of fewer rows use the kernels' own loop product even so: OpenBLAS's per-call cost
+#: dominates there (seed LSTM layer at batch 1 on a 2-core AMD EPYC: 0.53 ms with sgemm, 0.22
+#: ms with the loop; equal at 4 rows)
+SGEMM_MIN_ROWS = 4
+#: where the sequence kernels call sgemm they also project the input, a block of steps at a time
+#: (about this many rows of x per product): the block stays in cache from the product that
+#: writes it to the steps that read it. One product over the whole sequence wrote 13 MB per
+#: thread at batch 256 and ran at 49 GFLOP/s against 66 (seed LSTM, 2-core AMD EPYC)
+PROJECTION_BLOCK_ROWS = 512
 _GATES = {"lstm": 4, "gru": 3, "simple_rnn": 1}
 
 
@@ -163,9 +175,10 @@ def _plan(nb: int, fast: bool) -> tuple[int, bool]:
     return n, own or n > 1 or nb // n < STEPWISE_MIN_BATCH
 
 
-def _gemm() -> int:
-    """The sgemm address for the jitted kernels, or 0 for their loop product."""
-    return SGEMM if USE_SGEMM else 0
+def _gemm(rows: int) -> int:
+    """The sgemm address for the jitted kernels that run chunks of ``rows`` rows, or 0 for
+    their loop product."""
+    return SGEMM if USE_SGEMM and rows >= SGEMM_MIN_ROWS else 0
 
 
 def _blas_for(nch: int):
@@ -232,6 +245,16 @@ def _forward_chunk(r: RNNCache, k: int) -> None:
         _simple_chunk(r, k, cfg)
 
 
+def _projection(r: RNNCache, k: int) -> tuple:
+    """The ``proj`` argument of the ``*_seq32`` kernels for chunk k (``_project_block``)."""
+    return (r.ring > 0, r.xc[k], r.kernel, r.xbias)
+
+
+def _ring_steps(rows: int, steps: int) -> int:
+    """Steps per block of the in-kernel input projection (``PROJECTION_BLOCK_ROWS``)."""
+    return max(1, min(steps, PROJECTION_BLOCK_ROWS // rows))
+
+
 def _fast_gru_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
     steps, nb = r.mask.shape[1:3]
     u = r.rk.shape[0]
@@ -239,7 +262,7 @@ def _fast_gru_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
     z = np.empty((nb, 3 * u), r.xp.dtype)
     gk, xk, hk, hmk, mk, hsk = r.gates[k], r.xp[k], r.h[k], r.hm[k], r.mask[k], r.hst[k]
     if r.fused:
-        gru_seq32(z, xk, rk, hk, rb, hmk, gk, mk, cfg, hsk, _gemm())
+        gru_seq32(z, xk, rk, hk, rb, hmk, gk, mk, cfg, hsk, _gemm(nb), _projection(r, k))
         return
     for s in range(steps):
         if s:
@@ -256,7 +279,7 @@ def _fast_lstm_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
     gk, xk, hk, ck, hmk = r.gates[k], r.xp[k], r.h[k], r.c[k], r.hm[k]
     mk, hsk, csk = r.mask[k], r.hst[k], r.cst[k]
     if r.fused:
-        lstm_seq32(gk, xk, rk, hk, ck, hmk, mk, cfg, hsk, csk, _gemm())
+        lstm_seq32(gk, xk, rk, hk, ck, hmk, mk, cfg, hsk, csk, _gemm(len(hk)), _projection(r, k))
         return
     for s in range(steps):
         i = s if full else 0
@@ -418,9 +441,17 @@ def rnn_forward(
     rows = nb // nch
     x, dmask, rmask, has_rd = _dropout_masks(x, u, nch, dropout, recurrent_dropout, rng, train)
     xc = _to_chunks(x, nch, rev)
-    xp = np.empty((nch, steps, rows, g), dt)
+    # the fused float32 kernels that call sgemm project the input themselves, in blocks
+    ring = _ring_steps(rows, steps) if fast and fused and _gemm(rows) else 0
+    xp = np.empty((nch, ring or steps, rows, g), dt)
     xbias = None if bias is None else (bias[0] if cell == "gru" else bias)
     r = RNNCache()
+    if ring:
+        kernel = np.ascontiguousarray(kernel)
+        r.ring = ring
+        r.xbias = np.zeros(0, dt) if xbias is None else np.ascontiguousarray(xbias, dtype=dt)
+    else:
+        r.ring, r.xbias = 0, np.zeros(0, dt)
     r.cell, r.xc, r.kernel, r.rk, r.xp = cell, xc, kernel, rk, xp
     r.rmask, r.dmask, r.has_rd = rmask, dmask, has_rd
     r.act, r.ract, r.exact, r.one, r.fast, r.fused = act, ract, exact, one, fast, fused
@@ -428,10 +459,12 @@ def rnn_forward(
     m, h, hst = r.mask, r.h, r.hst
 
     def chunk(k):
-        # the input projection of all the chunk's steps is one product (in the chunk's thread)
-        np.matmul(xc[k].reshape(-1, nin), kernel, out=xp[k].reshape(-1, g))
-        if xbias is not None:
-            xp[k] += xbias
+        # the input projection of all the chunk's steps is one product (in the chunk's thread),
+        # unless the kernel projects blocks of steps itself (ring)
+        if not ring:
+            np.matmul(xc[k].reshape(-1, nin), kernel, out=xp[k].reshape(-1, g))
+            if xbias is not None:
+                xp[k] += xbias
         _forward_chunk(r, k)
 
     with _blas_for(nch):
@@ -443,7 +476,7 @@ def rnn_forward(
         y = (h * m[:, -1, :, None] if zero_out else h).reshape(nb, u)
     if not train:
         return y, None
-    r.xp = r.h = r.c = r.hm = None  # forward-only buffers: not kept until backward
+    r.xp = r.h = r.c = r.hm = r.xbias = None  # forward-only buffers: not kept until backward
     r.rev, r.seq, r.zero_out = rev, seq, zero_out
     return y, r
 
@@ -464,7 +497,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
     if c.fast and c.cell == "gru":
         dr, dk, gk, hs = drec[k], dxp[k], c.gates[k], c.hst[k]
         if fused:
-            gru_bseq32(dr, dk, rkt, dh, dhr, m, cfg, dy, seq, gk, hs, _gemm())
+            gru_bseq32(dr, dk, rkt, dh, dhr, m, cfg, dy, seq, gk, hs, _gemm(nb))
             return
         for s in range(steps - 1, -1, -1):
             gru_bstep32(dr, dk, dh, dhr, m, cfg, dy, seq, gk, hs, s)
@@ -475,7 +508,7 @@ def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
         dc = np.zeros((nb, u), dt)
         dk, gk, cs = dxp[k], c.gates[k], c.cst[k]
         if fused:
-            lstm_bseq32(dk, rkt, dh, dc, dhr, m, cfg, dy, seq, gk, cs, _gemm())
+            lstm_bseq32(dk, rkt, dh, dc, dhr, m, cfg, dy, seq, gk, cs, _gemm(nb))
             return
         for s in range(steps - 1, -1, -1):
             lstm_bstep32(dk, dh, dc, dhr, m, cfg, dy, seq, gk, cs, s)

@@ -28,6 +28,8 @@ class RNNCache:
         "fused",
         # forward-only state (dropped before the cache is returned)
         "xp",
+        "xbias",
+        "ring",
         "rb",
         "exact",
         "one",

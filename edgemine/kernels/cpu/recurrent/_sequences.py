@@ -136,15 +136,39 @@ def _recurrent_product(gemm, a, b, out, ms, idx):
 
 
 @njit(**JIT_OPTIONS)
-def lstm_seq32(gates, xp, rk, h, c, hm, mask, cfg, hst, cst, gemm):
+def _project_block(gemm, proj, xp, s):
+    """With ``proj = (True, x, kernel, bias)`` and a ring ``xp`` of R steps: at every R-th step
+    s, ``xp[:r] = x[s : s + r] @ kernel + bias`` (sgemm at ``gemm``) for the next r <= R steps.
+    With ``proj[0]`` False, xp already holds every step's projection."""
+    project, x, kernel, bias = proj
+    ring = xp.shape[0]
+    if not project or s % ring:
+        return
+    tb = min(ring, x.shape[0] - s)
+    rows, nin, g = x.shape[1], x.shape[2], kernel.shape[1]
+    one, zero = np.float32(1), np.float32(0)
+    sgemm(gemm, NO_TRANS, NO_TRANS, tb * rows, g, nin, one, x[s:], nin, kernel, g, zero, xp, g)
+    if bias.shape[0]:
+        for t in range(tb):
+            for r in range(rows):
+                row = xp[t, r]
+                for j in range(g):
+                    row[j] += bias[j]
+
+
+@njit(**JIT_OPTIONS)
+def lstm_seq32(gates, xp, rk, h, c, hm, mask, cfg, hst, cst, gemm, proj):
     """``lstm_seq`` for float32, tanh and sigmoid; ``gemm`` is OpenBLAS's sgemm (blas.SGEMM),
-    or 0 for the loop product. A cache with one time step (inference) is reused every step."""
+    or 0 for the loop product. A cache with one time step (inference) is reused every step.
+    ``proj``: see ``_project_block`` (the input projection in blocks of steps, so that it stays
+    in cache between the product that writes it and the step that reads it)."""
     idx = np.empty(h.shape[0], np.int64)
-    ng, nh, nc = gates.shape[0], hst.shape[0], cst.shape[0]
-    for s in range(xp.shape[0]):
+    ng, nh, nc, nx = gates.shape[0], hst.shape[0], cst.shape[0], xp.shape[0]
+    for s in range(mask.shape[0]):
         zs = gates[s % ng]
+        _project_block(gemm, proj, xp, s)
         _recurrent_product(gemm, hm, rk, zs, mask[s], idx)
-        lstm_step32(zs, xp[s], h, c, hm, mask[s], cfg, hst[s % nh], cst[s % nc])
+        lstm_step32(zs, xp[s % nx], h, c, hm, mask[s], cfg, hst[s % nh], cst[s % nc])
 
 
 @njit(**JIT_OPTIONS)
@@ -161,14 +185,15 @@ def lstm_bseq32(dxp, rkt, dh, dc, dhr, mask, cfg, dyt, seq, gates, cst, gemm):
 
 
 @njit(**JIT_OPTIONS)
-def gru_seq32(z, xp, rk, h, rb, hm, gates, mask, cfg, hst, gemm):
-    """``gru_seq`` for float32, tanh and sigmoid (``gemm`` and one-step caches as in
+def gru_seq32(z, xp, rk, h, rb, hm, gates, mask, cfg, hst, gemm, proj):
+    """``gru_seq`` for float32, tanh and sigmoid (``gemm``, ``proj`` and one-step caches as in
     ``lstm_seq32``)."""
     idx = np.empty(h.shape[0], np.int64)
-    ng, nh = gates.shape[0], hst.shape[0]
-    for s in range(xp.shape[0]):
+    ng, nh, nx = gates.shape[0], hst.shape[0], xp.shape[0]
+    for s in range(mask.shape[0]):
+        _project_block(gemm, proj, xp, s)
         _recurrent_product(gemm, hm, rk, z, mask[s], idx)
-        gru_step32(z, xp[s], h, rb, hm, gates[s % ng], mask[s], cfg, hst[s % nh])
+        gru_step32(z, xp[s % nx], h, rb, hm, gates[s % ng], mask[s], cfg, hst[s % nh])
 
 
 @njit(**JIT_OPTIONS)
