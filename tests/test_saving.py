@@ -446,3 +446,21 @@ while True:
     assert left > 0  # some kills did land inside a save
     Sequential([Dense(2, input_shape=(3,))]).save(target)
     assert [p.name for p in tmp_path.iterdir()] == ["loop.edgemine"]
+
+
+def test_loading_and_predicting_imports_only_what_it_uses(tmp_path):
+    """A program that loads a model and predicts (issue 13's warm start) imports neither the
+    exporter's libraries (onnx, onnxruntime) nor the CLI's (click) nor h5py (Keras files)."""
+    model = Sequential([Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1)), Flatten()])
+    model.add(Dense(3, activation="softmax"))
+    model.save(tmp_path / "m.edgemine")
+    code = (
+        "import sys\nimport numpy as np\nfrom edgemine.models import load_model\n"
+        f"m = load_model({str(tmp_path / 'm.edgemine')!r})\n"
+        "print(m.predict(np.zeros((1, 6, 6, 1), np.float32), verbose=0).shape)\n"
+        "heavy = ('onnx', 'onnxruntime', 'click', 'h5py', 'PIL', 'edgemine.cli', 'edgemine.onnx')\n"
+        "print('IMPORTED', [m for m in heavy if m in sys.modules])\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "(1, 3)" in res.stdout and "IMPORTED []" in res.stdout, res.stdout

@@ -92,6 +92,20 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
+def interleaved(cases: dict, blocks: int, per_block: int) -> dict:
+    """{name: median time} for ``cases`` = {name: (setup, fn)}: the cases take turns, a block of
+    ``per_block`` calls each (``setup`` first, untimed), and each reports the median over its
+    blocks of the block's median. The machine's speed drifts by tens of percent over minutes
+    (other tenants), so timing one engine's 300 calls and then the other's compared two
+    different machines; taking turns puts the drift on both."""
+    times: dict = {name: [] for name in cases}
+    for _ in range(blocks):
+        for name, (setup, fn) in cases.items():
+            setup()
+            times[name].append(median_time(fn, per_block))
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 # ------------------------------------------------------------------ measurements
 
 
@@ -151,18 +165,32 @@ def bench_case(case: Case, torch, epochs_steps: int, repeats: int) -> dict:
     tmodel.eval()
     x1, t1 = x[:1], tx[:1]
     x256, t256 = x[:256], tx[:256]
+
+    def threads(n):
+        return lambda: torch.set_num_threads(n)
+
     with torch.inference_mode():
         # PyTorch at batch 1 is faster on one thread (less synchronisation): take its better one
-        torch_lat = []
-        for threads in (THREADS, 1):
-            torch.set_num_threads(threads)
-            torch_lat.append(median_time(lambda: tmodel(t1), 300))
-        torch.set_num_threads(THREADS)
-        lat = (median_time(lambda: model.predict(x1), 300), min(torch_lat))
-        thr = (
-            256 / median_time(lambda: model.predict(x256, batch_size=256), 30),
-            256 / median_time(lambda: tmodel(t256), 30),
+        lat = interleaved(
+            {
+                "em": (lambda: None, lambda: model.predict(x1)),
+                "torch": (threads(THREADS), lambda: tmodel(t1)),
+                "torch1": (threads(1), lambda: tmodel(t1)),
+            },
+            blocks=10,
+            per_block=50,
         )
+        thr = interleaved(
+            {
+                "em": (lambda: None, lambda: model.predict(x256, batch_size=256)),
+                "torch": (threads(THREADS), lambda: tmodel(t256)),
+            },
+            blocks=6,
+            per_block=5,
+        )
+        torch.set_num_threads(THREADS)
+    lat = (lat["em"], min(lat["torch"], lat["torch1"]))
+    thr = (256 / thr["em"], 256 / thr["torch"])
     return {"train": train, "latency_ms": (lat[0] * 1e3, lat[1] * 1e3), "throughput": thr}
 
 
@@ -192,13 +220,7 @@ def cold_start(torch_available: bool) -> dict:
         # it), and numba imports scipy.linalg on its first kernel when it can: measure both.
         # Hiding SciPy from the child is what numba sees in an install without it.
         no_scipy = "import sys; sys.modules['scipy'] = None\n" + code
-        warm, warm_scipy = [], []
-        for _ in range(5):  # alternate, so both see the same machine noise
-            warm.append(run([sys.executable, "-c", no_scipy], env))
-            warm_scipy.append(run([sys.executable, "-c", code], env))
-        out["edgemine_warm_s"] = statistics.median(warm)
-        out["edgemine_warm_scipy_s"] = statistics.median(warm_scipy)
-        out["scipy_present"] = importlib.util.find_spec("scipy") is not None
+        warm, warm_scipy, peer = [], [], []
         if torch_available:
             import torch
 
@@ -211,9 +233,16 @@ def cold_start(torch_available: bool) -> dict:
                 m.eval()
                 with torch.inference_mode(): m(torch.zeros(1, 1, 28, 28))
             """)
-            out["torch_s"] = statistics.median(
-                run([sys.executable, "-c", tcode], dict(os.environ)) for _ in range(5)
-            )
+        for _ in range(5):  # take turns, so that all see the same machine noise
+            warm.append(run([sys.executable, "-c", no_scipy], env))
+            warm_scipy.append(run([sys.executable, "-c", code], env))
+            if torch_available:
+                peer.append(run([sys.executable, "-c", tcode], dict(os.environ)))
+        out["edgemine_warm_s"] = statistics.median(warm)
+        out["edgemine_warm_scipy_s"] = statistics.median(warm_scipy)
+        out["scipy_present"] = importlib.util.find_spec("scipy") is not None
+        if torch_available:
+            out["torch_s"] = statistics.median(peer)
     return out
 
 
