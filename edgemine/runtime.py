@@ -24,7 +24,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -82,6 +82,21 @@ def default_providers() -> list[str]:
     return [p for p in _GPU_PROVIDERS if p in available] + ["CPUExecutionProvider"]
 
 
+class TensorSpec(NamedTuple):
+    """A graph input or output: its name, shape (None for a dynamic axis) and dtype."""
+
+    name: str
+    shape: tuple
+    dtype: np.dtype
+
+    def describe(self) -> str:
+        """``name (batch, 28, 28, 1) float32``."""
+        shape = ", ".join(
+            "batch" if i == 0 and d is None else str(d) for i, d in enumerate(self.shape)
+        )
+        return f"{self.name} ({shape}) {self.dtype}"
+
+
 class Session:
     """An onnxruntime session over an edgemine ONNX file, with ``predict(x, batch_size)``.
 
@@ -91,8 +106,15 @@ class Session:
         providers: execution providers; default: :func:`default_providers`.
 
     Attributes:
-        input_name, input_shape (None for dynamic axes), input_dtype, output_name,
-        output_shape, metadata (the model's ``metadata_props``), class_names, preprocessing.
+        inputs, outputs: the graph's :class:`TensorSpec` lists; input_name, input_shape (None
+        for dynamic axes), input_dtype, vocab_size, output_name and output_shape describe the
+        first of each (a model with one input and one output, as most are); vocab_sizes (by
+        input name, for token-id inputs); metadata (the model's ``metadata_props``),
+        class_names, preprocessing.
+
+    A model with several inputs (a functional model's export) takes a list of arrays in input
+    order or a dict by input name, as ``model.predict`` does; one with several outputs returns a
+    list of arrays.
 
     Example:
         >>> sess = Session("/tmp/doc_runtime.onnx", threads=1)
@@ -134,23 +156,17 @@ class Session:
             name = self.path if self.path else "model bytes"
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"{name}: not a loadable ONNX model ({first})") from None
-        inputs, outputs = self._sess.get_inputs(), self._sess.get_outputs()
-        if len(inputs) != 1:
-            raise ValueError(f"the model has {len(inputs)} inputs; edgemine models have one")
-        inp, out = inputs[0], outputs[0]
-        self.input_name = inp.name
-        self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)
-        if inp.type not in _ORT_TYPES:
-            raise ValueError(f"unsupported model input type {inp.type}")
-        self.input_dtype = np.dtype(_ORT_TYPES[inp.type])
-        self.output_name = out.name
-        self.output_shape = tuple(d if isinstance(d, int) else None for d in out.shape)
+        self.inputs = [_spec(i, "input") for i in self._sess.get_inputs()]
+        self.outputs = [_spec(o, "output") for o in self._sess.get_outputs()]
+        first = self.inputs[0]
+        self.input_name, self.input_shape, self.input_dtype = first
+        self.output_name, self.output_shape = self.outputs[0].name, self.outputs[0].shape
         meta = self._sess.get_modelmeta().custom_metadata_map
         self.metadata: dict[str, str] = dict(meta)
         self.class_names = self._json_meta("class_names", list)
         self.preprocessing = self._json_meta("preprocessing", dict)
-        vocab = self._json_meta("vocab_size", int)
-        self.vocab_size = vocab if vocab else self._find_vocab()
+        self.vocab_sizes = self._vocab_sizes()
+        self.vocab_size = self.vocab_sizes.get(self.input_name)
 
     def _json_meta(self, key: str, kind: type) -> Any:
         raw = self.metadata.get(key)
@@ -162,40 +178,53 @@ class Session:
             return None
         return value if isinstance(value, kind) else None
 
-    def _find_vocab(self) -> int | None:
-        """Rows of an Embedding table that a Gather takes straight from the token input, for a
-        model without edgemine's ``vocab_size`` metadata (a clear range error, not ORT's)."""
-        if not np.issubdtype(self.input_dtype, np.integer) or self.path is None:
-            return None
+    def _vocab_sizes(self) -> dict[str, int | None]:
+        """Each token-id input's vocabulary, for a clear range error rather than ORT's: the
+        exporter's ``vocab_size`` (the smallest table) where one input takes token ids, else
+        the rows of the Embedding table that a Gather takes straight from each input."""
+        ids = [t.name for t in self.inputs if np.issubdtype(t.dtype, np.integer)]
+        meta = self._json_meta("vocab_size", int)
+        if len(ids) == 1 and meta:
+            return {ids[0]: meta}
+        found = self._gather_tables(ids) if ids else {}
+        return {name: found.get(name, meta or None) for name in ids}
+
+    def _gather_tables(self, names: list[str]) -> dict[str, int]:
+        if self.path is None:
+            return {}
         try:
             import onnx
 
             proto = onnx.load(str(self.path), load_external_data=False)
         except Exception:
-            return None
+            return {}
         inits = {i.name: i for i in proto.graph.initializer}
+        found: dict[str, int] = {}
         for node in proto.graph.node:
-            if node.op_type == "Gather" and list(node.input[1:2]) == [self.input_name]:
+            if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] in names:
                 table = inits.get(node.input[0])
                 if table is not None and len(table.dims) >= 1:
-                    return int(table.dims[0])
-        return None
+                    rows = int(table.dims[0])
+                    found[node.input[1]] = min(rows, found.get(node.input[1], rows))
+        return found
 
     # ----- input checking -----
-    def check_input(self, x: Any, what: str = "x") -> np.ndarray:
-        """``x`` as a contiguous array of the input's dtype, or a one-line ValueError/TypeError.
+    def check_input(self, x: Any, what: str = "x", index: int = 0) -> np.ndarray:
+        """``x`` as a contiguous array of input ``index``'s dtype, or a one-line
+        ValueError/TypeError.
 
         Example:
             >>> Session("/tmp/doc_runtime.onnx").check_input([[1, 2, 3]]).dtype
             dtype('float32')
         """
+        spec = self.inputs[index]
         try:
             arr = np.asarray(x)
         except Exception as e:
             raise TypeError(f"{what} could not be turned into an array: {e}") from None
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
-        want = self.input_shape
+        want = spec.shape
         if arr.ndim != len(want) or any(
             w is not None and w != a for w, a in zip(want[1:], arr.shape[1:])
         ):
@@ -205,31 +234,64 @@ class Session:
             raise ValueError(f"{what} has shape {arr.shape}, but the model expects ({expect})")
         if arr.shape[0] == 0:
             raise ValueError(f"{what} is empty")
-        if np.issubdtype(self.input_dtype, np.integer):
-            if np.issubdtype(arr.dtype, np.floating):
-                if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-                    raise TypeError(f"{what} must hold integer token ids; got non-integer floats")
-            if arr.size:
-                lo, hi = arr.min(), arr.max()
-                if lo < 0 or (self.vocab_size is not None and hi >= self.vocab_size):
-                    bad = int(lo if lo < 0 else hi)
-                    limit = f"0..{self.vocab_size - 1}" if self.vocab_size else "0 and up"
-                    raise ValueError(
-                        f"{what} holds token id {bad}, outside the vocabulary ({limit})"
-                    )
-            return np.ascontiguousarray(arr, dtype=self.input_dtype)
-        arr = np.ascontiguousarray(arr, dtype=self.input_dtype)
+        if np.issubdtype(spec.dtype, np.integer):
+            return self._token_ids(arr, what, self.vocab_sizes.get(spec.name), spec.dtype)
+        arr = np.ascontiguousarray(arr, dtype=spec.dtype)
         if not np.isfinite(arr).all():
             raise ValueError(f"{what} contains NaN or infinite values")
         return arr
 
-    # ----- running -----
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """One unchecked batch through onnxruntime (the caller checked dtype and shape)."""
-        return self._sess.run([self.output_name], {self.input_name: x})[0]
+    @staticmethod
+    def _token_ids(arr: np.ndarray, what: str, vocab: int | None, dtype: np.dtype) -> np.ndarray:
+        if np.issubdtype(arr.dtype, np.floating):
+            if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                raise TypeError(f"{what} must hold integer token ids; got non-integer floats")
+        lo, hi = (arr.min(), arr.max()) if arr.size else (0, 0)
+        if lo < 0 or (vocab is not None and hi >= vocab):
+            bad = int(lo if lo < 0 else hi)
+            limit = f"0..{vocab - 1}" if vocab else "0 and up"
+            raise ValueError(f"{what} holds token id {bad}, outside the vocabulary ({limit})")
+        return np.ascontiguousarray(arr, dtype=dtype)
 
-    def predict(self, x: Any, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
-        """Model outputs for ``x``, in batches of ``batch_size`` (default 32, like the engine).
+    def check_inputs(self, x: Any) -> list[np.ndarray]:
+        """Every input's checked array: ``x`` itself for a model with one input, else a list in
+        input order or a dict by input name (the same number of samples in each).
+
+        Example:
+            >>> [a.shape for a in Session("/tmp/doc_runtime.onnx").check_inputs(np.ones((2, 3)))]
+            [(2, 3)]
+        """
+        names = [t.name for t in self.inputs]
+        if len(names) == 1:
+            return [self.check_input(x)]
+        if isinstance(x, dict):
+            if set(x) != set(names):
+                raise ValueError(f"x is a dict with keys {sorted(x)}, but the inputs are {names}")
+            x = [x[n] for n in names]
+        if not isinstance(x, (list, tuple)) or len(x) != len(names):
+            raise ValueError(
+                f"the model has {len(names)} inputs ({', '.join(names)}): give x as a list of "
+                f"{len(names)} arrays or a dict by input name"
+            )
+        arrays = [self.check_input(a, f"x[{i}] ({names[i]!r})", i) for i, a in enumerate(x)]
+        if len({len(a) for a in arrays}) > 1:
+            raise ValueError("the arrays of x hold different numbers of samples")
+        return arrays
+
+    # ----- running -----
+    def run(self, x: np.ndarray | list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        """One unchecked batch through onnxruntime (the caller checked dtypes and shapes): an
+        array, or a list in input order; returns the output, or a list of them."""
+        arrays = x if isinstance(x, list) else [x]
+        feed = {t.name: a for t, a in zip(self.inputs, arrays)}
+        outs = self._sess.run([t.name for t in self.outputs], feed)
+        return outs if len(outs) > 1 else outs[0]
+
+    def predict(
+        self, x: Any, batch_size: int | None = None, verbose: int = 0
+    ) -> np.ndarray | list[np.ndarray]:
+        """Model outputs for ``x``, in batches of ``batch_size`` (default 32, like the engine);
+        a list of arrays for a model with several outputs.
 
         ``verbose=1`` shows a progress bar on stderr when there is more than one batch.
 
@@ -245,28 +307,41 @@ class Session:
             or (batch_size < 1)
         ):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        x = self.check_input(x)
-        if len(x) <= batch_size:
-            return self.run(x)
+        arrays = self.check_inputs(x)
+        one = len(arrays) == 1
+        n = len(arrays[0])
+        if n <= batch_size:
+            return self.run(arrays[0] if one else arrays)
         from .progress import ProgressBar
 
-        steps = math.ceil(len(x) / batch_size)
+        steps = math.ceil(n / batch_size)
         bar = ProgressBar(steps, 1, stream=sys.stderr) if verbose else None
         outs = []
         for step in range(steps):
-            outs.append(self.run(x[step * batch_size : (step + 1) * batch_size]))
+            part = [a[step * batch_size : (step + 1) * batch_size] for a in arrays]
+            out = self.run(part[0] if one else part)
+            outs.append(out if isinstance(out, list) else [out])
             if bar is not None:
                 bar.update(step + 1, {})
         if bar is not None:
             bar.finish({})
-        return np.concatenate(outs)
+        joined = [np.concatenate(parts) for parts in zip(*outs)]
+        return joined if len(joined) > 1 else joined[0]
 
     def __repr__(self) -> str:
-        shape = ", ".join("batch" if d is None else str(d) for d in self.input_shape)
-        return (
-            f"<Session {self.path.name if self.path else 'bytes'}: {self.input_name} ({shape}) "
-            f"{self.input_dtype}, threads={self.threads}, providers={self.providers}>"
-        )
+        where = self.path.name if self.path else "bytes"
+        ins = ", ".join(t.describe() for t in self.inputs)
+        return f"<Session {where}: {ins}, threads={self.threads}, providers={self.providers}>"
+
+
+def _spec(arg: Any, what: str) -> TensorSpec:
+    """A TensorSpec from onnxruntime's NodeArg; an input of an unknown type is refused."""
+    shape = tuple(d if isinstance(d, int) else None for d in arg.shape)
+    if arg.type not in _ORT_TYPES:
+        if what == "input":
+            raise ValueError(f"unsupported model input type {arg.type} ({arg.name})")
+        return TensorSpec(arg.name, shape, np.dtype(object))
+    return TensorSpec(arg.name, shape, np.dtype(_ORT_TYPES[arg.type]))
 
 
 def time_calls(

@@ -434,3 +434,27 @@ def test_text_model_end_to_end(tmp_path):
         run("predict", tmp_path / "text.onnx", tmp_path / "text.edgemine"),
         "text.edgemine is not a text file",
     )
+
+
+def test_export_bench_and_predict_a_model_with_two_inputs_and_two_outputs(tmp_path):
+    """A functional model's export (several inputs and outputs) is verified against the engine
+    and benchmarked; file prediction, which takes one input, says so in one line."""
+    from edgemine import Input, Model
+    from edgemine.layers import Concatenate, Embedding, GlobalAveragePooling1D
+
+    image, words = Input((6, 6, 1), name="image"), Input((5,), dtype="int32", name="words")
+    a = Flatten()(Conv2D(2, 3, activation="relu")(image))
+    both = Concatenate()([a, GlobalAveragePooling1D()(Embedding(30, 4)(words))])
+    outs = [Dense(3, activation="softmax", name="kind")(both), Dense(1, name="score")(both)]
+    Model([image, words], outs).save(tmp_path / "two.edgemine")
+    result = run("export", tmp_path / "two.edgemine")
+    assert result.exit_code == 0, result.output
+    assert "image (batch, 6, 6, 1) float32, words (batch, 5) int64 -> kind, score" in result.output
+    assert "max |onnxruntime - engine|" in result.output
+    for model in (tmp_path / "two.edgemine", tmp_path / "two.onnx"):
+        result = run("bench", model, "--min-time", "0.02", "--batch-size", "4", "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["results"][-1]["runner"] == "onnxruntime"
+    np.save(tmp_path / "x.npy", np.zeros((1, 6, 6, 1), np.float32))
+    for model in (tmp_path / "two.edgemine", tmp_path / "two.onnx"):
+        one_line_error(run("predict", model, tmp_path / "x.npy"), "2 inputs")

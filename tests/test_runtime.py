@@ -105,12 +105,65 @@ def test_bad_files(tmp_path, cnn):
     with pytest.raises(ValueError, match="threads"):
         Session(cnn[1], threads=0)
     proto = onnx.load(str(cnn[1]))
-    two = onnx.helper.make_tensor_value_info("extra", onnx.TensorProto.FLOAT, [1])
-    proto.graph.input.append(two)
-    path = tmp_path / "two_inputs.onnx"
+    odd = onnx.helper.make_tensor_value_info("extra", onnx.TensorProto.STRING, [1])
+    proto.graph.input.append(odd)
+    path = tmp_path / "string_input.onnx"
     onnx.save(proto, str(path))
-    with pytest.raises(ValueError, match="2 inputs"):
+    with pytest.raises(
+        ValueError, match=r"unsupported model input type tensor\(string\) \(extra\)"
+    ):
         Session(path)
+
+
+@pytest.fixture(scope="module")
+def two_inputs(tmp_path_factory):
+    """A functional model with an image input and a token-id input, and two outputs."""
+    from edgemine import Input, Model
+    from edgemine.layers import Concatenate, Embedding, GlobalAveragePooling1D
+
+    image = Input((6, 6, 1), name="image")
+    words = Input((5,), dtype="int32", name="words")
+    a = Flatten()(Conv2D(2, 3, activation="relu")(image))
+    b = GlobalAveragePooling1D()(Embedding(30, 4)(words))
+    both = Concatenate()([a, b])
+    model = Model(
+        [image, words],
+        [Dense(3, activation="softmax", name="kind")(both), Dense(1, name="score")(both)],
+    )
+    return model, export(model, tmp_path_factory.mktemp("rt") / "two.onnx")
+
+
+def test_several_inputs_and_outputs_match_the_engine(two_inputs):
+    model, path = two_inputs
+    sess = Session(path)
+    assert [t.name for t in sess.inputs] == ["image", "words"]
+    assert [t.name for t in sess.outputs] == ["kind", "score"]
+    assert sess.vocab_sizes == {"words": 30} and sess.vocab_size is None
+    rng = np.random.default_rng(1)
+    x = [rng.random((9, 6, 6, 1)), rng.integers(0, 30, (9, 5)).astype(np.int32)]
+    want = model.predict(x)
+    for bs in (None, 4):
+        for feed in (x, tuple(x), {"words": x[1], "image": x[0]}):
+            got = sess.predict(feed, batch_size=bs)
+            assert isinstance(got, list) and len(got) == 2
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=0, atol=1e-5)
+    assert "image (batch, 6, 6, 1) float32, words (batch, 5) int64" in repr(sess)
+
+
+def test_several_inputs_bad_input_names_the_input(two_inputs):
+    sess = Session(two_inputs[1])
+    img, ids = np.zeros((2, 6, 6, 1)), np.zeros((2, 5), np.int64)
+    with pytest.raises(ValueError, match="the model has 2 inputs \\(image, words\\)"):
+        sess.predict(img)
+    with pytest.raises(ValueError, match="keys \\['image'\\], but the inputs are"):
+        sess.predict({"image": img})
+    with pytest.raises(ValueError, match="different numbers of samples"):
+        sess.predict([img, ids[:1]])
+    with pytest.raises(ValueError, match="x\\[1\\] \\('words'\\) holds token id 30"):
+        sess.predict([img, np.full((2, 5), 30)])
+    with pytest.raises(ValueError, match="x\\[0\\] \\('image'\\) has shape"):
+        sess.predict([np.zeros((2, 5, 6, 1)), ids])
 
 
 def test_time_calls():

@@ -55,6 +55,11 @@ class Predictor:
             from ..runtime import Session
 
             self.session = Session(path, threads=threads)
+            if len(self.session.inputs) != 1:
+                raise ValueError(
+                    f"{path.name}: the model has {len(self.session.inputs)} inputs; prediction "
+                    "from files takes one (use edgemine.runtime.Session(...).predict([...]))"
+                )
             self.model = None
             self.sample_shape = tuple(self.session.input_shape[1:])
             self.int_input = bool(np.issubdtype(self.session.input_dtype, np.integer))
@@ -336,16 +341,17 @@ def export_cmd(
     from ..runtime import Session
 
     sess = Session(path, threads=1, providers=["CPUExecutionProvider"])
-    shape = ", ".join("batch" if d is None else str(d) for d in sess.input_shape)
     msg = (
         f"wrote {path} ({path.stat().st_size / 1024:.1f} KB, opset {opset or DEFAULT_OPSET}): "
-        f"{sess.input_name} ({shape}) {sess.input_dtype} -> {sess.output_name}"
+        f"{', '.join(t.describe() for t in sess.inputs)} -> "
+        f"{', '.join(t.name for t in sess.outputs)}"
     )
     if verify:
         x = _random_input(model, 4, np.random.default_rng(0))
         ref = model.predict(x)
         got = sess.predict(x.transpose(0, 3, 1, 2) if nchw else x)
-        diff = float(np.abs(ref - got).max())
+        pairs = zip(ref, got) if isinstance(ref, list) else [(ref, got)]
+        diff = max(float(np.abs(r - g).max()) for r, g in pairs)
         msg += f"; max |onnxruntime - engine| = {diff:.2e} on 4 random samples"
         if not diff <= 1e-4:
             raise ValueError(f"exported graph disagrees with the engine (max abs diff {diff:.3g})")
@@ -467,6 +473,19 @@ def _random_input(model: Any, n: int, rng: np.random.Generator):
     return arrays[0] if len(arrays) == 1 else arrays
 
 
+def _random_session_input(sess: Any, n: int, rng: np.random.Generator) -> Any:
+    """Random inputs for an ONNX session (dynamic axes: 8): an array, or a list of them for a
+    graph with several inputs."""
+    arrays = []
+    for spec in sess.inputs:
+        shape = (n, *(8 if d is None else d for d in spec.shape[1:]))
+        if np.issubdtype(spec.dtype, np.integer):
+            arrays.append(rng.integers(0, sess.vocab_sizes.get(spec.name) or 2, size=shape))
+        else:
+            arrays.append(rng.random(shape))
+    return arrays if len(arrays) > 1 else arrays[0]
+
+
 def bench_rows(
     model_path: Path, threads: int, batch: int, min_time: float
 ) -> list[tuple[str, float, float]]:
@@ -496,14 +515,8 @@ def bench_rows(
     else:
         raise ValueError(f"{model_path.name}: MODEL must be a .edgemine or .onnx file")
     if x1 is None:
-        shape = tuple(8 if d is None else d for d in sess.input_shape[1:])
-        if np.issubdtype(sess.input_dtype, np.integer):
-            vocab = sess.vocab_size or 2
-            x1 = rng.integers(0, vocab, size=(1, *shape))
-            xb = rng.integers(0, vocab, size=(batch, *shape))
-        else:
-            x1, xb = rng.random((1, *shape)), rng.random((batch, *shape))
-    x1, xb = sess.check_input(x1), sess.check_input(xb)
+        x1, xb = _random_session_input(sess, 1, rng), _random_session_input(sess, batch, rng)
+    x1, xb = sess.check_inputs(x1), sess.check_inputs(xb)
     lat = time_calls(lambda: sess.run(x1), min_time=min_time)
     thr = time_calls(lambda: sess.run(xb), min_time=min_time, min_runs=3)
     rows.append(("onnxruntime", 1e3 * float(np.median(lat)), batch / float(np.median(thr))))
