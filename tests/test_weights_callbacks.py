@@ -11,7 +11,7 @@ import pytest
 
 import edgemine as keras
 from edgemine.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from edgemine.keras import KerasFileError
+from edgemine.keras import KerasFileError, load_keras
 from edgemine.layers import LSTM, Bidirectional, Conv2D, Dense, Flatten, MaxPooling2D
 
 FIXTURES = Path(__file__).parent / "fixtures" / "keras"
@@ -206,7 +206,13 @@ def test_functional_weights_with_two_layers_of_a_class_load_only_in_a_known_orde
     other.load_weights(path)
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)
+    third = build()
+    load_keras(path, model=third)  # the same reader behind both
+    for a, b in zip(model.get_weights(), third.get_weights()):
+        np.testing.assert_array_equal(a, b)
     with h5py.File(path, "a") as f:
         del f.attrs["edgemine_layer_order"]  # as Keras writes it
     with pytest.raises(KerasFileError, match="several Dense layers"):
         other.load_weights(path)
+    with pytest.raises(KerasFileError, match="several Dense layers"):
+        load_keras(path, model=other)

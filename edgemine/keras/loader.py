@@ -176,25 +176,12 @@ def load_keras(path: str | os.PathLike, model: Model | None = None) -> Model:
 
 
 def _weights_into(src: KerasSource, model: Model) -> Model:
-    """A weights-only file's weights into ``model``. A Keras 3 file finds a layer's weights by
-    its class and its place among the layers of that class in Keras's model; a functional
-    model's order may differ from Keras's, so there each class with weights must be unique."""
+    """A weights-only file's weights into ``model`` (``model.load_weights``'s reader)."""
+    from ..saving.weights_h5 import read_weights_into
+
     if not isinstance(model, Model) or not model.built:
         raise src.fail("model= must be a built edgemine model")
-    layers = [layer for layer in model.layers if layer.variables]
-    kinds = [type(layer).__name__ for layer in layers]
-    if src.layout == "keras3" and not isinstance(model, Sequential):
-        twice = sorted({k for k in kinds if kinds.count(k) > 1})
-        if twice:
-            raise src.fail(
-                f"a functional model with several {twice[0]} layers: a Keras 3 .weights.h5 "
-                "finds them by their order in Keras's model, which edgemine cannot know; "
-                "convert the .keras file instead"
-            )
-    if isinstance(model, Sequential):
-        layers = model.layers  # every layer counts in Keras's numbering
-    shapes = [[v.shape for v in layer.variables] for layer in layers]
-    _set_weights(layers, _read_weights(src, layers, shapes), src)
+    read_weights_into(src, model)
     return model
 
 

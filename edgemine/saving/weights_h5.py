@@ -69,15 +69,22 @@ def load_weights(model, filepath: str | os.PathLike) -> None:
     legacy ``.h5``) into ``model``, an edgemine model of the same architecture. Every weight's
     shape is checked against the model before anything is set."""
     from ..keras.files import open_keras
-    from ..keras.loader import _read_weights, _set_weights
 
     model._require_built()
-    layers = _weighted_layers(model)
     with open_keras(filepath) as src:
-        _check_numbering(src, model, layers)
-        shapes = [[tuple(v.shape) for v in layer.variables] for layer in layers]
-        weights = _read_weights(src, layers, shapes)
-        _set_weights(layers, weights, src)
+        read_weights_into(src, model)
+
+
+def read_weights_into(src, model) -> None:
+    """The weights of an open Keras file (``edgemine.keras.files.open_keras``) into ``model``,
+    a built edgemine model: the one reader behind ``model.load_weights`` and
+    ``load_keras(path, model=...)``."""
+    from ..keras.loader import _read_weights, _set_weights
+
+    layers = _weighted_layers(model)
+    _check_numbering(src, model, layers)
+    shapes = [[tuple(v.shape) for v in layer.variables] for layer in layers]
+    _set_weights(layers, _read_weights(src, layers, shapes), src)
 
 
 def _saved_order(src) -> list | None:
