@@ -128,6 +128,11 @@ def set_blas_threads(n: int) -> None:
 
 #: products with fewer multiply-adds than this run on one thread (see ``for_product``)
 SMALL_PRODUCT = 1 << 22
+#: OpenBLAS runs products of up to this many multiply-adds on the calling thread by itself
+#: (its SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD; measured: its workers got no CPU time
+#: over 20,000 such products on 2 threads)
+OPENBLAS_SERIAL_PRODUCT = 65536 * 4
+_NO_CONTEXT = contextlib.nullcontext()
 
 
 def for_product(m: int, n: int, k: int):
@@ -135,10 +140,13 @@ def for_product(m: int, n: int, k: int):
 
     Splitting a small product over threads saves microseconds, but afterwards OpenBLAS's worker
     busy-waits for over 100 ms, and it took a core from the next layer's own threads: a Dense
-    after an LSTM at batch 256 slowed the next batch's recurrent layers by half."""
-    if m * n * k < SMALL_PRODUCT:
+    after an LSTM at batch 256 slowed the next batch's recurrent layers by half. Products that
+    OpenBLAS keeps on one thread anyway skip the switch (two library calls and a lock, about
+    4 us: a tenth of a small model's batch-1 latency)."""
+    work = m * n * k
+    if OPENBLAS_SERIAL_PRODUCT < work < SMALL_PRODUCT:
         return single_threaded()
-    return contextlib.nullcontext()
+    return _NO_CONTEXT
 
 
 _single_lock = threading.Lock()
@@ -151,27 +159,32 @@ def inside_single_threaded() -> bool:
     return _single_depth > 0
 
 
-@contextlib.contextmanager
-def single_threaded():
+class single_threaded:  # noqa: N801 (used as a function: ``with single_threaded():``)
     """OpenBLAS on the calling thread only, for a block whose own threads each call BLAS.
 
     Besides oversubscription this avoids OpenBLAS's worker spinning: after a multi-threaded call
     it busy-waits for over 100 ms and takes a core from our second thread (measured 1.6x slower
     recurrent chunks). The setting is process-wide, so overlapping blocks (several Python
-    threads predicting at once) share it: the first sets 1, the last restores the count."""
-    global _single_depth, _single_saved
-    if _get_threads is None:
-        yield
-        return
-    with _single_lock:
-        if _single_depth == 0:
-            _single_saved = blas_threads()
-            if _single_saved != 1:
-                set_blas_threads(1)
-        _single_depth += 1
-    try:
-        yield
-    finally:
+    threads predicting at once) share it: the first sets 1, the last restores the count. A
+    class rather than a generator: it runs around most products of a small model's batch."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        global _single_depth, _single_saved
+        if _get_threads is None:
+            return
+        with _single_lock:
+            if _single_depth == 0:
+                _single_saved = blas_threads()
+                if _single_saved != 1:
+                    set_blas_threads(1)
+            _single_depth += 1
+
+    def __exit__(self, *exc) -> None:
+        global _single_depth
+        if _get_threads is None:
+            return
         with _single_lock:
             _single_depth -= 1
             if _single_depth == 0 and _single_saved not in (None, 1):
