@@ -1,7 +1,8 @@
 """Recurrent layers (LSTM, GRU, SimpleRNN) on the CPU: forward and backpropagation through time.
 
 This package's modules: ``_cells.py`` the per-step kernels, ``_sequences.py`` the
-whole-sequence kernels, and this file the op functions that split the work and drive them.
+whole-sequence kernels, ``_chunks.py`` the drivers that run one chunk of rows through its
+sequence, and this file the op functions that split the work over chunks.
 
 Layout (Keras's): x is (batch, time, features); a cell's kernel is (in, G) and its recurrent
 kernel (units, G) with G = 4u (LSTM gates i, f, c, o), 3u (GRU gates z, r, h) or u (SimpleRNN).
@@ -65,6 +66,7 @@ backward passes the gradient of the kept states straight through.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -76,30 +78,7 @@ from ..._shared import gradient_into
 from .. import blas
 from ..blas import SGEMM
 from ._cache import RNNCache
-from ._cells import (
-    gru_bstep,
-    gru_bstep32,
-    gru_step,
-    gru_step32,
-    lstm_bstep,
-    lstm_bstep32,
-    lstm_step,
-    lstm_step32,
-    simple_bstep,
-    simple_step,
-)
-from ._sequences import (
-    gru_bseq,
-    gru_bseq32,
-    gru_seq,
-    gru_seq32,
-    lstm_bseq,
-    lstm_bseq32,
-    lstm_seq,
-    lstm_seq32,
-    simple_bseq,
-    simple_seq,
-)
+from ._chunks import backward_chunk, forward_chunk
 from ._time import reverse_time
 
 __all__ = [
@@ -231,117 +210,9 @@ def _dropout_mask(shape, rate, rng, dtype):
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate))
 
 
-def _forward_chunk(r: RNNCache, k: int) -> None:
-    """Run chunk k's sequence: one jitted call (small chunks) or a BLAS product per step."""
-    # the cell's settings, as every step and sequence kernel takes them (_cells.py)
-    cfg = (r.rmask[k] if r.has_rd else r.rmask, r.has_rd, r.act, r.ract, r.exact, r.one)
-    if r.fast:
-        (_fast_gru_chunk if r.cell == "gru" else _fast_lstm_chunk)(r, k, cfg)
-    elif r.cell == "lstm":
-        _lstm_chunk(r, k, cfg)
-    elif r.cell == "gru":
-        _gru_chunk(r, k, cfg)
-    else:
-        _simple_chunk(r, k, cfg)
-
-
-def _projection(r: RNNCache, k: int) -> tuple:
-    """The ``proj`` argument of the ``*_seq32`` kernels for chunk k (``_project_block``)."""
-    return (r.ring > 0, r.xc[k], r.kernel, r.xbias)
-
-
 def _ring_steps(rows: int, steps: int) -> int:
     """Steps per block of the in-kernel input projection (``PROJECTION_BLOCK_ROWS``)."""
     return max(1, min(steps, PROJECTION_BLOCK_ROWS // rows))
-
-
-def _fast_gru_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
-    steps, nb = r.mask.shape[1:3]
-    u = r.rk.shape[0]
-    rk, rb, full, store_h = r.rk, r.rb, r.full, r.store_h
-    z = np.empty((nb, 3 * u), r.xp.dtype)
-    gk, xk, hk, hmk, mk, hsk = r.gates[k], r.xp[k], r.h[k], r.hm[k], r.mask[k], r.hst[k]
-    if r.fused:
-        gru_seq32(z, xk, rk, hk, rb, hmk, gk, mk, cfg, hsk, _gemm(nb), _projection(r, k))
-        return
-    for s in range(steps):
-        if s:
-            np.matmul(hmk, rk, out=z)
-        else:
-            z[:] = 0  # h is zero before the first step
-        i = s if full else 0
-        gru_step32(z, xk[s], hk, rb, hmk, gk[i], mk[s], cfg, hsk[s if store_h else 0])
-
-
-def _fast_lstm_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
-    steps = r.mask.shape[1]
-    rk, full, store_h = r.rk, r.full, r.store_h
-    gk, xk, hk, ck, hmk = r.gates[k], r.xp[k], r.h[k], r.c[k], r.hm[k]
-    mk, hsk, csk = r.mask[k], r.hst[k], r.cst[k]
-    if r.fused:
-        lstm_seq32(gk, xk, rk, hk, ck, hmk, mk, cfg, hsk, csk, _gemm(len(hk)), _projection(r, k))
-        return
-    for s in range(steps):
-        i = s if full else 0
-        if s:
-            np.matmul(hmk, rk, out=gk[i])
-        else:
-            gk[i] = 0  # h is zero before the first step
-        lstm_step32(gk[i], xk[s], hk, ck, hmk, mk[s], cfg, hsk[s if store_h else 0], csk[i])
-
-
-def _lstm_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
-    steps, nb = r.mask.shape[1:3]
-    u = r.rk.shape[0]
-    xp, rk, m, h, c, hm, hst, cst, gates = r.xp, r.rk, r.mask, r.h, r.c, r.hm, r.hst, r.cst, r.gates
-    tmp = np.empty((nb, 1, u), xp.dtype)
-    if r.fused:
-        lstm_seq(gates[k], xp[k], rk, h[k], c[k], hm[k], tmp, m[k], cfg, hst[k], cst[k])
-        return
-    g4 = gates[k].reshape(len(gates[k]), nb, 4, u)
-    x4 = xp[k].reshape(steps, nb, 4, u)
-    for s in range(steps):
-        i = s if r.full else 0
-        if s:
-            np.matmul(hm[k], rk, out=gates[k, i])
-        else:
-            gates[k, i] = 0  # h is zero before the first step
-        hs = hst[k, s if r.store_h else 0]
-        lstm_step(g4[i], x4[s], h[k], c[k], hm[k], tmp, m[k, s], cfg, hs, cst[k, i])
-
-
-def _gru_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
-    steps, nb = r.mask.shape[1:3]
-    u = r.rk.shape[0]
-    xp, rk, rb, m, h, hm, hst, gates = r.xp, r.rk, r.rb, r.mask, r.h, r.hm, r.hst, r.gates
-    z = np.zeros((nb, 3 * u), xp.dtype)
-    if r.fused:
-        gru_seq(z, xp[k], rk, h[k], rb, hm[k], gates[k], m[k], cfg, hst[k])
-        return
-    g4 = gates[k].reshape(len(gates[k]), nb, 4, u)
-    x4 = xp[k].reshape(steps, nb, 3, u)
-    z3 = z.reshape(nb, 3, u)
-    for s in range(steps):
-        if s:
-            np.matmul(hm[k], rk, out=z)
-        gk, hs = g4[s if r.full else 0], hst[k, s if r.store_h else 0]
-        gru_step(z3, x4[s], h[k], rb, hm[k], gk, m[k, s], cfg, hs)
-
-
-def _simple_chunk(r: RNNCache, k: int, cfg: tuple) -> None:
-    steps, nb = r.mask.shape[1:3]
-    u = r.rk.shape[0]
-    xp, rk, m, h, hm, hst = r.xp, r.rk, r.mask, r.h, r.hm, r.hst
-    z = np.zeros((nb, u), xp.dtype)
-    if r.fused:
-        simple_seq(z, xp[k], rk, h[k], hm[k], m[k], cfg, hst[k])
-        return
-    x3 = xp[k].reshape(steps, nb, 1, u)
-    z3 = z.reshape(nb, 1, u)
-    for s in range(steps):
-        if s:
-            np.matmul(hm[k], rk, out=z)
-        simple_step(z3, x3[s], h[k], hm[k], m[k, s], cfg, hst[k, s if r.store_h else 0])
 
 
 def _dropout_masks(x, u: int, nch: int, dropout, recurrent_dropout, rng, train: bool):
@@ -394,6 +265,20 @@ def _forward_state(r: RNNCache, mask, bias, dims: tuple, rev: bool, full: bool, 
     r.hst, r.cst, r.gates = hst, cst, gates
 
 
+def _projection_state(r: RNNCache, kernel, bias, dims: tuple, fast_fused: bool) -> None:
+    """The input projection's kernel, bias, buffer and way, and the sequence kernels' sgemm
+    (``r.gemm``), set on ``r``: the fused float32 kernels that call sgemm project blocks of
+    ``r.ring`` steps themselves into a ring buffer; otherwise ``xp`` holds every step."""
+    nch, steps, rows, g = dims
+    dt = kernel.dtype
+    r.gemm = _gemm(rows)
+    r.ring = _ring_steps(rows, steps) if fast_fused and r.gemm else 0
+    r.xp = np.empty((nch, r.ring or steps, rows, g), dt)
+    r.kernel = np.ascontiguousarray(kernel) if r.ring else kernel
+    xbias = None if bias is None else (bias[0] if r.cell == "gru" else bias)
+    r.xbias = np.zeros(0, dt) if xbias is None else np.ascontiguousarray(xbias, dtype=dt)
+
+
 def rnn_forward(
     cell: str,
     x,
@@ -432,7 +317,7 @@ def rnn_forward(
     seq = bool(return_sequences)
     train = bool(training)
     x = np.asarray(x, dtype=dt)
-    nb, steps, nin = x.shape
+    nb, steps = x.shape[:2]
     u = recurrent_kernel.shape[0]
     rk = np.ascontiguousarray(recurrent_kernel)
     # float32 LSTM / GRU with the default activations: the vectorised ``<cell>_step32`` kernels
@@ -440,35 +325,15 @@ def rnn_forward(
     nch, fused = _plan(nb, fast)
     rows = nb // nch
     x, dmask, rmask, has_rd = _dropout_masks(x, u, nch, dropout, recurrent_dropout, rng, train)
-    xc = _to_chunks(x, nch, rev)
-    # the fused float32 kernels that call sgemm project the input themselves, in blocks
-    ring = _ring_steps(rows, steps) if fast and fused and _gemm(rows) else 0
-    xp = np.empty((nch, ring or steps, rows, g), dt)
-    xbias = None if bias is None else (bias[0] if cell == "gru" else bias)
     r = RNNCache()
-    if ring:
-        kernel = np.ascontiguousarray(kernel)
-        r.ring = ring
-        r.xbias = np.zeros(0, dt) if xbias is None else np.ascontiguousarray(xbias, dtype=dt)
-    else:
-        r.ring, r.xbias = 0, np.zeros(0, dt)
-    r.cell, r.xc, r.kernel, r.rk, r.xp = cell, xc, kernel, rk, xp
+    r.cell, r.xc, r.rk = cell, _to_chunks(x, nch, rev), rk
+    _projection_state(r, kernel, bias, (nch, steps, rows, g), fast and fused)
     r.rmask, r.dmask, r.has_rd = rmask, dmask, has_rd
     r.act, r.ract, r.exact, r.one, r.fast, r.fused = act, ract, exact, one, fast, fused
     _forward_state(r, mask, bias, (nch, steps, rows, u, g), rev, train or (fused and not fast), seq)
     m, h, hst = r.mask, r.h, r.hst
-
-    def chunk(k):
-        # the input projection of all the chunk's steps is one product (in the chunk's thread),
-        # unless the kernel projects blocks of steps itself (ring)
-        if not ring:
-            np.matmul(xc[k].reshape(-1, nin), kernel, out=xp[k].reshape(-1, g))
-            if xbias is not None:
-                xp[k] += xbias
-        _forward_chunk(r, k)
-
     with _blas_for(nch):
-        _run_chunks(chunk, nch)
+        _run_chunks(functools.partial(forward_chunk, r), nch)
     zero_out = bool(zero_output_for_mask) and mask is not None
     if seq:
         y = _from_chunks(hst * m[..., None] if zero_out else hst, False)
@@ -479,69 +344,6 @@ def rnn_forward(
     r.xp = r.h = r.c = r.hm = r.xbias = None  # forward-only buffers: not kept until backward
     r.rev, r.seq, r.zero_out = rev, seq, zero_out
     return y, r
-
-
-def _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
-    """Backpropagation through time for chunk k (one jitted call or a BLAS product per step)."""
-    _, steps, nb, u = c.hst.shape
-    dt = c.hst.dtype
-    m = c.mask[k]
-    cfg = (c.rmask[k] if c.has_rd else c.rmask, c.has_rd, c.act, c.ract, exact, one)
-    seq = c.seq
-    fused = c.fused
-    dh = np.zeros((nb, u), dt)
-    dhr = np.zeros((nb, u), dt)
-    ng = dxp.shape[3] // u
-    dd = np.empty((nb, ng, u), dt)
-    dy = dyt[k]
-    if c.fast and c.cell == "gru":
-        dr, dk, gk, hs = drec[k], dxp[k], c.gates[k], c.hst[k]
-        if fused:
-            gru_bseq32(dr, dk, rkt, dh, dhr, m, cfg, dy, seq, gk, hs, _gemm(nb))
-            return
-        for s in range(steps - 1, -1, -1):
-            gru_bstep32(dr, dk, dh, dhr, m, cfg, dy, seq, gk, hs, s)
-            if s:
-                np.matmul(dr[s], rkt, out=dhr)
-        return
-    if c.fast:
-        dc = np.zeros((nb, u), dt)
-        dk, gk, cs = dxp[k], c.gates[k], c.cst[k]
-        if fused:
-            lstm_bseq32(dk, rkt, dh, dc, dhr, m, cfg, dy, seq, gk, cs, _gemm(nb))
-            return
-        for s in range(steps - 1, -1, -1):
-            lstm_bstep32(dk, dh, dc, dhr, m, cfg, dy, seq, gk, cs, s)
-            if s:
-                np.matmul(dk[s], rkt, out=dhr)
-        return
-    if c.cell == "lstm":
-        dc = np.zeros((nb, u), dt)
-        tc = np.empty((nb, 1, u), dt)
-        dtc = np.empty((nb, 1, u), dt)
-        if fused:
-            lstm_bseq(dxp[k], rkt, dh, dc, dhr, tc, dtc, dd, m, cfg, dy, seq, c.gates[k], c.cst[k])
-            return
-        for s in range(steps - 1, -1, -1):
-            lstm_bstep(dxp[k], dh, dc, dhr, tc, dtc, dd, m, cfg, dy, seq, c.gates[k], c.cst[k], s)
-            if s:
-                np.matmul(dxp[k, s], rkt, out=dhr)
-    elif c.cell == "gru":
-        if fused:
-            gru_bseq(drec[k], dxp[k], rkt, dh, dhr, dd, m, cfg, dy, seq, c.gates[k], c.hst[k])
-            return
-        for s in range(steps - 1, -1, -1):
-            gru_bstep(drec[k], dxp[k], dh, dhr, dd, m, cfg, dy, seq, c.gates[k], c.hst[k], s)
-            if s:
-                np.matmul(drec[k, s], rkt, out=dhr)
-    else:
-        if fused:
-            simple_bseq(dxp[k], rkt, dh, dhr, dd, m, cfg, dy, seq, c.hst[k])
-            return
-        for s in range(steps - 1, -1, -1):
-            simple_bstep(dxp[k], dh, dhr, dd, m, cfg, dy, seq, c.hst[k], s)
-            if s:
-                np.matmul(dxp[k, s], rkt, out=dhr)
 
 
 def rnn_backward(cache: RNNCache, dy, need_dx: bool = True, out=None):
@@ -580,7 +382,7 @@ def rnn_backward(cache: RNNCache, dy, need_dx: bool = True, out=None):
 
     def chunk(k):
         # BPTT, then the chunk's share of the weight and input gradients
-        _backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one)
+        backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one)
         dxk = dxp[k].reshape(-1, g)
         # the state that multiplied the recurrent kernel at step s is h[s - 1] (zero at s = 0)
         hprev = c.hst[k, :-1]

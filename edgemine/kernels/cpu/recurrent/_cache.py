@@ -26,6 +26,7 @@ class RNNCache:
         "gates",
         "fast",
         "fused",
+        "gemm",
         # forward-only state (dropped before the cache is returned)
         "xp",
         "xbias",
