@@ -331,3 +331,18 @@ def test_callbacks_watch_an_outputs_validation_loss(tmp_path, make, capsys):
     assert callback.best == pytest.approx(min(model.history.history["val_cls_loss"]))
     if make == "checkpoint":
         assert load_model(tmp_path / "best.edgemine").metric_names == model.metric_names
+
+
+def test_the_command_line_shows_and_refuses_several_outputs_by_name(tmp_path):
+    from click.testing import CliRunner
+
+    from edgemine.cli import main
+
+    path = tmp_path / "two.edgemine"
+    _model().save(path)
+    shown = CliRunner().invoke(main, ["inspect", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "reg: mean_squared_error x 0.5, cls: categorical_crossentropy x 2" in shown.output
+    refused = CliRunner().invoke(main, ["evaluate", str(path), "--data", "iris"])
+    assert refused.exit_code == 2
+    assert "the model has 2 outputs (reg, cls)" in refused.output
