@@ -167,8 +167,8 @@ class Tally:
     """Running means of an epoch's loss and metrics, as Keras 3's trackers keep them: the
     loss is the sum of the samples' (weighted) losses over the number of samples; a metric
     is the mean of its values, weighted by the sample weights for a weighted metric. The first
-    ``parts`` names (a model with several outputs: each output's unweighted loss) reduce as
-    the loss does.
+    ``parts`` names (a model with several outputs: each output's loss before its loss weight)
+    reduce as the loss does.
 
     >>> t = Tally(["mae"], [False])
     >>> t.add(np.array([1.0, 3.0]), [np.array([0.5, 0.5])], np.array([1.0, 0.0]))
