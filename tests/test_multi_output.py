@@ -346,3 +346,23 @@ def test_the_command_line_shows_and_refuses_several_outputs_by_name(tmp_path):
     refused = CliRunner().invoke(main, ["evaluate", str(path), "--data", "iris"])
     assert refused.exit_code == 2
     assert "the model has 2 outputs (reg, cls)" in refused.output
+
+
+@pytest.mark.parametrize(
+    "args,keras_order",
+    [  # evaluate's list order in Keras 3.15 for these compile arguments
+        (
+            {"loss": "mse", "metrics": [["mae", "mae"], None], "weighted_metrics": [["mae"], ["mse", "mse"]]},
+            ["loss", "reg_loss", "cls_loss", "cls_mse", "cls_weighted_mse", "reg_mae", "reg_mae_1", "reg_weighted_mae"],
+        ),
+        (
+            {"metrics": {"cls": ["acc", "accuracy"]}, "weighted_metrics": {"reg": "mse", "cls": "acc"}},
+            ["loss", "reg_loss", "cls_loss", "cls_acc", "cls_accuracy", "cls_weighted_acc", "reg_mse"],
+        ),
+    ],
+)  # fmt: skip
+def test_repeated_metric_names_are_made_unique_as_keras_does(args, keras_order):
+    model = _model(**args)
+    logs = model.evaluate(X, [YR, YC], sample_weight=W, verbose=0, return_dict=True)
+    assert list(logs) == sorted(keras_order)
+    assert model.evaluate(X, [YR, YC], verbose=0, sample_weight=W) == [logs[k] for k in keras_order]
