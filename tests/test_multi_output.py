@@ -366,3 +366,38 @@ def test_repeated_metric_names_are_made_unique_as_keras_does(args, keras_order):
     logs = model.evaluate(X, [YR, YC], sample_weight=W, verbose=0, return_dict=True)
     assert list(logs) == sorted(keras_order)
     assert model.evaluate(X, [YR, YC], verbose=0, sample_weight=W) == [logs[k] for k in keras_order]
+
+
+def test_an_output_that_another_layer_reads_gets_both_gradients():
+    """h is an output and the input of the next layer: its gradient is its own loss's plus
+    what flows back from the last output. Each loss alone (the other weighted 0) trains as
+    the one-output model of that output does, and both train as their weighted sum."""
+
+    def build(outputs: str):
+        x = Input((3,), name="x")
+        h = Dense(4, activation="relu", name="h")(x)
+        out = Dense(3, activation="softmax", name="out")(h)
+        model = Model(x, {"h": [h], "out": [out], "both": [h, out]}[outputs])
+        model.set_weights([*TWO_WEIGHTS[:2], TWO_WEIGHTS[4], TWO_WEIGHTS[5]][: len(model.weights)])
+        return model
+
+    targets = {"h": np.abs(YR) * np.ones((1, 4), "float32"), "out": Y}
+    losses = {"h": "mse", "out": "sparse_categorical_crossentropy"}
+
+    def step(outputs, loss_weights=None):
+        model = build(outputs)
+        names = ["h", "out"] if outputs == "both" else [outputs]
+        model.compile("sgd", [losses[n] for n in names], loss_weights=loss_weights)
+        model.train_on_batch(X, [targets[n] for n in names])
+        return model.get_weights()
+
+    alone_h, alone_out = step("h"), step("out")
+    for got, want in zip(step("both", [1.0, 0.0]), alone_h):
+        np.testing.assert_allclose(got, want, atol=1e-7)
+    for got, want in zip(step("both", [0.0, 1.0]), alone_out):
+        np.testing.assert_allclose(got, want, atol=1e-7)
+    start = [*TWO_WEIGHTS[:2]]
+    both = step("both", [2.0, 0.5])
+    for k in range(2):  # h's weights: 2 * (its own loss's step) + 0.5 * (the last output's)
+        want = start[k] + 2.0 * (alone_h[k] - start[k]) + 0.5 * (alone_out[k] - start[k])
+        np.testing.assert_allclose(both[k], want, atol=1e-6)
