@@ -76,6 +76,8 @@ def _monitor_mode(monitor: str, mode: str) -> str:
         raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
     if mode != "auto":
         return mode
+    if monitor.endswith("loss"):  # an output's loss too ("val_accuracy_head_loss")
+        return "min"
     return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
 
 

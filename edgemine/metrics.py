@@ -166,7 +166,9 @@ def batch_values(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndar
 class Tally:
     """Running means of an epoch's loss and metrics, as Keras 3's trackers keep them: the
     loss is the sum of the samples' (weighted) losses over the number of samples; a metric
-    is the mean of its values, weighted by the sample weights for a weighted metric.
+    is the mean of its values, weighted by the sample weights for a weighted metric. The first
+    ``parts`` names (a model with several outputs: each output's loss before its loss weight)
+    reduce as the loss does.
 
     >>> t = Tally(["mae"], [False])
     >>> t.add(np.array([1.0, 3.0]), [np.array([0.5, 0.5])], np.array([1.0, 0.0]))
@@ -174,8 +176,8 @@ class Tally:
     {'loss': 0.5, 'mae': 0.5}
     """
 
-    def __init__(self, names: list[str], weighted: list[bool]):
-        self.names, self.weighted = list(names), list(weighted)
+    def __init__(self, names: list[str], weighted: list[bool], parts: int = 0):
+        self.names, self.weighted, self.parts = list(names), list(weighted), parts
         self.loss_sum, self.samples = 0.0, 0
         self.sums = [0.0] * len(names)
         self.counts = [0.0] * len(names)
@@ -185,7 +187,10 @@ class Tally:
         self.loss_sum += float(per.sum() if w is None else (per * w).sum())
         self.samples += n
         for k, v in enumerate(values):
-            if self.weighted[k] and w is not None:
+            if k < self.parts:
+                self.sums[k] += float(v.sum() if w is None else (v * w).sum())
+                self.counts[k] += n
+            elif self.weighted[k] and w is not None:
                 self.sums[k] += float((v * w).sum())
                 self.counts[k] += float(w.sum())
             else:

@@ -37,3 +37,43 @@ def classifier(keras):
         weighted_metrics=["accuracy", "sparse_categorical_accuracy"],
     )
     return model
+
+
+# a model with two outputs: a regression head and a softmax head on a shared hidden layer
+RNG2 = np.random.default_rng(1)  # its own generator: the arrays above stay as they were
+TWO_WEIGHTS = [
+    RNG2.normal(size=(3, 4)).astype("float32") * 0.7,  # h: Dense(4, relu)
+    np.linspace(0.1, 0.4, 4).astype("float32"),
+    RNG2.normal(size=(4, 1)).astype("float32") * 0.7,  # reg: Dense(1)
+    np.array([0.05], "float32"),
+    RNG2.normal(size=(4, 3)).astype("float32") * 0.7,  # cls: Dense(3, softmax)
+    np.array([0.1, -0.1, 0.0], "float32"),
+]
+YR = RNG2.normal(size=(6, 1)).astype("float32")  # regression targets
+YC = np.eye(3, dtype="float32")[Y]  # one-hot classes
+
+
+def two_output_model(keras, **compile_args):
+    """x -> Dense(4, relu) -> [Dense(1) named "reg", Dense(3, softmax) named "cls"], the
+    weights above, SGD(0.1); compiled with ``compile_args`` (loss and the rest)."""
+    x = keras.Input((3,), name="x")
+    h = keras.layers.Dense(4, activation="relu", name="h")(x)
+    reg = keras.layers.Dense(1, name="reg")(h)
+    cls = keras.layers.Dense(3, activation="softmax", name="cls")(h)
+    model = keras.Model(x, [reg, cls])
+    model.set_weights(TWO_WEIGHTS)
+    model.compile(keras.optimizers.SGD(0.1), **compile_args)
+    return model
+
+
+TWO_COMPILE = {  # the reference compile: losses, loss weights and metrics per output
+    "loss": ["mse", "categorical_crossentropy"],
+    "loss_weights": [0.5, 2.0],
+    "metrics": [["mae"], ["accuracy"]],
+}
+TWO_COMPILE_WEIGHTED = {  # by output name; a plain and a weighted metric of one name
+    "loss": {"cls": "categorical_crossentropy", "reg": "mse"},
+    "loss_weights": {"reg": 1.5, "cls": 0.25},
+    "metrics": {"cls": "accuracy", "reg": ["mae", "mse"]},
+    "weighted_metrics": {"cls": ["accuracy"]},
+}

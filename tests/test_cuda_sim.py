@@ -56,6 +56,7 @@ GROUPS = {
     "fit": [
         "fit_cnn",
         "fit_functional",
+        "fit_multi_output",
         "fit_bn_dropout",
         "fit_lstm",
         "fit_stacked_lstm",
@@ -846,6 +847,48 @@ def check_fit_functional(rng):
         return Model(inp, Dense(3, activation="softmax")(joined))
 
     _fit_both(build, x, y, "sparse_categorical_crossentropy", "adam")
+
+
+def check_fit_multi_output(rng):
+    """Three outputs, each with its loss and weight: a fused softmax, a fused sigmoid, a
+    linear mse head; sample weights; y as a dict."""
+    from edgemine.layers import Dense, Input
+    from edgemine.models import Model
+    from edgemine.utils import set_random_seed
+
+    x = rng.random((10, 4), dtype=np.float32)
+    y = {
+        "kind": rng.integers(0, 3, 10),
+        "flag": rng.integers(0, 2, (10, 1)).astype(np.float32),
+        "size": rng.random((10, 2), dtype=np.float32),
+    }
+    w = rng.random(10, dtype=np.float32)
+    got = {}
+    for device in ("cpu", "cuda"):
+        set_random_seed(3)
+        inp = Input(shape=(4,))
+        h = Dense(5, activation="tanh")(inp)
+        outs = [
+            Dense(3, activation="softmax", name="kind")(h),
+            Dense(1, activation="sigmoid", name="flag")(h),
+            Dense(2, name="size")(h),
+        ]
+        model = Model(inp, outs)
+        model.compile(
+            "adam",
+            loss=["sparse_categorical_crossentropy", "binary_crossentropy", "mse"],
+            loss_weights=[1.0, 0.5, 2.0],
+            metrics={"kind": ["accuracy"], "flag": ["accuracy"]},
+            device=device,
+        )
+        assert model._fused == [True, True, False], model._fused
+        hist = model.fit(x, y, sample_weight=w, batch_size=4, verbose=0, validation_data=(x, y))
+        got[device] = (model.get_weights(), hist.history)
+    for i, (wc, wg) in enumerate(zip(got["cpu"][0], got["cuda"][0])):
+        close(f"weight {i} after fit", wg, wc, GRAD)
+    (hc, hg) = got["cpu"][1], got["cuda"][1]
+    assert list(hc) == list(hg), (list(hc), list(hg))
+    close("history", [v[0] for v in hg.values()], [v[0] for v in hc.values()], GRAD)
 
 
 def check_fit_bn_dropout(rng):

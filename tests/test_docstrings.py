@@ -16,6 +16,8 @@ MODULES = [
     "edgemine.metrics",
     "edgemine.optimizers",
     "edgemine.models",
+    "edgemine.models.model",
+    "edgemine.models.heads",
     "edgemine.callbacks",
     "edgemine.report",
     "edgemine.report.metrics",

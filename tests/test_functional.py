@@ -155,9 +155,11 @@ def test_several_inputs_by_list_or_dict_and_several_outputs_predict():
     assert [o.shape for o in by_list] == [(40, 1), (40, 2)]
     for p, q in zip(by_list, by_dict):
         np.testing.assert_array_equal(p, q)
-    with pytest.raises(ValueError, match="2 outputs"):
-        model.compile("adam", "mse")
+    model.compile("adam", "mse")  # one loss for both outputs (tests/test_multi_output.py)
+    with pytest.raises(ValueError, match=r"2 outputs \(o1, o2\): give y as a list"):
         model.fit([xa, xb], np.zeros((40, 1)), verbose=0)
+    hist = model.fit([xa, xb], [np.zeros((40, 1)), np.zeros((40, 2))], verbose=0)
+    assert sorted(hist.history) == ["loss", "o1_loss", "o2_loss"]
 
 
 def test_keras_tensor_arithmetic_builds_merge_layers():

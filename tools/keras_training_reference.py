@@ -1,6 +1,7 @@
-"""Print the Keras 3 numbers that ``tests/test_training_details.py`` and
-``tests/test_dataset_utils.py`` hard-code: losses and metrics with sample and class weights,
-a sequence cross-entropy and one SGD step on it, History keys, and the files and order
+"""Print the Keras 3 numbers that ``tests/test_training_details.py``,
+``tests/test_multi_output.py`` and ``tests/test_dataset_utils.py`` hard-code: losses and metrics
+with sample and class weights, a sequence cross-entropy and one SGD step on it, History keys, a
+two-output model's logs, evaluate order and one SGD step, and the files and order
 ``index_directory`` picks. Needs Keras 3 with the torch backend (not needed by edgemine or CI)::
 
     python3 -m venv /tmp/kvenv3 && /tmp/kvenv3/bin/pip install keras torch==2.13.0 pillow
@@ -24,7 +25,17 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 import keras_reference_data as shared  # noqa: E402  (the tests' data and models)
-from keras_reference_data import X3, Y3, W, X, Y  # noqa: E402
+from keras_reference_data import (  # noqa: E402
+    TWO_COMPILE,
+    TWO_COMPILE_WEIGHTED,
+    X3,
+    Y3,
+    YC,
+    YR,
+    W,
+    X,
+    Y,
+)
 
 
 def sequence_model(loss):
@@ -55,6 +66,29 @@ def numbers() -> dict:
         X, Y, sample_weight=W, batch_size=4, shuffle=False, verbose=0, validation_data=(X, Y, W)
     )
     out["sample_weight_fit"] = {k: v[0] for k, v in hist.history.items()}
+    out["two_outputs"] = two_output_numbers()
+    return out
+
+
+def two_output_numbers() -> dict:
+    """The two-output model's logs, evaluate list, one SGD step and a weighted fit."""
+    out = {}
+    model = shared.two_output_model(keras, **TWO_COMPILE)
+    out["evaluate"] = model.evaluate(X, [YR, YC], verbose=0, return_dict=True)
+    out["evaluate_list"] = model.evaluate(X, [YR, YC], verbose=0)
+    out["train_on_batch"] = model.train_on_batch(X, [YR, YC])
+    out["weights_after_step"] = [w.tolist() for w in model.get_weights()]
+    hist = shared.two_output_model(keras, **TWO_COMPILE).fit(
+        X, [YR, YC], sample_weight=W, batch_size=4, shuffle=False, verbose=0,
+        validation_data=(X, [YR, YC], W),
+    )  # fmt: skip
+    out["fit_sample_weight"] = {k: v[0] for k, v in hist.history.items()}
+    model = shared.two_output_model(keras, **TWO_COMPILE_WEIGHTED)
+    # Keras 3.15 fails on y as a dict together with sample_weight here: the list form
+    out["weighted_evaluate"] = model.evaluate(
+        X, [YR, YC], sample_weight=W, verbose=0, return_dict=True
+    )
+    out["weighted_evaluate_list"] = model.evaluate(X, [YR, YC], sample_weight=W, verbose=0)
     return out
 
 

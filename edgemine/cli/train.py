@@ -18,6 +18,24 @@ def _is_spec(model_arg: str) -> bool:
     return zoo.is_spec_name(model_arg) or model_arg.endswith(".json")
 
 
+def _one_output(model, where: str) -> None:
+    """The command line's datasets hold one target per sample: refuse a model of several
+    outputs by name (the Python API trains those)."""
+    if len(model.output_names) > 1:
+        raise click.UsageError(
+            f"{where}: the model has {len(model.output_names)} outputs "
+            f"({', '.join(model.output_names)}); edgemine train/evaluate take models with one "
+            "output (train several outputs with model.fit in Python)"
+        )
+
+
+def _loss_text(model) -> str:
+    if isinstance(model.loss, list):  # several outputs
+        pairs = zip(model.output_names, model.loss, model.loss_weights)
+        return ", ".join(f"{name}: {loss.name} x {w:g}" for name, loss, w in pairs)
+    return model.loss.name
+
+
 def _load_any_model(model_arg: str):
     """A zoo name or spec (.json) gives a fresh model, a .edgemine or Keras file a trained one."""
     from ..keras import KERAS_SUFFIXES, load_keras
@@ -215,6 +233,8 @@ def train(
     )
     if model is not None and model.loss is None:
         raise click.UsageError(f"{model_arg}: the model has no compile settings to train with")
+    if model is not None:
+        _one_output(model, model_arg)
     out = _outputs(model_arg, spec, output, checkpoint)
     initial_epoch, epochs = _epochs(model_arg, model, spec, epochs, resume)
     name, args = _dataset_for(spec, data, model)
@@ -315,6 +335,7 @@ def evaluate(model_path, data, label_column, text_column, image_size, batch_size
     model = load_model(model_path)
     if model.loss is None:
         raise click.UsageError(f"{model_path}: the model was saved without compile settings")
+    _one_output(model, model_path)
     name, args = _dataset_for(None, data, model)
     options = {"label_column": label_column, "text_column": text_column, "image_size": image_size}
     d = _load_data(name, args, model, options)
@@ -364,7 +385,7 @@ def inspect_cmd(model_path):
     model.summary(print_fn=lines.append)
     if model.loss is not None:
         lines.append(
-            f"Compiled: optimizer={model.optimizer.name}, loss={model.loss.name}, "
+            f"Compiled: optimizer={model.optimizer.name}, loss={_loss_text(model)}, "
             f"metrics={model.metric_names}"
         )
     if model.epochs_trained:

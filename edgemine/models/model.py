@@ -2,7 +2,8 @@
 
 The functional API as in Keras: call layers on KerasTensors, then ``Model(inputs, outputs)``.
 Several inputs (x as a list, or a dict by input name), shared layers, merge layers (``Add``,
-``Concatenate``, ...) and several outputs (for ``predict``; training needs one output).
+``Concatenate``, ...) and several outputs (a loss and metrics per output, targets as a list or
+a dict by output name, as in Keras 3: see :mod:`edgemine.models.heads`).
 
 >>> import numpy as np
 >>> from edgemine.layers import Concatenate, Dense, Input
@@ -12,6 +13,13 @@ Several inputs (x as a list, or a dict by input name), shared layers, merge laye
 >>> model.compile(optimizer="adam", loss="binary_crossentropy")
 >>> model.predict([np.zeros((5, 3)), np.zeros((5, 2))]).shape
 (5, 1)
+>>> two = Model([a, b], [Dense(1, name="size")(h), Dense(3, activation="softmax", name="kind")(h)])
+>>> two.compile("sgd", loss={"size": "mse", "kind": "sparse_categorical_crossentropy"},
+...             loss_weights=[0.5, 1.0], metrics={"kind": ["accuracy"]})
+>>> logs = two.evaluate([np.zeros((4, 3)), np.zeros((4, 2))],
+...                     {"size": np.zeros(4), "kind": np.arange(4) % 3}, verbose=0, return_dict=True)
+>>> list(logs)
+['kind_accuracy', 'kind_loss', 'loss', 'size_loss']
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from ..layers.base import Layer, Variable
 from ..model_inputs import Inputs, model_inputs, model_targets, numeric_array
 from . import summary as summary_mod
 from .graph import Graph, KerasTensor, run_backward, run_forward
+from .heads import split_targets
 from .training import Trainer
 
 _FUSABLE = {
@@ -197,28 +206,44 @@ class Model(Trainer):
             state = self.optimizer.get_state()
             self.optimizer.set_state(state, self.trainable_variables, ops)
 
+    @property
+    def output_names(self) -> list[str]:
+        """The name of each output: the name of the layer that makes it (as in Keras 3)."""
+        if self._graph is None:  # an unbuilt Sequential: its last layer's
+            layers = getattr(self, "_layers", [])
+            return [layers[-1].name] if layers else ["output"]
+        return [t.node.layer.name for t in self._graph.outputs]
+
     def _resolve_metrics(self) -> None:
-        if len(self._graph.outputs) > 1:
+        """Each metric's concrete kind (for its output's loss and width) and, per output,
+        whether the loss applies the output layer's activation itself (fused)."""
+        outs = self._graph.outputs
+        if len(outs) != len(self._heads):
             raise ValueError(
-                f"this model has {len(self._graph.outputs)} outputs: edgemine trains models "
-                "with one output (predict works with several)"
+                f"the model was compiled for {len(self._heads)} outputs but has {len(outs)}: "
+                "compile it again"
             )
-        out_dim = self.output_shape[-1] if self.output_shape else 1
         self._metrics = [
-            (display, metrics_mod.resolve(req, self.loss.name, out_dim))
-            for display, req in zip(self.metric_names, self._metric_kinds())
+            (i, metrics_mod.resolve(kind, self._heads[i].loss.name, outs[i].shape[-1] or 1))
+            for i, kind in self._metric_order()
         ]
-        out = self._graph.outputs[0]
+        self._fused = [self._fusable(t, h.loss) for t, h in zip(outs, self._heads)]
+
+    def _fusable(self, out: KerasTensor, loss) -> bool:
+        """Whether the loss can apply ``out``'s activation itself: a softmax/sigmoid output
+        layer with a cross-entropy, read by no other layer, not shared, and listed once among
+        the model's outputs (the gradient then skips the activation's backward)."""
         last = out.node.layer
-        want = _FUSABLE.get(self.loss.name)
-        self._fused = (
-            not self.loss.from_logits
+        want = _FUSABLE.get(loss.name)
+        return (
+            not loss.from_logits
             and want is not None
             and bool(out.node.inputs)
             and last.fuses_activation_backward
             and last.activation == want
             and not self._graph.readers[id(out)]
             and id(last) not in self._graph.shared
+            and sum(t is out for t in self._graph.outputs) == 1
         )
 
     # ----- input checking -----
@@ -279,10 +304,24 @@ class Model(Trainer):
                 return layer
         return readers[0] if readers else tensor.node.layer
 
-    def _check_y(self, y, n: int, what: str = "y") -> np.ndarray:
-        if isinstance(y, (list, tuple)) and len(y) == 1 and isinstance(y[0], np.ndarray):
-            y = y[0]
-        return model_targets(y, n, self.output_shape, self.loss.name, what)
+    def _check_y(self, y, n: int, what: str = "y"):
+        """Targets checked per output: an array for one output, an Inputs of arrays (in output
+        order) for several."""
+        outs = self._graph.outputs
+        if len(outs) == 1:
+            if isinstance(y, (list, tuple)) and len(y) == 1 and isinstance(y[0], np.ndarray):
+                y = y[0]
+            elif isinstance(y, dict) and list(y) == self.output_names:
+                y = y[self.output_names[0]]
+            return model_targets(y, n, self.output_shape, self._heads[0].loss.name, what)
+        names = self.output_names
+        arrays = split_targets(y, names, what)
+        return Inputs(
+            [
+                model_targets(a, n, tuple(t.shape[1:]), h.loss.name, f"{what}[{name!r}]")
+                for a, t, h, name in zip(arrays, outs, self._heads, names)
+            ]
+        )
 
     # ----- the core steps -----
     def _to_device(self, x_host):
@@ -290,37 +329,47 @@ class Model(Trainer):
             return Inputs([self.ops.asarray(a) for a in x_host.arrays])
         return self.ops.asarray(x_host)
 
-    def _forward(self, xb, training: bool, last_linear: bool = False, several: bool = False):
-        """The model's output; with ``last_linear``, the output layer's output before its
-        activation (the training step's loss then applies it, fused with itself)."""
+    def _forward(self, xb, training: bool, linear=frozenset(), several: bool = False):
+        """The model's output (a list of them with ``several``); the nodes in ``linear`` give
+        their output before their activation (the training step's loss then applies it, fused
+        with itself)."""
         graph = self._graph
         xs = xb.arrays if isinstance(xb, Inputs) else [xb]
-        linear = frozenset({id(graph.outputs[0].node)}) if last_linear else frozenset()
         values = run_forward(graph, xs, training, linear)
         outs = [values[id(t)] for t in graph.outputs]
         return outs if several else outs[0]
 
     def _train_step(self, xb, yb, sample_weight=None):
         """One forward/backward/update (each sample's gradient scaled by its ``sample_weight``
-        if given); returns (the model's output, per-sample losses), both on the device. The loss applies a fused softmax or sigmoid itself where the output
-        layer can leave it out (``forward_linear``): one GPU launch for softmax, losses and
-        gradient."""
-        ops = self.ops
-        out_tensor = self._graph.outputs[0]
-        last = out_tensor.node.layer
-        fused = last.activation if self._fused else None
-        defer = fused is not None and last.fuses_activation_forward
-        out = self._forward(xb, training=True, last_linear=defer)
-        per, grad = ops.loss_and_gradient(
-            self.loss.name, out, yb, self.loss.from_logits, fused, apply_activation=defer
+        if given, each output's by its loss weight); returns (the outputs, each output's
+        per-sample losses), on the device. Where the output layer can leave its softmax or
+        sigmoid out (``forward_linear``), the loss applies it: one GPU launch for activation,
+        losses and gradient."""
+        ops, outputs = self.ops, self._graph.outputs
+        fused = [t.node.layer.activation if f else None for t, f in zip(outputs, self._fused)]
+        defer = [
+            a is not None and t.node.layer.fuses_activation_forward for t, a in zip(outputs, fused)
+        ]
+        outs = self._forward(
+            xb, True, frozenset(id(t.node) for t, d in zip(outputs, defer) if d), several=True
         )
-        if sample_weight is not None:
-            grad = self._weighted_gradient(grad, sample_weight)
-        linear = frozenset({id(out_tensor.node)}) if fused else frozenset()
-        run_backward(self._graph, ops, {id(out_tensor): grad}, linear)
+        seeds, pers = {}, []
+        ys = yb.arrays if isinstance(yb, Inputs) else [yb]
+        for t, head, out, y, act, d in zip(outputs, self._heads, outs, ys, fused, defer):
+            per, grad = ops.loss_and_gradient(
+                head.loss.name, out, y, head.loss.from_logits, act, apply_activation=d
+            )
+            if sample_weight is not None:
+                grad = self._weighted_gradient(grad, sample_weight)
+            if head.weight != 1.0:
+                ops.scale_(grad, head.weight)  # the total loss is the weighted sum
+            seeds[id(t)] = grad if id(t) not in seeds else ops.add(seeds[id(t)], grad)
+            pers.append(per)
+        linear = frozenset(id(t.node) for t, a in zip(outputs, fused) if a)
+        run_backward(self._graph, ops, seeds, linear)
         with ops.lasting_memory():  # optimizer slots and packed weights outlive the batch
             self.optimizer.apply_gradients(self.trainable_variables)
-        return out, per
+        return outs, pers
 
     # ----- reporting and files -----
     def flops(self) -> int:

@@ -16,7 +16,6 @@ import sys
 
 import numpy as np
 
-from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from ..backend import get_ops
@@ -29,9 +28,10 @@ from ..data_adapters import (
     class_weights_of,
     is_batch_source,
 )
-from ..model_inputs import positive_int
+from ..model_inputs import Inputs, positive_int
 from ..progress import ProgressBar
 from ..utils import get_rng, using_rng
+from .heads import compile_heads, log_names, metric_keys
 
 
 def _batch_size(batch_size, x) -> int:
@@ -53,34 +53,45 @@ class Trainer:
         metrics=None,
         device: str = "cpu",
         weighted_metrics=None,
+        loss_weights=None,
     ) -> None:
         """Choose optimizer, loss, metrics (names as in Keras, or metric objects), the
-        ``weighted_metrics`` that sample and class weights weigh, and device ('cpu' or 'cuda')."""
+        ``weighted_metrics`` that sample and class weights weigh, and device ('cpu' or 'cuda').
+
+        For a model with several outputs, as in Keras 3: ``loss`` is one loss for every output,
+        a list in output order or a dict by output name; ``loss_weights`` (default 1 each) and
+        ``metrics`` / ``weighted_metrics`` are lists with one entry per output or dicts by
+        output name; the loss is the weighted sum of the outputs' losses."""
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='categorical_crossentropy'")
+        heads = compile_heads(loss, loss_weights, metrics, weighted_metrics, self.output_names)
         self.optimizer = optimizers_mod.get(optimizer)
-        self.loss = losses_mod.get(loss)
-        plain = metrics_mod.requests(metrics, "metrics")
-        weighted = metrics_mod.requests(weighted_metrics, "weighted_metrics")
-        for _, kind in plain + weighted:
-            metrics_mod.resolve(kind, self.loss.name, 2)  # validates the name early
-        self._requested_metrics = [kind for _, kind in plain]  # what the model file keeps
-        self._metric_requests = plain + weighted
-        self._weighted_flags = [False] * len(plain) + [True] * len(weighted)
-        self.metric_names = metrics_mod.unique_names(
-            [n for n, _ in plain], [n for n, _ in weighted]
-        )
+        self._heads = heads
+        self.loss = heads[0].loss if len(heads) == 1 else [h.loss for h in heads]
+        self.loss_weights = [h.weight for h in heads]
+        self._requested_metrics = [kind for _, kind in heads[0].plain]  # one output's file
+        self.metric_names = log_names(heads)  # evaluate's list after the loss
         self.set_device(device)
         if self.built:
             self._resolve_metrics()
 
-    def _metric_kinds(self) -> list[str]:
-        """The requested kind of each metric in ``metric_names`` (a model loaded from a file,
-        compiled before ``weighted_metrics`` existed, has plain ones only)."""
-        requests = getattr(self, "_metric_requests", None)
-        if requests is None or len(requests) != len(self.metric_names):
-            return list(self._requested_metrics)
-        return [kind for _, kind in requests]
+    def _metric_order(self) -> list[tuple[int, str]]:
+        """(output index, requested kind) of every metric, in the order of ``_tally_names``:
+        the plain metrics output by output, then the weighted ones."""
+        plain = [(i, kind) for i, h in enumerate(self._heads) for _, kind in h.plain]
+        return plain + [(i, kind) for i, h in enumerate(self._heads) for _, kind in h.weighted]
+
+    def _tally_names(self) -> tuple[list[str], list[bool], int]:
+        """(log names besides ``loss``, which are weighted metrics, how many of the first
+        names are the outputs' own losses) of this model's running logs."""
+        heads = self._heads
+        n_plain = sum(len(h.plain) for h in heads)
+        n_weighted = sum(len(h.weighted) for h in heads)
+        flags = [False] * n_plain + [True] * n_weighted
+        if len(heads) == 1:
+            return list(self.metric_names), flags, 0
+        parts = [f"{h.name}_loss" for h in heads]
+        return parts + metric_keys(heads), [False] * len(parts) + flags, len(parts)
 
     def _require_compiled(self) -> None:
         if self.loss is None or self.optimizer is None:
@@ -93,9 +104,9 @@ class Trainer:
         ops = self.ops
         with ops.batch_memory(), using_rng(self._training_rng()):
             xb = self._to_device(x_host)
-            yb = ops.asarray(y_host)
-            out, per = self._train_step(xb, yb, w)
-            return self._batch_logs(out, yb, y_host, per)
+            yb = self._to_device(y_host)
+            outs, pers = self._train_step(xb, yb, w)
+            return self._batch_logs(outs, yb, y_host, pers)
 
     def _weighted_gradient(self, grad, w: np.ndarray):
         """The loss gradient with each sample's rows scaled by its weight. On the host: only
@@ -113,8 +124,9 @@ class Trainer:
         ops = self.ops
         with ops.batch_memory():
             xb = self._to_device(x_host)
-            yb = ops.asarray(y_host)
-            return self._batch_logs(self._forward(xb, training=False), yb, y_host)
+            yb = self._to_device(y_host)
+            outs = self._forward(xb, training=False, several=True)
+            return self._batch_logs(outs, yb, y_host)
 
     def _predict_batch(self, x_host, training: bool = False):
         """The model's output for a host batch, as a host array (a list of them for a model
@@ -125,33 +137,49 @@ class Trainer:
             host = [np.asarray(ops.to_numpy(o)) for o in out]
         return host if len(host) > 1 else host[0]
 
-    def _batch_logs(self, out, yb, host_y, per=None) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Per-sample losses (``per``, computed here when None; a sequence output's averaged
-        over time, as Keras does) and metric values of one batch, on the host; ``host_y`` is
-        yb's host copy (the metrics run on the host: on a GPU this saves a download per step)."""
-        ops = self.ops
-        if per is None:
-            per = ops.loss_forward(self.loss.name, out, yb, self.loss.from_logits)
-        per = ops.to_numpy(per)
-        if per.ndim > 1:
-            per = per.reshape(len(per), -1).mean(-1)
-        if not self._metrics:
-            return per, []
-        host_out = ops.to_numpy(out)
-        pred = host_out
-        if self.loss.from_logits:
-            act = "sigmoid" if self.loss.name == "binary_crossentropy" else "softmax"
-            pred = get_ops("cpu").activation_forward(act, host_out.astype(np.float32))
-        return per, [metrics_mod.batch_values(m, host_y, pred) for _, m in self._metrics]
+    def _batch_logs(self, outs, yb, host_y, pers=None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Per-sample losses and metric values of one batch, on the host, from the outputs
+        ``outs``, targets ``yb`` (``host_y`` their host copies: the metrics run on the host,
+        which on a GPU saves a download per step) and each output's per-sample losses ``pers``
+        (computed here when None; a sequence output's averaged over time, as Keras does). The
+        loss is the loss-weighted sum of the outputs'; with several outputs each output's loss
+        comes first among the values."""
+        ops, heads = self.ops, self._heads
+        ys = _arrays(yb)
+        if pers is None:
+            pers = [
+                ops.loss_forward(h.loss.name, out, y, h.loss.from_logits)
+                for h, out, y in zip(heads, outs, ys)
+            ]
+        pers = [_per_sample(ops.to_numpy(p)) for p in pers]
+        if len(heads) == 1 and heads[0].weight == 1.0:
+            total, parts = pers[0], []
+        else:
+            total = sum(h.weight * p for h, p in zip(heads, pers))
+            parts = pers if len(heads) > 1 else []
+        preds: dict[int, np.ndarray] = {}
+        host_ys = _arrays(host_y)
+        values = [
+            metrics_mod.batch_values(kind, host_ys[i], self._host_prediction(outs, i, preds))
+            for i, kind in self._metrics
+        ]
+        return total, parts + values
+
+    def _host_prediction(self, outs, i: int, cache: dict) -> np.ndarray:
+        """Output ``i`` on the host, as probabilities where its loss takes logits."""
+        if i not in cache:
+            pred = self.ops.to_numpy(outs[i])
+            loss = self._heads[i].loss
+            if loss.from_logits:
+                act = "sigmoid" if loss.name == "binary_crossentropy" else "softmax"
+                pred = get_ops("cpu").activation_forward(act, pred.astype(np.float32))
+            cache[i] = pred
+        return cache[i]
 
     def _new_tally(self) -> metrics_mod.Tally:
         """Running logs for one pass (the metrics known from compile: an unbuilt model builds
         on its first batch)."""
-        names = list(self.metric_names)
-        flags = getattr(self, "_weighted_flags", None)
-        if flags is None or len(flags) != len(names):
-            flags = [False] * len(names)
-        return metrics_mod.Tally(names, flags)
+        return metrics_mod.Tally(*self._tally_names())
 
     # ----- data -----
     def _data(
@@ -166,6 +194,7 @@ class Trainer:
         what="x",
     ):
         """Arrays as ArrayBatches, anything else as a CheckedBatches over an EpochIterator."""
+        self._check_output_weights(sample_weight, class_weight)
         if is_batch_source(x):
             if y is not None or sample_weight is not None:
                 raise ValueError(
@@ -187,6 +216,25 @@ class Trainer:
             w = class_weights_of(y, class_weight)
         size = len(x) if batch_size is None else batch_size  # None: one batch (train_on_batch)
         return ArrayBatches(x, y, w, size, shuffle, class_weight is not None)
+
+    def _check_output_weights(self, sample_weight, class_weight, what="sample_weight") -> None:
+        """Refuse what a model with several outputs does not take: class_weight (Keras 3
+        refuses it too) and sample weights per output."""
+        n = len(self._heads)
+        if n == 1:
+            return
+        if class_weight is not None:
+            raise ValueError(
+                f"class_weight is only supported for models with a single output (as in Keras "
+                f"3); this model has {n} outputs: give sample_weight instead"
+            )
+        if isinstance(sample_weight, dict) or (
+            isinstance(sample_weight, (list, tuple)) and any(np.ndim(w) > 0 for w in sample_weight)
+        ):
+            raise ValueError(
+                f"{what} holds one array per output: edgemine weighs all {n} outputs with one "
+                "array of shape (n,); sample weights per output are not supported"
+            )
 
     def _validation(self, train, validation_split, validation_data, batch_size, steps):
         """(training data, validation data or None). Keras takes a validation_split from the
@@ -449,12 +497,23 @@ class CheckedBatches:
             x = model._check_x(bx, f"x of {label}")
             model._resolve_metrics()
             y = model._check_y(by, len(x), f"y of {label}")
+            model._check_output_weights(bw, None, f"sample_weight of {label}")
             w = check_sample_weight(bw, len(x), f"sample_weight of {label}")
             if self.class_weight is not None:
                 if w is not None:
                     raise ValueError("give class_weight or sample_weight, not both (as in Keras)")
                 w = class_weights_of(y, self.class_weight)
             yield x, y, w
+
+
+def _arrays(y) -> list:
+    """The targets of each output: an Inputs' arrays, or the one array."""
+    return y.arrays if isinstance(y, Inputs) else [y]
+
+
+def _per_sample(per: np.ndarray) -> np.ndarray:
+    """Per-sample losses, a sequence output's averaged over time (as Keras reduces them)."""
+    return per.reshape(len(per), -1).mean(-1) if per.ndim > 1 else per
 
 
 def _length(source) -> int | None:

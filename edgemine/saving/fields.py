@@ -249,29 +249,74 @@ def check_model_section(section) -> tuple[str, list, dict]:
     return kind, layers, mc
 
 
-def check_compile_section(cc) -> tuple[dict, object, list]:
-    """The optimizer config, loss identifier and metric names of the ``compile`` section (the
-    optimizer's own fields are checked by ``Optimizer.from_config``)."""
+def check_compile_section(cc) -> tuple[dict, dict]:
+    """The optimizer config and the other compile arguments (loss, metrics, and where saved,
+    weighted_metrics and loss_weights) of the ``compile`` section. A model with several outputs
+    keeps a list of losses and, per output, a loss weight and lists of metric names; a file
+    of one loss keeps a loss and lists of names (the optimizer's own fields are checked by
+    ``Optimizer.from_config``)."""
     expect(isinstance(cc, dict), "compile is not an object")
-    expect(set(cc) <= {"optimizer", "loss", "metrics"}, "compile has unknown fields")
+    expect(
+        set(cc) <= {"optimizer", "loss", "metrics", "weighted_metrics", "loss_weights"},
+        "compile has unknown fields",
+    )
     optimizer = cc.get("optimizer")
     expect(
         isinstance(optimizer, dict) and isinstance(optimizer.get("class_name"), str),
         "compile.optimizer must be an object with a class_name",
     )
     loss = cc.get("loss")
-    if isinstance(loss, dict):
-        expect(set(loss) <= {"name", "from_logits"}, "compile.loss has unknown fields")
-        _string(loss.get("name"), "compile.loss.name")
-        _bool(loss.get("from_logits", False), "compile.loss.from_logits")
+    outputs = None
+    if isinstance(loss, list):  # one per output
+        outputs = len(loss)
+        expect(0 < outputs <= MAX_LAYERS, "compile.loss must list one loss per output")
+        for i, entry in enumerate(loss):
+            _loss_id(entry, f"compile.loss[{i}]")
     else:
-        _string(loss, "compile.loss")
-    metrics = cc.get("metrics") or []
+        _loss_id(loss, "compile.loss")
+    args = {"loss": loss}
+    for field in ("metrics", "weighted_metrics"):
+        value = cc.get(field)
+        if value is None:
+            value = [] if outputs is None else [[] for _ in range(outputs)]
+        if outputs is None:
+            _names(value, f"compile.{field}")
+        else:
+            expect(
+                isinstance(value, list) and len(value) == outputs,
+                f"compile.{field} must hold one list of names per output",
+            )
+            for i, names in enumerate(value):
+                _names(names, f"compile.{field}[{i}]")
+        args[field] = value
+    weights = cc.get("loss_weights")
+    if weights is not None:
+        expect(
+            isinstance(weights, list) and len(weights) == (outputs or 1),
+            "compile.loss_weights must hold one number per output",
+        )
+        for i, w in enumerate(weights):
+            number(w, f"compile.loss_weights[{i}]", -1e30, 1e30)
+        args["loss_weights"] = weights
+    return optimizer, args
+
+
+def _loss_id(loss, where: str) -> None:
+    if isinstance(loss, dict):
+        expect(set(loss) <= {"name", "from_logits"}, f"{where} has unknown fields")
+        _string(loss.get("name"), f"{where}.name")
+        _bool(loss.get("from_logits", False), f"{where}.from_logits")
+    else:
+        _string(loss, where)
+
+
+def _names(value, where: str) -> None:
     expect(
-        isinstance(metrics, list) and all(isinstance(m, str) for m in metrics),
-        "compile.metrics must be a list of names",
+        isinstance(value, list) and len(value) <= 256 and all(isinstance(m, str) for m in value),
+        f"{where} must be a list of names",
     )
-    return optimizer, loss, metrics
+    for i, m in enumerate(value):
+        _string(m, f"{where}[{i}]")
 
 
 def check_history(history) -> dict[str, list[float | None]]:

@@ -212,15 +212,18 @@ def _compile(loading: _Loading, config: dict, model, digests: dict, attach: bool
         expect("optimizer.npz" not in loading.names, "optimizer.npz without compile settings")
         return
     loading.stage = "compile"
-    opt_config, loss_id, metrics = check_compile_section(cc)
+    opt_config, args = check_compile_section(cc)
     try:
         optimizer = optimizers.get(dict(opt_config))
-        loss = losses.get(loss_id)
+        loss_id = args["loss"]
+        args["loss"] = (
+            [losses.get(i) for i in loss_id] if isinstance(loss_id, list) else losses.get(loss_id)
+        )
     except (TypeError, ValueError) as e:
         raise Invalid(f"invalid compile settings: {e}") from None
     if attach:
         try:
-            model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics))
+            model.compile(optimizer=optimizer, **args)
         except (TypeError, ValueError) as e:
             raise Invalid(f"invalid compile settings: {e}") from None
     if "optimizer.npz" in loading.names:

@@ -46,6 +46,29 @@ def _training_section(model, epoch: int | None) -> dict:
     }
 
 
+def _compile_section(model) -> dict:
+    """The compile settings: a loss and a list of metric kinds for one output (as files of
+    one loss always held them); a list of losses and per output a loss weight and lists of
+    metric kinds for several. weighted_metrics and loss_weights only where they are used."""
+    heads = model._heads
+    many = len(heads) > 1
+
+    def kinds(requests) -> list[str]:
+        return [kind for _, kind in requests]
+
+    section = {
+        "optimizer": model.optimizer.get_config(),
+        "loss": [h.loss.get_config() for h in heads] if many else heads[0].loss.get_config(),
+        "metrics": [kinds(h.plain) for h in heads] if many else kinds(heads[0].plain),
+    }
+    if any(h.weighted for h in heads):
+        weighted = [kinds(h.weighted) for h in heads]
+        section["weighted_metrics"] = weighted if many else weighted[0]
+    if many or heads[0].weight != 1.0:
+        section["loss_weights"] = [h.weight for h in heads]
+    return section
+
+
 def model_to_bytes(model, epoch: int | None = None) -> bytes:
     """The bytes of the ``.edgemine`` file of ``model`` (what ``save_model`` writes).
 
@@ -62,11 +85,7 @@ def model_to_bytes(model, epoch: int | None = None) -> bytes:
     members = {"weights.npz": _npz_bytes(weights)}
     compile_config = None
     if model.optimizer is not None and model.loss is not None:
-        compile_config = {
-            "optimizer": model.optimizer.get_config(),
-            "loss": model.loss.get_config(),
-            "metrics": list(model._requested_metrics),
-        }
+        compile_config = _compile_section(model)
         if model.optimizer.slots:
             members["optimizer.npz"] = _npz_bytes(model.optimizer.get_state())
     config = {
