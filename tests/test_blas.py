@@ -140,3 +140,37 @@ def test_parallel_kernels_use_the_workqueue_layer():
         pytest.skip("numba's OpenMP layer is not available here")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "omp"
+
+
+def test_parallel_twins_of_the_loop_kernels_agree_with_the_serial_ones(monkeypatch):
+    """Every loop kernel has a serial and a parallel (prange) build, chosen by the work's size
+    (``SERIAL_BELOW``); batches big enough for the parallel one are rare in tests, so run a
+    small CNN's training step through each and compare."""
+    from edgemine.kernels.cpu import _jit
+    from edgemine.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from edgemine.models import Sequential
+    from edgemine.utils import set_random_seed
+
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 9, 9, 2), dtype=np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 4)]
+    results = []
+    for threshold in (1 << 40, 0):  # all serial, then all parallel
+        monkeypatch.setattr(_jit, "SERIAL_BELOW", threshold)
+        set_random_seed(0)
+        model = Sequential(
+            [
+                Conv2D(3, 3, activation="relu", input_shape=(9, 9, 2)),
+                MaxPooling2D(),
+                Conv2D(4, 2, padding="same", activation="tanh"),
+                MaxPooling2D(pool_size=3, strides=1, padding="same"),
+                Flatten(),
+                Dense(3, activation="softmax"),
+            ]
+        )
+        model.compile("adam", "categorical_crossentropy")
+        model.train_on_batch(x, y)
+        results.append((model.predict(x, verbose=0), model.get_weights()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6, atol=1e-7)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -14,8 +14,11 @@ from numba import njit
 # Elements of work under which a kernel runs on the calling thread. The kernels are memory-bound
 # (copies, element-wise passes), so a second thread gains little, while waking the workers costs
 # about 50 us and they compete with OpenBLAS's spinning threads: measured on the seed CNN at
-# batch 32, running them all serially made a training step 8-10 % faster than a 65,536 threshold.
-SERIAL_BELOW = 1 << 20
+# batch 32, running them all serially made a training step 8-10 % faster than a 65,536 threshold,
+# and 2M rather than 1M elements (the second convolution's im2col and col2im, 1.1M, now serial)
+# 4 % faster again, batch-256 prediction 8 % (2-core AMD EPYC, alternating blocks: 14 of 20 and
+# 10 of 12 faster).
+SERIAL_BELOW = 1 << 21
 
 
 class DualKernel:
