@@ -286,8 +286,9 @@ def main() -> None:
         f"- date: {datetime.date.today().isoformat()}",
         f"- machine: {machine()}",
         f"- threads: {THREADS}; batch 32 training on the train split, {steps} steps x {repeats} "
-        "alternating repeats (median); latency = median predict of one sample (PyTorch: the "
-        "faster of 2 threads and 1 thread)",
+        "alternating repeats (median); latency = predict of one sample, batch 256 = predict of "
+        "256, each the median of block medians over 10 / 6 blocks that alternate between the "
+        "engines (PyTorch's latency: the faster of 2 threads and 1 thread)",
         f"- versions: python {platform.python_version()}, numpy {np.__version__}, "
         f"numba {__import__('numba').__version__}, torch {torch.__version__}",
         "",
