@@ -25,6 +25,8 @@ def signature_mismatches(module) -> list[str]:
     problems = []
     if not isinstance(getattr(module, "name", None), str):
         problems.append("no 'name' attribute")
+    if not isinstance(getattr(module, "gemm_epilogue", None), bool):
+        problems.append("no 'gemm_epilogue' attribute")
     for op in OPS:
         fn = getattr(module, op, None)
         if not callable(fn):
@@ -81,5 +83,6 @@ def test_a_backend_missing_an_op_or_renaming_a_parameter_is_caught():
     fake.reshape = lambda x, new_shape: x
     problems = signature_mismatches(fake)
     assert "add: missing" in problems
+    assert "no 'gemm_epilogue' attribute" in problems
     assert any(p.startswith("reshape(x, new_shape)") for p in problems)
     assert "__all__ is not the interface's OPS" in problems

@@ -313,6 +313,12 @@ def check_activations(rng):
         pass
     else:
         raise AssertionError("unknown activation accepted")
+    bias = _rand(rng, 5)
+    for act in ("linear", "relu", "sigmoid", "tanh"):  # bias over the last axis, then act
+        for b in (bias, None):
+            want = cpu.bias_activation(x.copy(), b, act)
+            got = cu.bias_activation(cu.asarray(x), None if b is None else cu.asarray(b), act)
+            close(f"bias_activation {act} bias={b is not None}", cu.to_numpy(got), want, FWD)
 
 
 def check_batchnorm(rng):

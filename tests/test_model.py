@@ -442,3 +442,53 @@ def test_loss_applying_the_last_activation_changes_nothing(loss, act, units):
     np.testing.assert_array_equal(p1, p2)
     for a, b in zip(w1, w2):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (3, 1)])  # tiled, and overlapping 'same' windows
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_conv_bias_and_relu_after_max_pooling_equal_the_plain_order(monkeypatch, pool, use_bias):
+    """A ReLU Conv2D read only by a MaxPooling2D leaves its bias and ReLU to the pooling's
+    smaller output (max commutes with both): predictions and a training step's weights equal
+    the plain order's; a convolution read twice keeps its own."""
+    from edgemine import Input, Model
+    from edgemine.layers import Add, Conv2D
+    from edgemine.models.graph import Graph
+
+    size, stride = pool
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 9, 9, 2)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 6)]
+
+    def run():
+        set_random_seed(0)
+        model = Sequential(
+            [
+                Conv2D(4, 3, activation="relu", use_bias=use_bias, input_shape=(9, 9, 2)),
+                MaxPooling2D(size, strides=stride, padding="same" if stride == 1 else "valid"),
+                Flatten(),
+                Dense(3, activation="softmax"),
+            ]
+        )
+        model.compile("sgd", "categorical_crossentropy")
+        if use_bias:  # a bias that matters: some windows go negative only through it
+            model.layers[0].bias.value[:] = rng.standard_normal(4).astype(np.float32)
+        before = model.predict(x, verbose=0)
+        model.train_on_batch(x, y)
+        return model, before, model.get_weights()
+
+    fused, p1, w1 = run()
+    assert len(fused._graph.deferring()) == 1
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 9, 9, 2)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 6)]
+    monkeypatch.setattr(Conv2D, "defers_bias_activation", False)
+    plain, p2, w2 = run()
+    assert not plain._graph.deferring()
+    np.testing.assert_allclose(p1, p2, rtol=1e-6, atol=1e-7)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    monkeypatch.undo()
+    inp = Input((9, 9, 2))
+    conv = Conv2D(2, 3, activation="relu", padding="same")(inp)
+    both = Model(inp, Add()([MaxPooling2D(1)(conv), conv]))
+    assert isinstance(both._graph, Graph) and not both._graph.deferring()

@@ -38,9 +38,12 @@ Array = Any
 
 @runtime_checkable
 class Backend(Protocol):
-    """What a backend module provides. Attributes: ``name`` ('cpu' or 'cuda')."""
+    """What a backend module provides. Attributes: ``name`` ('cpu' or 'cuda') and
+    ``gemm_epilogue`` (whether its Dense / Conv2D products apply bias and activation in the
+    product itself, as the CUDA GEMM does: then moving them to a max pooling saves nothing)."""
 
     name: str
+    gemm_epilogue: bool
 
     # ----- arrays and memory -----
     def asarray(self, x, dtype=None) -> Array:
@@ -65,6 +68,11 @@ class Backend(Protocol):
     # ----- activations and dense -----
     def activation_forward(self, name: str, x: Array) -> Array: ...
     def activation_backward(self, name: str, y: Array, dy: Array) -> Array: ...
+    def bias_activation(self, x: Array, bias: Array | None, activation: str) -> Array:
+        """activation(x + bias) over the last axis of x (linear, relu, sigmoid or tanh); may
+        write into x, which the caller gives up. A max pooling applies its convolution's bias and
+        ReLU to its smaller output with it (max commutes with both)."""
+
     def dense_forward(self, x: Array, kernel: Array, bias: Array | None, activation="linear"):
         """activation(x @ kernel + bias) over the last axis of x."""
 

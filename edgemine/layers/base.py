@@ -150,6 +150,10 @@ class Layer:
     #: activations of the layer below whose backward this layer's
     #: ``backward_through_activation`` applies
     absorbs_activation_below: frozenset[str] = frozenset()
+    #: the layer below can leave its bias and activation to this one (``forward_after``), and
+    #: this layer can leave them to the one above (``forward_raw``): see ``Graph.deferring``
+    applies_bias_activation_below: frozenset[str] = frozenset()
+    defers_bias_activation: bool = False
     #: a merge layer: ``build`` gets a list of shapes, ``forward`` a list of arrays (and masks),
     #: ``backward`` returns a list of gradients, one per input
     multi_input: bool = False

@@ -59,6 +59,17 @@ class MaxPooling2D(_Pooling2D):
     #: equals masking the input gradient (measured: saves a full-size pass per pair, 0.2-0.3 ms
     #: of the seed CNN's 9-10 ms training step)
     absorbs_activation_below = frozenset({"relu"})
+    #: ... and in the forward pass it can add the convolution's bias and apply its ReLU after
+    #: the max (max(z + b) = max(z) + b per channel, and max commutes with ReLU): one pass over
+    #: the pooled output instead of one over the convolution's (``Graph.deferring``)
+    applies_bias_activation_below = frozenset({"relu"})
+
+    def forward_after(self, x, below, training=False):
+        """This pooling of ``below.forward_raw``'s output, then ``below``'s bias and activation."""
+        y = self.forward(x, training)
+        bias = below.bias.value if below.bias is not None else None
+        self._y = self.ops.bias_activation(y, bias, below.activation)
+        return self._y
 
     def backward_through_activation(self, activation, dy):
         """The gradient of this pooling's input AND of the ReLU that produced it."""

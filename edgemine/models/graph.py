@@ -22,6 +22,7 @@ nodes.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ..layers.base import SparseGradient
@@ -238,6 +239,23 @@ class Graph:
                 out[id(node)] = below
         return out
 
+    def deferring(self) -> dict[int, Node]:
+        """The pairs of ``absorbing`` where the forward fuses too: node id -> the node below,
+        which runs ``forward_raw`` (no bias, no activation) while this one runs
+        ``forward_after`` and applies them to its smaller output (a max pooling after a ReLU
+        convolution)."""
+        absorbing = self.absorbing()
+        out = {}
+        for node in self.nodes:
+            below = absorbing.get(id(node))
+            if (
+                below is not None
+                and below.layer.defers_bias_activation
+                and below.layer.activation in node.layer.applies_bias_activation_below
+            ):
+                out[id(node)] = below
+        return out
+
 
 # ------------------------------------------------------------------------------ running
 
@@ -261,6 +279,8 @@ def run_forward(graph: Graph, xs: list, training: bool, linear_outputs=frozenset
     for t, x in zip(graph.inputs, xs):
         values[id(t)] = x
         masks[id(t)] = None
+    deferring = graph.deferring()
+    raw = {id(below) for below in deferring.values()}
     for node in graph.nodes:
         layer = node.layer
         if not node.inputs:  # an InputLayer: its value was set above
@@ -270,6 +290,10 @@ def run_forward(graph: Graph, xs: list, training: bool, linear_outputs=frozenset
         x = xs_in if layer.multi_input else xs_in[0]
         mask = ms_in if layer.multi_input else ms_in[0]
         forward = layer.forward_linear if id(node) in linear_outputs else layer.forward
+        if id(node) in raw:
+            forward = layer.forward_raw
+        elif id(node) in deferring:
+            forward = functools.partial(layer.forward_after, below=deferring[id(node)].layer)
         if layer.supports_masking and (
             any(m is not None for m in ms_in) if layer.multi_input else mask is not None
         ):

@@ -17,6 +17,7 @@ from . import blas, threads
 from .activations import (
     activation_backward,
     activation_forward,
+    bias_activation,
     bias_activation_inplace,
     column_sums,
     gradient_into,
@@ -59,6 +60,8 @@ from .sequence import (
 )
 
 name = "cpu"
+# bias and activation are a pass after the OpenBLAS product (Backend.gemm_epilogue)
+gemm_epilogue = False
 
 #: the backend interface (``edgemine.kernels.interface.Backend``): one list for every backend
 __all__ = list(OPS)

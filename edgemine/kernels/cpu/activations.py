@@ -71,6 +71,13 @@ def bias_activation_inplace(z, bias, name: str):
     return z
 
 
+def bias_activation(x, bias, activation: str):
+    """activation(x + bias) over the last axis, in place (x must be C-contiguous); returns x."""
+    if activation == "softmax":
+        raise ValueError("bias_activation: softmax is not applied per element")
+    return bias_activation_inplace(x, bias, activation)
+
+
 def _softmax_inplace(z):
     z -= z.max(axis=-1, keepdims=True)
     np.exp(z, out=z)

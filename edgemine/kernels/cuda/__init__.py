@@ -43,6 +43,7 @@ from ._device import last as _last
 from .activations import (
     activation_backward,
     activation_forward,
+    bias_activation,
     relu_backward,
     relu_forward,
     softmax_backward,
@@ -99,6 +100,8 @@ from .sequence import (
 )
 
 name = "cuda"
+# the GEMM kernel applies bias and activation as it writes (Backend.gemm_epilogue)
+gemm_epilogue = True
 simulated: bool = SIM
 
 #: the backend interface (``edgemine.kernels.interface.Backend``): one list for every backend

@@ -83,6 +83,26 @@ def activation_forward(name: str, x: DeviceArray) -> DeviceArray:
     return y
 
 
+@cuda.jit(cache=True)
+def _bias_act_fwd(x, bias, y, code):
+    n = bias.size
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        y[i] = act(x[i] + bias[i % n], code)
+
+
+def bias_activation(x: DeviceArray, bias: DeviceArray | None, activation: str) -> DeviceArray:
+    """activation(x + bias) over the last axis, a new device array (as the CPU op's result)."""
+    code = ACT_CODES.get(activation)
+    if code is None:
+        raise ValueError(f"bias_activation: unknown or non-element-wise activation {activation!r}")
+    if bias is None:
+        return activation_forward(activation, x)
+    y = empty(x.shape, x.dtype)
+    if x.size:
+        _bias_act_fwd[grid1d(x.size)](flat(x), bias, flat(y), code)
+    return y
+
+
 def activation_backward(name: str, y: DeviceArray, dy: DeviceArray) -> DeviceArray:
     """dL/dx from the forward output y and dL/dy."""
     if name == "linear":
