@@ -50,7 +50,7 @@ GROUPS = {
         "memory",
         "batch_memory",
     ],
-    "conv_pool": ["conv2d", "pool2d", "global_pool", "nan"],
+    "conv_pool": ["conv2d", "conv2d_corner", "pool2d", "global_pool", "nan"],
     "loss_optim": ["losses", "optimizers", "sparse_rows"],
     "recurrent": ["embedding", "lstm", "gru", "simple_rnn", "bidirectional_ops"],
     "fit": [
@@ -463,6 +463,42 @@ def check_conv2d(rng):
                         assert g is None, f"{tag} {nm}: expected None"
                         continue
                     close(f"{tag} {nm} {grad_act} need_dx={need_dx}", cu.to_numpy(g), w, GRAD)
+
+
+def check_conv2d_corner(rng):
+    """``corner=``: the CPU's corner is the full output's top-left part, its gradients those of
+    a dy that is zero elsewhere; the CUDA twin matches the CPU."""
+    cpu, cu = _ops()
+    cases = [
+        ((2, 6, 7, 2), (3, 3, 2, 3), (1, 1), "valid", (3, 4)),
+        ((2, 5, 6, 2), (3, 2, 2, 3), (2, 2), "same", (2, 2)),
+        ((1, 5, 5, 3), (1, 1, 3, 2), (1, 1), "valid", (4, 4)),  # 1x1: no im2col otherwise
+    ]
+    for xs, ks, strides, padding, corner in cases:
+        x, k, b = _rand(rng, *xs), _rand(rng, *ks), _rand(rng, ks[-1])
+        tag = f"conv corner {xs} {ks} {strides} {padding} {corner}"
+        full, full_cols = cpu.conv2d_forward(x, k, b, strides, padding, "relu")
+        y, cols = cpu.conv2d_forward(x, k, b, strides, padding, "relu", corner=corner)
+        rows, cols_n = corner
+        close(f"{tag} cpu y", y, full[:, :rows, :cols_n], FWD)
+        dy = _rand(rng, *y.shape)
+        dy_full = np.zeros_like(full)
+        dy_full[:, :rows, :cols_n] = dy
+        want = cpu.conv2d_backward(x.shape, full_cols, k, dy_full, strides, padding, True)
+        got = cpu.conv2d_backward(x.shape, cols, k, dy, strides, padding, True, corner=corner)
+        for nm, g, w in zip(("dx", "dkernel", "dbias"), got, want):
+            close(f"{tag} cpu {nm}", g, w, GRAD)
+        gy, gcols = cu.conv2d_forward(
+            cu.asarray(x), cu.asarray(k), cu.asarray(b), strides, padding, "relu", corner=corner
+        )
+        close(f"{tag} y", cu.to_numpy(gy), y, FWD)
+        args = (strides, padding, True)
+        got = cu.conv2d_backward(
+            x.shape, gcols, cu.asarray(k), cu.asarray(dy), *args, "relu", gy, corner=corner
+        )
+        want = cpu.conv2d_backward(x.shape, cols, k, dy, *args, "relu", y, corner=corner)
+        for nm, g, w in zip(("dx", "dkernel", "dbias"), got, want):
+            close(f"{tag} {nm}", cu.to_numpy(g), w, GRAD)
 
 
 def check_pool2d(rng):

@@ -444,6 +444,60 @@ def test_loss_applying_the_last_activation_changes_nothing(loss, act, units):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("pool_class", ["MaxPooling2D", "AveragePooling2D"])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_convolution_computes_only_the_corner_a_valid_pooling_reads(
+    monkeypatch, pool_class, activation
+):
+    """A 'valid' 2x2 pooling of an odd-sized convolution output never reads its last row and
+    column, so the convolution leaves them out: predictions and the weights after two Adam
+    steps equal those of the full computation."""
+    from edgemine import Input, Model, layers
+    from edgemine.models.graph import Graph
+
+    pool = getattr(layers, pool_class)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 13, 13, 2)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 5)]
+    bias = rng.standard_normal(4).astype(np.float32)
+
+    def run():
+        set_random_seed(0)
+        model = Sequential(
+            [
+                layers.Conv2D(4, 3, activation=activation, input_shape=(13, 13, 2)),  # 11x11
+                pool(2),
+                layers.Conv2D(3, 3, padding="same", activation=activation),  # 5x5: reads 4x4
+                pool(2),
+                Flatten(),
+                Dense(3, activation="softmax"),
+            ]
+        )
+        model.compile("adam", "categorical_crossentropy")
+        model.layers[0].bias.value[:] = bias
+        before = model.predict(x, verbose=0)
+        model.train_on_batch(x, y)
+        model.train_on_batch(x, y)
+        return model, before, model.get_weights()
+
+    cropped, p1, w1 = run()
+    assert sorted(cropped._graph.corners().values()) == [(4, 4), (10, 10)]
+    monkeypatch.setattr(Graph, "corners", lambda self: {})
+    _, p2, w2 = run()
+    np.testing.assert_allclose(p1, p2, rtol=1e-6, atol=1e-7)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    monkeypatch.undo()
+    # no corner where the whole output is used: read twice, a model output, a 'same' pooling
+    inp = Input((13, 13, 2))
+    conv = layers.Conv2D(2, 3)(inp)
+    twice = Model(inp, layers.Add()([pool(2)(conv), pool(2)(conv)]))
+    both = Model(inp, [pool(2)(conv), conv])
+    same = Model(inp, pool(2, padding="same")(layers.Conv2D(2, 3)(inp)))
+    for model in (twice, both, same):
+        assert not model._graph.corners()
+
+
 @pytest.mark.parametrize("pool", [(2, 2), (3, 1)])  # tiled, and overlapping 'same' windows
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_conv_bias_and_relu_after_max_pooling_equal_the_plain_order(monkeypatch, pool, use_bias):

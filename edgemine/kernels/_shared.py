@@ -23,6 +23,25 @@ def conv_output_size(size: int, k: int, stride: int, padding: str) -> tuple[int,
     return out, total // 2
 
 
+def conv_geometry(x_shape, kh: int, kw: int, strides, padding: str, corner=None) -> tuple:
+    """(oh, ow, pt, pl, cropped) of a 2-D convolution of NHWC ``x_shape``: the output size to
+    compute, the leading pads, and whether that is only a ``corner`` (rows, cols) of the full
+    output (the part a 'valid' pooling reads: see ``Graph.corners``).
+
+    >>> conv_geometry((8, 11, 11, 3), 3, 3, (1, 1), "valid", corner=(8, 8))
+    (8, 8, 0, 0, True)
+    """
+    _, h, w, _ = x_shape
+    oh, pt = conv_output_size(h, kh, strides[0], padding)
+    ow, pl = conv_output_size(w, kw, strides[1], padding)
+    if corner is None or tuple(corner) == (oh, ow):
+        return oh, ow, pt, pl, False
+    rows, cols = corner
+    if not (0 < rows <= oh and 0 < cols <= ow):
+        raise ValueError(f"conv2d corner {tuple(corner)} is outside the output ({oh}, {ow})")
+    return rows, cols, pt, pl, True
+
+
 def gradient_into(out, i: int, value):
     """``value``, or, when ``out`` gives a destination for it (``out[i]``, the optimizer's flat
     gradient buffer: see ``Optimizer``), ``value`` copied there and that array returned."""

@@ -83,9 +83,10 @@ class Backend(Protocol):
 
     # ----- convolution and pooling (NHWC) -----
     def conv2d_forward(
-        self, x, kernel, bias, strides, padding, activation="linear", keep=True
+        self, x, kernel, bias, strides, padding, activation="linear", keep=True, corner=None
     ) -> tuple[Array, Any]:
-        """(y, cache); the cache (patch matrix) is kept for backward when ``keep``."""
+        """(y, cache); the cache (patch matrix) is kept for backward when ``keep``. With
+        ``corner`` (rows, cols) only the output's first rows and columns are computed."""
 
     def conv2d_backward(
         self,
@@ -99,7 +100,10 @@ class Backend(Protocol):
         activation="linear",
         y=None,
         out=None,
-    ) -> tuple[Array | None, Array, Array]: ...
+        corner=None,
+    ) -> tuple[Array | None, Array, Array]:
+        """(dx or None, dkernel, dbias); ``corner`` as given to the forward."""
+
     def pool2d_forward(self, mode: str, x, pool, strides, padding) -> tuple[Array, Any]:
         """(y, argmax cache) for mode 'max' or 'avg'."""
 

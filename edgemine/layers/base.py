@@ -51,6 +51,13 @@ next layer's mask; ``passes_mask = True`` passes a mask on unchanged without usi
 * ``absorbs_activation_below``: names of activations whose backward this layer can apply for the
   layer below in ``backward_through_activation(activation, dy)``; the model then calls the lower
   layer's ``backward_linear`` (max pooling absorbs ReLU's backward at a quarter of the size).
+* ``applies_bias_activation_below`` / ``defers_bias_activation``: the upper layer applies the
+  lower one's bias and activation after its own forward (``forward_after``) while the lower one
+  runs ``forward_raw`` (max pooling after a ReLU convolution: max commutes with both).
+* ``input_corner_read(input_shape)`` / ``computes_corner``: a layer that reads only the first
+  (rows, cols) of its input says which; a layer below that ``computes_corner`` then computes only
+  those, given ``corner=`` in its forward (a 'valid' pooling drops the odd last row of a
+  convolution's output: the seed CNN's second convolution does 17 % less work).
 """
 
 from __future__ import annotations
@@ -154,6 +161,9 @@ class Layer:
     #: this layer can leave them to the one above (``forward_raw``): see ``Graph.deferring``
     applies_bias_activation_below: frozenset[str] = frozenset()
     defers_bias_activation: bool = False
+    #: ``forward`` (and ``forward_raw``) take ``corner=(rows, cols)``: compute only that top-left
+    #: part of the output, all that the one layer reading it uses (see ``input_corner_read``)
+    computes_corner: bool = False
     #: a merge layer: ``build`` gets a list of shapes, ``forward`` a list of arrays (and masks),
     #: ``backward`` returns a list of gradients, one per input
     multi_input: bool = False
@@ -234,6 +244,11 @@ class Layer:
         Only a layer that declares ``absorbs_activation_below`` implements it (the model calls
         it for no other), and a test holds every such layer to that."""
         raise NotImplementedError  # abstract
+
+    def input_corner_read(self, input_shape: tuple) -> tuple[int, int] | None:
+        """(rows, cols): the top-left part of an (h, w, c) input that this layer reads, when it
+        leaves the rest unread; None when it reads it all."""
+        return None
 
     def __call__(self, x, training: bool = False, mask=None):
         """On KerasTensors (the functional API): record the call and return the output's

@@ -79,12 +79,18 @@ class Conv2D(KernelBiasMixin, Layer):
         backend's GEMM applies them as it writes (CUDA: a launch more, nothing saved)."""
         return not self.ops.gemm_epilogue
 
-    def forward_raw(self, x, training=False):
+    computes_corner = True
+
+    def forward(self, x, training=False, corner=None):
+        """``corner``: (rows, cols), compute only that top-left part of the output."""
+        return self._forward(x, training, self.activation, corner=corner)
+
+    def forward_raw(self, x, training=False, corner=None):
         """The convolution without bias and activation (``MaxPooling2D.forward_after`` adds
         them); its backward is then ``backward_linear``."""
-        return self._forward(x, training, "linear", with_bias=False)
+        return self._forward(x, training, "linear", with_bias=False, corner=corner)
 
-    def _forward(self, x, training, activation, with_bias=True):
+    def _forward(self, x, training, activation, with_bias=True, corner=None):
         self._y, cols = self.ops.conv2d_forward(
             x,
             self.kernel.value,
@@ -93,8 +99,10 @@ class Conv2D(KernelBiasMixin, Layer):
             self.padding,
             activation,
             keep=training,
+            corner=corner,
         )
         self._x_shape = x.shape
+        self._corner = corner
         self._cols = cols if training else None
         return self._y
 
@@ -110,6 +118,7 @@ class Conv2D(KernelBiasMixin, Layer):
             activation=activation,
             y=self._y,
             out=out,
+            corner=self._corner,
         )
 
     def flops(self):

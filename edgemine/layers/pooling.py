@@ -26,6 +26,20 @@ class _Pooling2D(Layer):
             raise ValueError(f"{self.name}: input {input_shape} is smaller than {self.pool_size}")
         return (oh, ow, c)
 
+    def input_corner_read(self, input_shape):
+        """'valid' windows stop where the last whole window ends: the rows and columns after it
+        are never read (a 2x2 pooling of an 11x11 input reads 10x10).
+
+        >>> MaxPooling2D(2).input_corner_read((11, 11, 8)), MaxPooling2D(2).input_corner_read((10, 10, 8))
+        ((10, 10), None)
+        """
+        if self.padding != "valid":
+            return None
+        h, w, _ = input_shape
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        rows, cols = (h - ph) // sh * sh + ph, (w - pw) // sw * sw + pw
+        return None if (rows, cols) == (h, w) else (rows, cols)
+
     def forward(self, x, training=False):
         y, self._arg = self.ops.pool2d_forward(
             self.mode, x, self.pool_size, self.strides, self.padding

@@ -256,6 +256,22 @@ class Graph:
                 out[id(node)] = below
         return out
 
+    def corners(self) -> dict[int, tuple[int, int]]:
+        """node id -> (rows, cols): nodes whose output is read by one layer that reads only that
+        top-left part of it (``input_corner_read``); they compute only that (``corner=``)."""
+        out = {}
+        for node in self.nodes:
+            layer = node.layer
+            if not layer.computes_corner or id(layer) in self.shared:
+                continue
+            reader = self.single_reader(node.output)
+            if reader is None or reader.layer.multi_input or id(reader.layer) in self.shared:
+                continue
+            corner = reader.layer.input_corner_read(tuple(node.output.shape[1:]))
+            if corner is not None:
+                out[id(node)] = corner
+        return out
+
 
 # ------------------------------------------------------------------------------ running
 
@@ -281,6 +297,7 @@ def run_forward(graph: Graph, xs: list, training: bool, linear_outputs=frozenset
         masks[id(t)] = None
     deferring = graph.deferring()
     raw = {id(below) for below in deferring.values()}
+    corners = graph.corners()
     for node in graph.nodes:
         layer = node.layer
         if not node.inputs:  # an InputLayer: its value was set above
@@ -294,6 +311,8 @@ def run_forward(graph: Graph, xs: list, training: bool, linear_outputs=frozenset
             forward = layer.forward_raw
         elif id(node) in deferring:
             forward = functools.partial(layer.forward_after, below=deferring[id(node)].layer)
+        if id(node) in corners:
+            forward = functools.partial(forward, corner=corners[id(node)])
         if layer.supports_masking and (
             any(m is not None for m in ms_in) if layer.multi_input else mask is not None
         ):

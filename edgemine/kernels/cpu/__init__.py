@@ -12,6 +12,7 @@ import contextlib
 
 import numpy as np
 
+from .._shared import conv_output_size
 from ..interface import OPS
 from . import blas, threads
 from .activations import (
@@ -27,7 +28,7 @@ from .activations import (
     softmax_backward,
     softmax_forward,
 )
-from .conv import conv2d_backward, conv2d_forward, conv_output_size
+from .conv import conv2d_backward, conv2d_forward
 from .conv1d import (
     conv1d_backward,
     conv1d_forward,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .._shared import conv_output_size
+from .._shared import conv_geometry
 from . import blas
 from ._jit import dual
 from .activations import activation_backward, bias_activation_inplace, column_sums, gradient_out
@@ -122,18 +122,18 @@ def _col2im(dcols, c, kh, kw, sh, sw, pt, pl, oh, ow, dx3):
 INFERENCE_CHUNK_ROWS = 4096  # im2col rows per chunk when no cache is kept (bounded memory)
 
 
-def conv2d_forward(x, kernel, bias, strides, padding, activation="linear", keep=True):
+def conv2d_forward(x, kernel, bias, strides, padding, activation="linear", keep=True, corner=None):
     """Returns (activation(conv(x) + bias), cache). ``cache`` is what conv2d_backward needs
     (the patch matrix); with ``keep=False`` (inference) it is None, and large batches are
-    processed in chunks so that the patch buffer stays cache-sized."""
+    processed in chunks so that the patch buffer stays cache-sized. ``corner``: (rows, cols),
+    compute only the output's first rows and columns (all that a 'valid' pooling reads)."""
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
     sh, sw = strides
-    oh, pt = conv_output_size(h, kh, sh, padding)
-    ow, pl = conv_output_size(w, kw, sw, padding)
+    oh, ow, pt, pl, cropped = conv_geometry(x.shape, kh, kw, strides, padding, corner)
     k2 = kernel.reshape(kh * kw * c, f)
     rows = n * oh * ow
-    if kh == 1 and kw == 1 and strides == (1, 1):
+    if kh == 1 and kw == 1 and strides == (1, 1) and not cropped:
         cols = np.ascontiguousarray(x).reshape(rows, c)
         with blas.for_product(rows, f, c):
             y = cols @ k2
@@ -164,8 +164,11 @@ def conv2d_backward(
     activation="linear",
     y=None,
     out=None,
+    corner=None,
 ):
-    """Returns (dx or None, dkernel, dbias); ``cache`` is conv2d_forward's patch matrix.
+    """Returns (dx or None, dkernel, dbias); ``cache`` is conv2d_forward's patch matrix, and
+    ``corner`` the one it was given (``dy`` then has that corner's shape; the inputs that only
+    the rest of the output reads get a zero gradient).
 
     ``dy`` is the gradient of the convolution's output, or, with ``activation`` and the forward
     output ``y``, of the activation's output (the activation's backward is applied first).
@@ -175,8 +178,7 @@ def conv2d_backward(
     if activation != "linear":
         dy = activation_backward(activation, y, dy)
     n, h, w, _ = x_shape
-    oh, pt = conv_output_size(h, kh, strides[0], padding)
-    ow, pl = conv_output_size(w, kw, strides[1], padding)
+    oh, ow, pt, pl, cropped = conv_geometry(x_shape, kh, kw, strides, padding, corner)
     dy2 = dy.reshape(-1, f)
     dkernel = gradient_out(out, 0)
     if dkernel is None:
@@ -188,7 +190,7 @@ def conv2d_backward(
     if need_dx:
         with blas.for_product(*cache.shape, f):
             dcols = dy2 @ kernel.reshape(kh * kw * c, f).T
-        if kh == 1 and kw == 1 and strides == (1, 1):
+        if kh == 1 and kw == 1 and strides == (1, 1) and not cropped:
             dx = dcols.reshape(x_shape)
         else:
             dx = np.empty(x_shape, dtype=dy.dtype)

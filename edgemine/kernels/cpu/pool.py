@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .._shared import conv_output_size
 from ._jit import VECTORIZE, dual
 from .activations import activation_backward
-from .conv import conv_output_size
 
 
 @dual

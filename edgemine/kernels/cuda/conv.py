@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from numba import cuda, float32
 
-from .._shared import conv_output_size, gradient_out
+from .._shared import conv_geometry, conv_output_size, gradient_out
 from ._device import DeviceArray, empty, grid1d, nhwc_index, view, workspace
 from .activations import softmax_rows_inplace
 from .gemm import bias_gradient, gemm
@@ -77,15 +77,16 @@ def conv2d_forward(
     padding: str,
     activation: str = "linear",
     keep: bool = True,
+    corner: tuple[int, int] | None = None,
 ) -> tuple[DeviceArray, DeviceArray]:
     """Returns (activation(conv(x) + bias), cols); cols is kept for the backward pass (the
-    device keeps it even with ``keep=False``: its memory is not the bottleneck there)."""
+    device keeps it even with ``keep=False``: its memory is not the bottleneck there).
+    ``corner``: compute only the output's first (rows, cols), as the CPU backend."""
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
     sh, sw = int(strides[0]), int(strides[1])
-    oh, pt = conv_output_size(h, kh, sh, padding)
-    ow, pl = conv_output_size(w, kw, sw, padding)
-    if kh == 1 and kw == 1 and (sh, sw) == (1, 1):
+    oh, ow, pt, pl, cropped = conv_geometry(x.shape, kh, kw, (sh, sw), padding, corner)
+    if kh == 1 and kw == 1 and (sh, sw) == (1, 1) and not cropped:
         cols = view(x, n * h * w, c)
     else:
         cols = empty((n * oh * ow, kh * kw * c), x.dtype)
@@ -109,15 +110,16 @@ def conv2d_backward(
     activation: str = "linear",
     y: DeviceArray | None = None,
     out: tuple | None = None,
+    corner: tuple[int, int] | None = None,
 ) -> tuple[DeviceArray | None, DeviceArray, DeviceArray]:
     """Returns (dx or None, dkernel, dbias). With ``activation`` and the forward output ``y``,
     ``dy`` is the gradient of the activation's output (as in the CPU backend). ``out``: None, or
-    (dkernel, dbias) device arrays (either None) that the weight gradients are written into."""
+    (dkernel, dbias) device arrays (either None) that the weight gradients are written into;
+    ``corner``: the forward's."""
     n, h, w, c = (int(d) for d in x_shape)
     kh, kw, _, f = kernel.shape
     sh, sw = int(strides[0]), int(strides[1])
-    oh, pt = conv_output_size(h, kh, sh, padding)
-    ow, pl = conv_output_size(w, kw, sw, padding)
+    oh, ow, pt, pl, cropped = conv_geometry(x_shape, kh, kw, (sh, sw), padding, corner)
     dy2, dbias = bias_gradient(activation, y, dy, gradient_out(out, 1))
     dkernel = gradient_out(out, 0)
     if dkernel is None:
@@ -126,7 +128,7 @@ def conv2d_backward(
     dx = None
     if need_dx:
         k2 = view(kernel, kh * kw * c, f)
-        if kh == 1 and kw == 1 and (sh, sw) == (1, 1):
+        if kh == 1 and kw == 1 and (sh, sw) == (1, 1) and not cropped:
             dx = view(gemm(dy2, k2, trans_b=True), n, h, w, c)
         else:  # the patch gradients live only until col2im has gathered them: scratch
             dcols = gemm(
