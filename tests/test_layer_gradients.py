@@ -189,7 +189,7 @@ def test_tiled_max_pooling_equals_the_general_kernel(shape, pool):
 
 def _direct_conv(x, kernel, strides, padding):
     """Conv2D written out in float64 from its definition (TensorFlow's 'same' padding)."""
-    from edgemine.kernels.cpu.conv import conv_output_size
+    from edgemine.kernels._shared import conv_output_size
 
     n, h, w, _ = x.shape
     kh, kw, _, f = kernel.shape

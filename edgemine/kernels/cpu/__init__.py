@@ -14,7 +14,7 @@ import numpy as np
 
 from .._shared import conv_output_size
 from ..interface import OPS
-from . import blas, threads
+from . import blas, memory, threads
 from .activations import (
     activation_backward,
     activation_forward,
@@ -75,9 +75,11 @@ def asarray(x, dtype=None):
 
 def batch_memory() -> contextlib.AbstractContextManager:
     """Scope of one batch's temporaries. On the CPU numpy allocates them (the CUDA backend hands
-    the same device arrays out again to the next batch); first, the thread counts follow the
-    machine's load (``threads.adapt``: OpenBLAS on one thread while other programs keep the
-    cores busy)."""
+    the same device arrays out again to the next batch) and malloc keeps the freed ones for the
+    next batch (``memory.keep_freed_memory``); first, the thread counts follow the machine's load
+    (``threads.adapt``: OpenBLAS on one thread while other programs keep the cores busy)."""
+    if not memory.configured:
+        memory.keep_freed_memory()
     threads.adapt()
     return contextlib.nullcontext()
 
