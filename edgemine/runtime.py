@@ -393,13 +393,12 @@ def limit_threads(threads: int) -> None:
         >>> limit_threads(before)
     """
     global _pools_limited
-    import numba
 
     from .kernels.cpu import threads as thread_policy
     from .kernels.cpu.blas import set_blas_threads
 
     thread_policy.pin(threads)  # fixed counts: no adaptation to the machine's load
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    thread_policy.set_numba_threads(threads)
     set_blas_threads(threads)
     if _pools_limited != threads:
         try:

@@ -30,5 +30,7 @@ def _numba_thread_count_restored():
     if parallel is not None and getattr(parallel, "_is_initialized", False):
         import numba
 
+        from edgemine.kernels.cpu import threads
+
         if numba.get_num_threads() != numba.config.NUMBA_NUM_THREADS:
-            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+            threads.set_numba_threads(numba.config.NUMBA_NUM_THREADS)

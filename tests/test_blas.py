@@ -155,6 +155,7 @@ def test_parallel_twins_of_the_loop_kernels_agree_with_the_serial_ones(monkeypat
     x = rng.random((4, 9, 9, 2), dtype=np.float32)
     y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 4)]
     results = []
+    monkeypatch.setattr(_jit, "parallel_ok", True)  # as on 3 or more threads
     for threshold in (1 << 40, 0):  # all serial, then all parallel
         monkeypatch.setattr(_jit, "SERIAL_BELOW", threshold)
         set_random_seed(0)
@@ -174,3 +175,32 @@ def test_parallel_twins_of_the_loop_kernels_agree_with_the_serial_ones(monkeypat
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6, atol=1e-7)
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_parallel_builds_run_from_three_numba_threads(monkeypatch):
+    """On two threads the loop kernels run serially (OpenBLAS's spinning worker takes the
+    second core's gain); the thread count that ``limit_threads`` and the thread policy set
+    decides it."""
+    import numba
+
+    from edgemine.kernels.cpu import _jit, threads
+
+    calls = []
+    monkeypatch.setattr(_jit.DualKernel, "__init__", lambda self: None)
+    kernel = _jit.DualKernel()
+    kernel.serial = lambda: calls.append("serial")
+    kernel.parallel = lambda: calls.append("parallel")
+    before = numba.get_num_threads()
+    try:
+        monkeypatch.setattr(_jit, "PARALLEL_MIN_THREADS", 2)
+        threads.set_numba_threads(1)
+        assert not _jit.parallel_ok
+        kernel(1 << 40)
+        if numba.config.NUMBA_NUM_THREADS >= 2:
+            threads.set_numba_threads(2)
+            assert _jit.parallel_ok
+            kernel(1 << 40)
+            kernel(_jit.SERIAL_BELOW - 1)
+            assert calls == ["serial", "parallel", "serial"]
+    finally:
+        threads.set_numba_threads(before)

@@ -19,6 +19,12 @@ from numba import njit
 # 4 % faster again, batch-256 prediction 8 % (2-core AMD EPYC, alternating blocks: 14 of 20 and
 # 10 of 12 faster).
 SERIAL_BELOW = 1 << 21
+#: Numba threads from which the parallel builds run at all. On two, the one-core gain of a
+#: memory-bound kernel is lost to OpenBLAS's worker, which still spins after the product before
+#: it (measured on the 2-core AMD EPYC, seed CNN batch-256 prediction: all serial 5-6 % faster,
+#: 16 alternating blocks twice). ``threads.set_numba_threads`` keeps ``parallel_ok`` in step.
+PARALLEL_MIN_THREADS = 3
+parallel_ok = True
 
 
 class DualKernel:
@@ -36,7 +42,7 @@ class DualKernel:
 
     def __call__(self, work: int, *args):
         """Run with ``work`` (a size estimate) deciding serial or parallel."""
-        return (self.serial if work < SERIAL_BELOW else self.parallel)(*args)
+        return (self.parallel if parallel_ok and work >= SERIAL_BELOW else self.serial)(*args)
 
 
 # Lets LLVM reorder and fuse float arithmetic so that reductions vectorise, while keeping the

@@ -121,6 +121,18 @@ def pin(threads: int | None) -> None:
     _pinned = None if threads is None else max(1, int(threads))
 
 
+def set_numba_threads(n: int) -> None:
+    """Numba's thread count for the calling thread, and whether the loop kernels' parallel
+    builds run at all (``_jit.PARALLEL_MIN_THREADS``)."""
+    import numba
+
+    from . import _jit
+
+    n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    _jit.parallel_ok = n >= _jit.PARALLEL_MIN_THREADS
+
+
 def _start() -> None:
     """Numba's and OpenBLAS's counts from the CPUs this process may use (once)."""
     global _started, _watch
@@ -128,12 +140,10 @@ def _start() -> None:
     env = os.environ.get("EDGEMINE_THREADS", "").strip()
     if env.isdigit() and int(env) > 0 and _pinned is None:
         pin(int(env))
-    import numba
-
     from . import blas
 
     n = _pinned or available_cpus()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    set_numba_threads(n)
     blas.set_blas_threads(n)
     _watch = LoadWatch(_allowed())
     _watch.others()  # the baseline of the first interval
