@@ -858,12 +858,12 @@ def check_fit_cnn(rng):
     from edgemine.layers import Conv2D, Dense, Flatten, MaxPooling2D
     from edgemine.utils import to_categorical
 
-    x = rng.random((10, 6, 6, 1), dtype=np.float32)
+    x = rng.random((10, 7, 7, 1), dtype=np.float32)
     y = to_categorical(rng.integers(0, 3, 10), 3)
 
     def build():
-        return [
-            Conv2D(3, 3, activation="relu", input_shape=(6, 6, 1)),
+        return [  # 5x5 convolution output: the pooling reads its 4x4 corner (Graph.corners)
+            Conv2D(3, 3, activation="relu", input_shape=(7, 7, 1)),
             MaxPooling2D(),
             Flatten(),
             Dense(3, activation="softmax"),
