@@ -5,8 +5,9 @@
 
 For each model: training samples/s at batch 32 (the real train split), predict latency at batch 1
 (PyTorch's the better of 2 threads and 1 thread) and throughput at batch 256, each with the ratio edgemine / PyTorch (> 1 means edgemine is
-faster). Measurements alternate between the two engines so that noise from a shared machine falls
-on both; medians are reported. For the CNN also the start-up time of a fresh process that loads a
+faster). Each engine runs in its own process, as a user runs it (its own malloc, OpenBLAS and
+OpenMP state), and the measurements alternate between the two so that noise from a shared
+machine falls on both; medians are reported. For the CNN also the start-up time of a fresh process that loads a
 saved model and predicts one image, with an empty and with a warm Numba cache.
 The peer needs `pip install torch==2.13.0` (CPU build); it is never a runtime dependency.
 """
@@ -14,8 +15,10 @@ The peer needs `pip install torch==2.13.0` (CPU build); it is never a runtime de
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.util
+import json
 import os
 import platform
 import statistics
@@ -81,7 +84,6 @@ class Load:
 
 
 def median_time(fn, repeats: int, warmup: int = 2) -> float:
-    time.sleep(PARK_S)
     for _ in range(warmup):
         fn()
     times = []
@@ -92,53 +94,56 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
-def interleaved(cases: dict, blocks: int, per_block: int) -> dict:
-    """{name: median time} for ``cases`` = {name: (setup, fn)}: the cases take turns, a block of
-    ``per_block`` calls each (``setup`` first, untimed), and each reports the median over its
-    blocks of the block's median. The machine's speed drifts by tens of percent over minutes
-    (other tenants), so timing one engine's 300 calls and then the other's compared two
-    different machines; taking turns puts the drift on both."""
-    times: dict = {name: [] for name in cases}
-    for _ in range(blocks):
-        for name, (setup, fn) in cases.items():
-            setup()
-            times[name].append(median_time(fn, per_block))
-    return {name: statistics.median(v) for name, v in times.items()}
+# ------------------------------------------------------------------ one process per engine
+#
+# Each engine runs in a process of its own, as a user runs it: its own malloc state (edgemine
+# keeps freed memory for the next batch, and that setting is process-wide: in one process
+# PyTorch's batch-256 prediction went from about 14,800 page faults a call to none and ran
+# 1.6-1.9x faster), its own OpenBLAS and OpenMP threads. The parent only takes turns.
 
 
-# ------------------------------------------------------------------ measurements
-
-
-class Case:
-    def __init__(self, name: str, spec_file: str, torch_builder, x_to_torch):
-        self.name = name
-        self.spec = zoo.load_spec(spec_file)
-        self.torch_builder = torch_builder
-        self.x_to_torch = x_to_torch
-
-
-def bench_case(case: Case, torch, epochs_steps: int, repeats: int) -> dict:
+def engine_calls(engine: str, key: str, epochs_steps: int) -> dict:
+    """{command: (setup, fn, context)} for one engine on one seed model: 'train' (epochs_steps
+    batches of 32), 'latency' (predict one sample), 'b256' (predict 256); PyTorch also
+    'latency1' (one thread: faster at batch 1, less synchronisation)."""
+    _, spec_file, torch_builder, x_to_torch = CASES[key]
+    spec = zoo.load_spec(spec_file)
     set_random_seed(0)
-    data = zoo.load_data(case.spec["dataset"], case.spec.get("dataset_args"))
+    data = zoo.load_data(spec["dataset"], spec.get("dataset_args"))
     x, y = data.x_train, data.y_train
-    y_hot = to_categorical(y, 10)
-    model = zoo.build_model(case.spec)
-    tmodel = case.torch_builder(torch)
-    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
-    tloss = torch.nn.CrossEntropyLoss()
-    tx = case.x_to_torch(torch, x)
-    ty = torch.from_numpy(y.astype(np.int64))
     bs = 32
     rng = np.random.default_rng(0)
+    none = contextlib.nullcontext
+    if engine == "edgemine":
+        y_hot = to_categorical(y, 10)
+        model = zoo.build_model(spec)
 
-    def em_train():
-        idx = rng.permutation(len(x))[: epochs_steps * bs]
-        for s in range(epochs_steps):
-            b = idx[s * bs : (s + 1) * bs]
-            model.train_on_batch(x[b], y_hot[b])
+        def em_train():
+            idx = rng.permutation(len(x))[: epochs_steps * bs]
+            for s in range(epochs_steps):
+                b = idx[s * bs : (s + 1) * bs]
+                model.train_on_batch(x[b], y_hot[b])
+
+        x1, x256 = x[:1], x[:256]
+        return {
+            "train": (lambda: None, em_train, none),
+            "latency": (lambda: None, lambda: model.predict(x1), none),
+            "b256": (lambda: None, lambda: model.predict(x256, batch_size=256), none),
+        }
+    import torch
+
+    if engine == "torch-kept":  # PyTorch with the malloc thresholds that edgemine sets itself
+        from edgemine.kernels.cpu import memory
+
+        memory.keep_freed_memory()
+    torch.set_num_threads(THREADS)
+    tmodel = torch_builder(torch)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+    tloss = torch.nn.CrossEntropyLoss()
+    tx = x_to_torch(torch, x)
+    ty = torch.from_numpy(y.astype(np.int64))
 
     def torch_train():
-        tmodel.train()
         idx = torch.from_numpy(rng.permutation(len(x))[: epochs_steps * bs])
         for s in range(epochs_steps):
             b = idx[s * bs : (s + 1) * bs]
@@ -147,51 +152,112 @@ def bench_case(case: Case, torch, epochs_steps: int, repeats: int) -> dict:
             loss.backward()
             topt.step()
 
-    em_train()
-    torch_train()
-    em_t, t_t = [], []
-    for _ in range(repeats):  # alternate, so both see the same machine noise
-        time.sleep(PARK_S)
-        t0 = time.perf_counter()
-        em_train()
-        em_t.append(time.perf_counter() - t0)
-        time.sleep(PARK_S)
-        t0 = time.perf_counter()
-        torch_train()
-        t_t.append(time.perf_counter() - t0)
-    n = epochs_steps * bs
-    train = (n / statistics.median(em_t), n / statistics.median(t_t))
+    def mode(training: bool, threads: int):
+        def setup():
+            torch.set_num_threads(threads)
+            tmodel.train(training)
 
-    tmodel.eval()
-    x1, t1 = x[:1], tx[:1]
-    x256, t256 = x[:256], tx[:256]
+        return setup
 
-    def threads(n):
-        return lambda: torch.set_num_threads(n)
+    t1, t256 = tx[:1], tx[:256]
+    return {
+        "train": (mode(True, THREADS), torch_train, none),
+        "latency": (mode(False, THREADS), lambda: tmodel(t1), torch.inference_mode),
+        "latency1": (mode(False, 1), lambda: tmodel(t1), torch.inference_mode),
+        "b256": (mode(False, THREADS), lambda: tmodel(t256), torch.inference_mode),
+    }
 
-    with torch.inference_mode():
+
+def worker_main(engine: str, key: str, epochs_steps: int) -> None:
+    """Serve timing requests on stdin ('COMMAND N' -> one JSON number on stdout): 'train 1' is
+    the seconds of one training run, any other command the median of N timed calls after 2
+    warm-up calls. The engine's own prints (progress bars) go nowhere."""
+    proto, sys.stdout = sys.stdout, open(os.devnull, "w")
+    calls = engine_calls(engine, key, epochs_steps)
+    setup, train, _ = calls["train"]
+    setup()
+    train()  # compile, warm caches
+    print("ready", file=proto, flush=True)
+    for line in sys.stdin:
+        command, n = line.split()
+        setup, fn, context = calls[command]
+        setup()
+        with context():
+            if command == "train":
+                t0 = time.perf_counter()
+                fn()
+                value = time.perf_counter() - t0
+            else:
+                value = median_time(fn, int(n))
+        print(json.dumps(value), file=proto, flush=True)
+
+
+class Worker:
+    """One engine's process (``worker_main``), asked for timings in turn with the other's."""
+
+    def __init__(self, engine: str, key: str, epochs_steps: int):
+        cmd = [sys.executable, __file__, "--worker", engine, "--models", key]
+        cmd += ["--steps", str(epochs_steps)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the {engine} worker did not start (see its error above)")
+
+    def time(self, command: str, n: int = 1) -> float:
+        time.sleep(PARK_S)  # the other engine's threads stop spinning first
+        self.proc.stdin.write(f"{command} {n}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"a worker stopped during {command!r}")
+        return json.loads(line)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def taking_turns(asks: dict, blocks: int) -> dict:
+    """{name: median of block values} for ``asks`` = {name: ask()}: the names take turns, block
+    by block. The machine's speed drifts by tens of percent over minutes (other tenants), so
+    timing one engine's 300 calls and then the other's compared two different machines; taking
+    turns puts the drift on both."""
+    times: dict = {name: [] for name in asks}
+    for _ in range(blocks):
+        for name, ask in asks.items():
+            times[name].append(ask())
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def bench_case(key: str, epochs_steps: int, repeats: int) -> dict:
+    """Each metric as (edgemine, PyTorch, PyTorch with edgemine's malloc thresholds)."""
+    with (
+        Worker("edgemine", key, epochs_steps) as em,
+        Worker("torch", key, epochs_steps) as pt,
+        Worker("torch-kept", key, epochs_steps) as pk,
+    ):
+        engines = {"em": em, "torch": pt, "kept": pk}
+        train = taking_turns(
+            {k: (lambda w=w: w.time("train")) for k, w in engines.items()}, repeats
+        )
         # PyTorch at batch 1 is faster on one thread (less synchronisation): take its better one
-        lat = interleaved(
-            {
-                "em": (lambda: None, lambda: model.predict(x1)),
-                "torch": (threads(THREADS), lambda: tmodel(t1)),
-                "torch1": (threads(1), lambda: tmodel(t1)),
-            },
-            blocks=10,
-            per_block=50,
-        )
-        thr = interleaved(
-            {
-                "em": (lambda: None, lambda: model.predict(x256, batch_size=256)),
-                "torch": (threads(THREADS), lambda: tmodel(t256)),
-            },
-            blocks=6,
-            per_block=5,
-        )
-        torch.set_num_threads(THREADS)
-    lat = (lat["em"], min(lat["torch"], lat["torch1"]))
-    thr = (256 / thr["em"], 256 / thr["torch"])
-    return {"train": train, "latency_ms": (lat[0] * 1e3, lat[1] * 1e3), "throughput": thr}
+        asks = {k: (lambda w=w: w.time("latency", 50)) for k, w in engines.items()}
+        asks["torch1"] = lambda: pt.time("latency1", 50)
+        asks["kept1"] = lambda: pk.time("latency1", 50)
+        lat = taking_turns(asks, blocks=10)
+        thr = taking_turns({k: (lambda w=w: w.time("b256", 5)) for k, w in engines.items()}, 6)
+    n = epochs_steps * 32
+    return {
+        "train": tuple(n / train[k] for k in engines),
+        "latency_ms": (
+            lat["em"] * 1e3,
+            min(lat["torch"], lat["torch1"]) * 1e3,
+            min(lat["kept"], lat["kept1"]) * 1e3,
+        ),
+        "throughput": tuple(256 / thr[k] for k in engines),
+    }
 
 
 def cold_start(torch_available: bool) -> dict:
@@ -275,10 +341,14 @@ def main() -> None:
         "products on its default BLAS threads), and report each engine's busy/quiet slowdown",
     )
     ap.add_argument("--out", default=str(REPO / "tools" / "results" / "bench.md"))
+    ap.add_argument("--worker", choices=["edgemine", "torch", "torch-kept"], help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        worker_main(args.worker, args.models, args.steps)
+        return
     import torch
 
-    torch.set_num_threads(THREADS)
     steps, repeats = (10, 2) if args.quick else (60, 5)
     lines = [
         "# edgemine vs PyTorch (CPU), side by side",
@@ -288,7 +358,8 @@ def main() -> None:
         f"- threads: {THREADS}; batch 32 training on the train split, {steps} steps x {repeats} "
         "alternating repeats (median); latency = predict of one sample, batch 256 = predict of "
         "256, each the median of block medians over 10 / 6 blocks that alternate between the "
-        "engines (PyTorch's latency: the faster of 2 threads and 1 thread)",
+        "engines (PyTorch's latency: the faster of 2 threads and 1 thread); each engine in a "
+        "process of its own",
         f"- versions: python {platform.python_version()}, numpy {np.__version__}, "
         f"numba {__import__('numba').__version__}, torch {torch.__version__}",
         "",
@@ -297,10 +368,10 @@ def main() -> None:
     ]
     results = {}
     for key in args.models.split(","):
-        title, spec_file, builder, conv = CASES[key]
+        title = CASES[key][0]
         for busy in (False, True) if args.busy else (False,):
             with Load(busy):
-                r = bench_case(Case(title, spec_file, builder, conv), torch, steps, repeats)
+                r = bench_case(key, steps, repeats)
             results[key, busy] = r
             tr, lat, thr = r["train"], r["latency_ms"], r["throughput"]
             name = f"{title}, busy" if busy else title
@@ -310,6 +381,24 @@ def main() -> None:
                 f"| {name} | predict samples/s, batch 256 | {thr[0]:,.0f} | {thr[1]:,.0f} | {thr[0] / thr[1]:.2f}x |",
             ]
             print("\n".join(lines[-3:]), flush=True)
+    lines += [
+        "",
+        "PyTorch in a process with the malloc thresholds that edgemine sets for itself (glibc's "
+        "mmap threshold 32 MB, trim threshold 64 MB: `edgemine/kernels/cpu/memory.py`), timed in "
+        "the same turns; a PyTorch user gets this with `MALLOC_MMAP_THRESHOLD_` and "
+        "`MALLOC_TRIM_THRESHOLD_` (or another allocator):",
+        "",
+        "| model | metric | edgemine | PyTorch, memory kept | ratio (edgemine/PyTorch) |",
+        "|---|---|---|---|---|",
+    ]
+    for (key, busy), r in results.items():
+        tr, lat, thr = r["train"], r["latency_ms"], r["throughput"]
+        name = f"{CASES[key][0]}, busy" if busy else CASES[key][0]
+        lines += [
+            f"| {name} | training samples/s (batch 32) | {tr[0]:,.0f} | {tr[2]:,.0f} | {tr[0] / tr[2]:.2f}x |",
+            f"| {name} | predict latency, batch 1 (ms) | {lat[0]:.3f} | {lat[2]:.3f} | {lat[2] / lat[0]:.2f}x |",
+            f"| {name} | predict samples/s, batch 256 | {thr[0]:,.0f} | {thr[2]:,.0f} | {thr[0] / thr[2]:.2f}x |",
+        ]
     if args.busy:
         lines += [
             "",
