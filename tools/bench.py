@@ -97,9 +97,11 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
 # ------------------------------------------------------------------ one process per engine
 #
 # Each engine runs in a process of its own, as a user runs it: its own malloc state (edgemine
-# keeps freed memory for the next batch, and that setting is process-wide: in one process
-# PyTorch's batch-256 prediction went from about 14,800 page faults a call to none and ran
-# 1.6-1.9x faster), its own OpenBLAS and OpenMP threads. The parent only takes turns.
+# keeps freed memory for the next batch, and that setting is process-wide: sharing a process
+# with edgemine gave PyTorch its setting too, and PyTorch's batch-256 prediction makes about
+# 14,800 page faults a call without it and none with it, 1.5-1.9x faster), its own OpenBLAS and
+# OpenMP threads. The parent only takes turns. The "torch-kept" worker is PyTorch with that
+# setting, reported as a second reference.
 
 
 def engine_calls(engine: str, key: str, epochs_steps: int) -> dict:
