@@ -17,7 +17,6 @@ tunes malloc themselves (``MALLOC_*_`` variables or ``GLIBC_TUNABLES``) keeps th
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 #: blocks up to this size come from the heap (glibc's own dynamic threshold stops at 32 MB too)
@@ -40,13 +39,14 @@ def _user_tuned(environ) -> bool:
 
 
 def _glibc():
-    """The C library if it is glibc, else None."""
-    name = ctypes.util.find_library("c")
+    """The C library if it is glibc, else None. The process's own symbols, not
+    ``ctypes.util.find_library``, which runs ``ldconfig`` in a subprocess (3 ms here, more on a
+    Pi, in the first batch's time)."""
     try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
+        libc = ctypes.CDLL(None)
+    except (OSError, TypeError):  # Windows has no process-wide handle
         return None
-    if libc is None or not hasattr(libc, "gnu_get_libc_version"):
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
         return None  # musl, macOS: their allocators have other rules
     return libc
 
