@@ -155,57 +155,46 @@ def backward_chunk(c, k, rkt, dyt, dxp, drec, exact, one):
     m = c.mask[k]
     cfg = (c.rmask[k] if c.has_rd else c.rmask, c.has_rd, c.act, c.ract, exact, one)
     seq = c.seq
-    fused = c.fused
     dh = np.zeros((nb, u), dt)
     dhr = np.zeros((nb, u), dt)
-    ng = dxp.shape[3] // u
-    dd = np.empty((nb, ng, u), dt)
+    dd = np.empty((nb, dxp.shape[3] // u, u), dt)
     dy = dyt[k]
+    # each cell: (sequence kernel, its arguments), (step kernel, its arguments before the step
+    # index), and the gradient that reaches the previous step through the recurrent kernel
     if c.fast and c.cell == "gru":
         dr, dk, gk, hs = drec[k], dxp[k], c.gates[k], c.hst[k]
-        if fused:
-            gru_bseq32(dr, dk, rkt, dh, dhr, m, cfg, dy, seq, gk, hs, c.gemm)
-            return
-        for s in range(steps - 1, -1, -1):
-            gru_bstep32(dr, dk, dh, dhr, m, cfg, dy, seq, gk, hs, s)
-            if s:
-                np.matmul(dr[s], rkt, out=dhr)
-        return
-    if c.fast:
+        fused = gru_bseq32, (dr, dk, rkt, dh, dhr, m, cfg, dy, seq, gk, hs, c.gemm)
+        step = gru_bstep32, (dr, dk, dh, dhr, m, cfg, dy, seq, gk, hs)
+        recurrent = dr
+    elif c.fast:
         dc = np.zeros((nb, u), dt)
         dk, gk, cs = dxp[k], c.gates[k], c.cst[k]
-        if fused:
-            lstm_bseq32(dk, rkt, dh, dc, dhr, m, cfg, dy, seq, gk, cs, c.gemm)
-            return
-        for s in range(steps - 1, -1, -1):
-            lstm_bstep32(dk, dh, dc, dhr, m, cfg, dy, seq, gk, cs, s)
-            if s:
-                np.matmul(dk[s], rkt, out=dhr)
-        return
-    if c.cell == "lstm":
+        fused = lstm_bseq32, (dk, rkt, dh, dc, dhr, m, cfg, dy, seq, gk, cs, c.gemm)
+        step = lstm_bstep32, (dk, dh, dc, dhr, m, cfg, dy, seq, gk, cs)
+        recurrent = dk
+    elif c.cell == "lstm":
         dc = np.zeros((nb, u), dt)
         tc = np.empty((nb, 1, u), dt)
         dtc = np.empty((nb, 1, u), dt)
-        if fused:
-            lstm_bseq(dxp[k], rkt, dh, dc, dhr, tc, dtc, dd, m, cfg, dy, seq, c.gates[k], c.cst[k])
-            return
-        for s in range(steps - 1, -1, -1):
-            lstm_bstep(dxp[k], dh, dc, dhr, tc, dtc, dd, m, cfg, dy, seq, c.gates[k], c.cst[k], s)
-            if s:
-                np.matmul(dxp[k, s], rkt, out=dhr)
+        dk, gk, cs = dxp[k], c.gates[k], c.cst[k]
+        fused = lstm_bseq, (dk, rkt, dh, dc, dhr, tc, dtc, dd, m, cfg, dy, seq, gk, cs)
+        step = lstm_bstep, (dk, dh, dc, dhr, tc, dtc, dd, m, cfg, dy, seq, gk, cs)
+        recurrent = dk
     elif c.cell == "gru":
-        if fused:
-            gru_bseq(drec[k], dxp[k], rkt, dh, dhr, dd, m, cfg, dy, seq, c.gates[k], c.hst[k])
-            return
-        for s in range(steps - 1, -1, -1):
-            gru_bstep(drec[k], dxp[k], dh, dhr, dd, m, cfg, dy, seq, c.gates[k], c.hst[k], s)
-            if s:
-                np.matmul(drec[k, s], rkt, out=dhr)
+        dr, dk, gk, hs = drec[k], dxp[k], c.gates[k], c.hst[k]
+        fused = gru_bseq, (dr, dk, rkt, dh, dhr, dd, m, cfg, dy, seq, gk, hs)
+        step = gru_bstep, (dr, dk, dh, dhr, dd, m, cfg, dy, seq, gk, hs)
+        recurrent = dr
     else:
-        if fused:
-            simple_bseq(dxp[k], rkt, dh, dhr, dd, m, cfg, dy, seq, c.hst[k])
-            return
-        for s in range(steps - 1, -1, -1):
-            simple_bstep(dxp[k], dh, dhr, dd, m, cfg, dy, seq, c.hst[k], s)
-            if s:
-                np.matmul(dxp[k, s], rkt, out=dhr)
+        dk, hs = dxp[k], c.hst[k]
+        fused = simple_bseq, (dk, rkt, dh, dhr, dd, m, cfg, dy, seq, hs)
+        step = simple_bstep, (dk, dh, dhr, dd, m, cfg, dy, seq, hs)
+        recurrent = dk
+    if c.fused:
+        fused[0](*fused[1])
+        return
+    kernel, args = step
+    for s in range(steps - 1, -1, -1):
+        kernel(*args, s)
+        if s:
+            np.matmul(recurrent[s], rkt, out=dhr)
