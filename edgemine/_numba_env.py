@@ -1,4 +1,5 @@
-"""Numba settings that must be fixed before numba runs its first parallel kernel.
+"""Numba settings that must be fixed before numba runs its first parallel kernel, and numba's
+import without SciPy's start-up cost.
 
 Measured on the project's 2-core machine (shared/notes/numba-performance.md): with numba's default
 OpenMP threading layer, libgomp's workers spin after a parallel region and steal the cores that the
@@ -9,6 +10,7 @@ unless the user already chose a layer.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -25,3 +27,33 @@ def configure() -> None:
     numba = sys.modules.get("numba")
     if numba is not None:
         numba.config.THREADING_LAYER = THREADING_LAYER
+
+
+# SciPy is optional for numba, but where it is installed (scikit-learn brings it) numba imports it
+# on the way to its first kernel: ``import numba`` checks SciPy's version, and numba's array-math
+# module imports all of scipy.linalg to learn whether inner products may call BLAS. edgemine's
+# kernels use neither. A fresh process that loads the seed CNN and predicts one image (warm Numba
+# cache) took 1.39 s with SciPy installed and 0.99 s without (2-core AMD EPYC, 7 alternating runs).
+_SCIPY_AT_START = ("scipy", "scipy.linalg", "scipy.linalg.cython_blas")
+
+
+def import_numba() -> None:
+    """Import numba and its array-math module without importing SciPy.
+
+    The SciPy modules that are not yet imported read as absent while numba starts, then
+    numba's BLAS flag is set to whether SciPy is installed (looked up, not imported): user
+    numba code that needs BLAS imports SciPy itself when it is compiled (numba's
+    ``ensure_blas``), as without edgemine. A SciPy imported before edgemine is left alone."""
+    if "numba.np.arraymath" in sys.modules:
+        return
+    hidden = [name for name in _SCIPY_AT_START if name not in sys.modules]
+    sys.modules.update(dict.fromkeys(hidden))
+    try:
+        import numba  # noqa: F401
+        from numba.np import arraymath
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+    if not arraymath._HAVE_BLAS:
+        arraymath._HAVE_BLAS = importlib.util.find_spec("scipy") is not None

@@ -285,8 +285,9 @@ def cold_start(torch_available: bool) -> dict:
 
         out["edgemine_cold_s"] = run([sys.executable, "-c", code], env)
         # A README install has no SciPy, but this Python may (the tests' scikit-learn brings
-        # it), and numba imports scipy.linalg on its first kernel when it can: measure both.
-        # Hiding SciPy from the child is what numba sees in an install without it.
+        # it), and numba would import scipy.linalg on its way to the first kernel (edgemine's
+        # ``_numba_env.import_numba`` keeps it from doing so): measure both. Hiding SciPy from
+        # the child is what numba sees in an install without it.
         no_scipy = "import sys; sys.modules['scipy'] = None\n" + code
         warm, warm_scipy, peer = [], [], []
         if torch_available:
@@ -439,7 +440,7 @@ def main() -> None:
         ]
         if cs["scipy_present"]:
             lines.append(
-                f"| edgemine, warm Numba cache, SciPy installed too (numba imports it; median of 5) | {cs['edgemine_warm_scipy_s']:.2f} |"
+                f"| edgemine, warm Numba cache, SciPy installed too (median of 5) | {cs['edgemine_warm_scipy_s']:.2f} |"
             )
         lines += [
             f"| PyTorch eager (median of 5) | {cs['torch_s']:.2f} |",
