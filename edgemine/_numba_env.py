@@ -10,6 +10,7 @@ unless the user already chose a layer.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -57,3 +58,52 @@ def import_numba() -> None:
                 del sys.modules[name]
     if not arraymath._HAVE_BLAS:
         arraymath._HAVE_BLAS = importlib.util.find_spec("scipy") is not None
+
+
+def drop_stale_kernel_cache(package_dir: str) -> int:
+    """Delete the Numba cache entries in ``package_dir``'s ``__pycache__`` folders that are
+    older than the newest ``.py`` file in it; returns how many cached functions it dropped.
+
+    Numba checks a cached kernel only against its own source file, but a kernel that calls a
+    jitted function from another file has that function's code compiled in: after an edit to
+    ``recurrent/_cells.py``, ``_sequences.py``'s cached kernels ran the old gate code. Installed
+    packages never change, so there this only lists the folders (about 0.5 ms)."""
+    newest, files = 0.0, []
+    for folder, _, _ in os.walk(package_dir):
+        if os.path.basename(folder) == "__pycache__":
+            continue
+        sources = [_mtime(p) for p in _listing(folder) if p.endswith(".py")]
+        newest = max([newest, *(t for t in sources if t is not None)])
+        files += [
+            p for p in _listing(os.path.join(folder, "__pycache__")) if p.endswith((".nbi", ".nbc"))
+        ]
+    # an index NAME.nbi lists its compiled overloads NAME.1.nbc, NAME.2.nbc, ...: an entry is
+    # stale when it or any overload predates a source (a process that was running during an
+    # edit may add an overload to an old index)
+    entries: dict[str, list[str]] = {}
+    for path in files:
+        stem = path[:-4] if path.endswith(".nbi") else path[:-4].rsplit(".", 1)[0]
+        entries.setdefault(stem, []).append(path)
+    stale = [
+        paths for paths in entries.values() if any((_mtime(p) or newest) < newest for p in paths)
+    ]
+    for paths in stale:
+        for path in paths:
+            with contextlib.suppress(OSError):  # another process may have removed it
+                os.remove(path)
+    return len(stale)
+
+
+def _listing(folder: str) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e.path for e in entries]
+    except OSError:
+        return []
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:  # removed meanwhile (another process)
+        return None

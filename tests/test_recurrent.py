@@ -163,6 +163,22 @@ def test_float32_long_sequence_stays_close_to_float64():
     np.testing.assert_allclose(y32, y64, atol=1e-5)
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "SimpleRNN"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_a_nan_weight_gives_nan_outputs_in_float32(stepwise, cell, activation):
+    """A NaN never vanishes: in float32 the gates use a rational tanh whose clamp once turned
+    NaN into 1, so a model whose recurrent weights had become NaN predicted finite values."""
+    rng = np.random.default_rng(3)
+    layer = CELLS[cell](5, activation=activation)
+    layer.build((4, 3))
+    _random_weights(layer, rng)
+    rk = layer.recurrent_kernel.value.copy()
+    rk[0, 0] = np.nan  # reaches every row from the second step on
+    layer.recurrent_kernel.value = rk
+    x = rng.standard_normal((8, 4, 3)).astype(np.float32)
+    assert np.isnan(layer.forward(x)).all()
+
+
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_paths_and_thread_splits_agree_in_float32(monkeypatch, return_sequences):
     """One jitted call per sequence (with OpenBLAS's sgemm or the loop product), a BLAS product
