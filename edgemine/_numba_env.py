@@ -67,7 +67,7 @@ def drop_stale_kernel_cache(package_dir: str) -> int:
     Numba checks a cached kernel only against its own source file, but a kernel that calls a
     jitted function from another file has that function's code compiled in: after an edit to
     ``recurrent/_cells.py``, ``_sequences.py``'s cached kernels ran the old gate code. Installed
-    packages never change, so there this only lists the folders (about 0.5 ms)."""
+    packages never change, so there this only lists the folders (about 1 ms)."""
     newest, files = 0.0, []
     for folder, _, _ in os.walk(package_dir):
         if os.path.basename(folder) == "__pycache__":
