@@ -44,7 +44,9 @@ def import_numba() -> None:
     The SciPy modules that are not yet imported read as absent while numba starts, then
     numba's BLAS flag is set to whether SciPy is installed (looked up, not imported): user
     numba code that needs BLAS imports SciPy itself when it is compiled (numba's
-    ``ensure_blas``), as without edgemine. A SciPy imported before edgemine is left alone."""
+    ``ensure_blas``), as without edgemine. A SciPy imported before edgemine is left alone, and
+    a numba laid out otherwise (no ``numba.np.arraymath``, or one that needs SciPy there) is
+    imported as it is."""
     if "numba.np.arraymath" in sys.modules:
         return
     hidden = [name for name in _SCIPY_AT_START if name not in sys.modules]
@@ -52,11 +54,15 @@ def import_numba() -> None:
     try:
         import numba  # noqa: F401
         from numba.np import arraymath
+    except ImportError:
+        arraymath = None
     finally:
         for name in hidden:
             if name in sys.modules and sys.modules[name] is None:
                 del sys.modules[name]
-    if not arraymath._HAVE_BLAS:
+    if arraymath is None:
+        import numba  # noqa: F401, F811  (a failure here is numba's own)
+    elif getattr(arraymath, "_HAVE_BLAS", None) is False:
         arraymath._HAVE_BLAS = importlib.util.find_spec("scipy") is not None
 
 

@@ -79,3 +79,18 @@ def test_cache_entries_older_than_any_kernel_source_are_dropped(tmp_path):
     assert drop_stale_kernel_cache(str(pkg)) == 2
     assert not any(p.exists() for p in old + mixed)  # a.g's overload predates the edit
     assert all(p.exists() for p in fresh) and (sub / "b.py").exists()
+
+
+def test_a_numba_laid_out_otherwise_is_imported_as_it_is():
+    # no numba.np.arraymath to import (another numba version): edgemine.kernels still imports
+    out = _run(
+        "import sys\n"
+        "class NoArrayMath:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'numba.np.arraymath':\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, NoArrayMath())\n"
+        "import edgemine.kernels\n"
+        "print('numba' in sys.modules, 'numba.np.arraymath' in sys.modules)\n"
+    )
+    assert out.strip() == "True False"
